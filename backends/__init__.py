@@ -1,0 +1,57 @@
+"""Backends (targets). Each target is one class implementing `Target`; `TARGETS` lists them.
+
+A target says whether it can run here (`unavailable_reason`), which ops it lowers (`supported`),
+how to build a runner for a program (`build`), and how to write its artifact (`export`).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Sequence
+
+from xcomp.errors import TargetError
+from xcomp.ir.core import Program
+
+# target name -> "module:Class", imported on first use so `import xcomp` needs no optional deps.
+TARGETS: dict[str, str] = {
+    "reference": "xcomp.backends.reference:ReferenceTarget",
+    "mlx": "xcomp.backends.mlx.target:MLXTarget",
+}
+
+
+class Target:
+    """Base class of targets."""
+
+    name: str = ""
+    array_kind: str = "numpy"      # the array type runners take and return: "numpy" or "mlx"
+    pipeline: Sequence[str] = ()   # pass names run before `build` (see xcomp.passes)
+
+    def unavailable_reason(self) -> str | None:
+        """None when the target can run on this machine, else why not."""
+        return None
+
+    def supported(self) -> set[str]:
+        """Op names this target lowers directly."""
+        raise NotImplementedError
+
+    def build(self, program: Program) -> Callable[[Sequence[Any]], list]:
+        """A runner: list of native arrays in, list of native arrays out."""
+        raise NotImplementedError
+
+    def export(self, program: Program, path: str) -> str:
+        """Write this target's artifact; default: the IR text and its weights."""
+        from xcomp.serialize import save
+        return save(program, path)
+
+
+def get_target(name: str) -> Target:
+    """The target called `name`; raises TargetError for an unknown name."""
+    if name not in TARGETS:
+        raise TargetError(f"unknown target '{name}'; known targets: {', '.join(sorted(TARGETS))}")
+    module, cls = TARGETS[name].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def require_runnable(target: Target) -> None:
+    reason = target.unavailable_reason()
+    if reason:
+        raise TargetError(f"target '{target.name}' cannot run on this machine: {reason}")

@@ -1,0 +1,92 @@
+"""The `mlx` target: runs the program as an MLX graph on MLX's default device."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import numpy as np
+
+from xcomp.backends import Target
+from xcomp.interpreter import REGION_OPS, Evaluator
+from xcomp.ir.types import DType, TensorType
+
+
+def mlx_unavailable() -> str | None:
+    try:
+        import mlx.core  # noqa: F401
+    except ImportError as e:
+        return f"MLX is not installed ({e}); pip install 'xcomp[mlx]'"
+    return None
+
+
+def load_table() -> dict:
+    """Import every lowering family and return the filled table."""
+    from xcomp.backends import mlx as pkg
+    from xcomp.backends.mlx.table import MLX_OPS
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.name not in ("target", "table", "dtypes"):
+            importlib.import_module(f"{pkg.__name__}.{m.name}")
+    return MLX_OPS
+
+
+class MLXEvaluator(Evaluator):
+    """Evaluates a program with MLX arrays; results are lazy MLX arrays."""
+
+    def __init__(self, program):
+        import mlx.core as mx
+        from xcomp.backends.mlx.dtypes import mx_dtype
+        self.mx, self.mx_dtype = mx, mx_dtype
+        table = load_table()
+        super().__init__(program, {k: self._checked(k, f) for k, f in table.items()})
+
+    def _checked(self, name, fn):
+        def run(args, attrs, out_types):
+            outs = fn(args, attrs, out_types)
+            fixed = []
+            for o, t in zip(outs, out_types):
+                if isinstance(t, TensorType):
+                    if not isinstance(o, self.mx.array):
+                        o = self.mx.array(o)
+                    want = self.mx_dtype(t.dtype)
+                    if o.dtype != want:
+                        o = o.astype(want)
+                fixed.append(o)
+            return fixed
+        return run
+
+    def weight(self, name, type):
+        w = np.asarray(self.program.weights[name])
+        return self.mx.array(w).astype(self.mx_dtype(type.dtype))
+
+    def truthy(self, x) -> bool:
+        return bool(np.asarray(x).reshape(()).item()) if not isinstance(x, self.mx.array) else bool(x.item())
+
+    def to_int(self, x) -> int:
+        return int(x.item()) if isinstance(x, self.mx.array) else int(x)
+
+    def iteration(self, i: int):
+        return self.mx.array(i, dtype=self.mx.int64)
+
+
+class MLXTarget(Target):
+    name = "mlx"
+    array_kind = "mlx"
+    pipeline = ("dce",)
+
+    def unavailable_reason(self):
+        return mlx_unavailable()
+
+    def supported(self) -> set[str]:
+        return set(load_table()) | set(REGION_OPS)
+
+    def build(self, program):
+        import mlx.core as mx
+        ev = MLXEvaluator(program)
+        has_control = any(op.name in ("xc.if", "xc.loop") for op in program.walk())
+
+        def run(inputs):
+            return ev.run(list(inputs))
+        if has_control:
+            return run
+        compiled = mx.compile(run)
+        return lambda inputs: compiled(list(inputs))

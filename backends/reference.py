@@ -1,0 +1,19 @@
+"""The `reference` target: the numpy interpreter built from the op definitions."""
+from __future__ import annotations
+
+from xcomp.backends import Target
+from xcomp.interpreter import ReferenceInterpreter
+from xcomp.ops.registry import REGISTRY
+
+
+class ReferenceTarget(Target):
+    name = "reference"
+    array_kind = "numpy"
+    pipeline = ("dce",)
+
+    def supported(self) -> set[str]:
+        return {n for n, d in REGISTRY.items() if d.reference is not None}
+
+    def build(self, program):
+        interp = ReferenceInterpreter(program)
+        return interp.run

@@ -1,0 +1,190 @@
+"""aten elementwise ops -> xc elementwise ops.
+
+Operands are promoted to the dtype torch computes for the node (its meta) before the op is built,
+so every IR binary op sees one dtype. Comparisons promote to the operands' common dtype.
+"""
+from __future__ import annotations
+
+import torch
+
+from xcomp.frontends.aten import aten
+from xcomp.ir.core import Value
+from xcomp.ir.types import DType
+from xcomp.ops.elementwise import GeluApproximate
+
+
+def common_dtype(cx, *xs) -> DType:
+    """torch's result type of mixing these values and Python numbers."""
+    from xcomp.frontends.torch_export import XCOMP_TO_TORCH, to_dtype
+    probes = []
+    for x in xs:
+        if isinstance(x, Value):
+            shape = () if x.type.rank == 0 else (1,)
+            probes.append(torch.empty(shape, dtype=XCOMP_TO_TORCH[x.type.dtype]))
+        else:
+            probes.append(x)
+    dt = probes[0] if not isinstance(probes[0], torch.Tensor) else probes[0].dtype
+    acc = probes[0]
+    for p in probes[1:]:
+        dt = torch.result_type(acc, p)
+        acc = torch.empty(() if not any(isinstance(q, torch.Tensor) and q.dim() for q in (acc, p)) else (1,), dtype=dt)
+    if not isinstance(dt, torch.dtype):
+        dt = torch.tensor(probes[0]).dtype
+    return to_dtype(dt)
+
+
+def unary(op: str):
+    """Converter for `aten.<x>(self)` computing in the result dtype."""
+    return lambda cx, x: cx.op(op, cx.tensor(x, cx.out_dtype))
+
+
+def binary(op: str):
+    """Converter for `aten.<x>(self, other)`; both operands take the result dtype."""
+    def conv(cx, a, b):
+        dt = cx.out_dtype
+        return cx.op(op, cx.tensor(a, dt), cx.tensor(b, dt))
+    return conv
+
+
+def compare(op: str):
+    def conv(cx, a, b):
+        dt = common_dtype(cx, a, b)
+        return cx.op(op, cx.tensor(a, dt), cx.tensor(b, dt))
+    return conv
+
+
+UNARY = {
+    "neg": "neg", "abs": "abs", "sign": "sign", "exp": "exp", "exp2": "exp2", "expm1": "expm1",
+    "log": "log", "log2": "log2", "log10": "log10", "log1p": "log1p", "sqrt": "sqrt", "rsqrt": "rsqrt",
+    "reciprocal": "reciprocal", "square": "square", "sin": "sin", "cos": "cos", "tan": "tan",
+    "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "asinh": "asinh", "acosh": "acosh", "atanh": "atanh", "erf": "erf", "erfinv": "erfinv",
+    "lgamma": "lgamma", "sigmoid": "sigmoid", "floor": "floor", "ceil": "ceil", "round": "round",
+    "trunc": "trunc", "frac": "frac", "relu": "relu", "silu": "silu", "mish": "mish",
+    "hardsigmoid": "hardsigmoid", "hardswish": "hardswish", "bitwise_not": "bitwise_not",
+}
+for _aten, _xc in UNARY.items():
+    aten(f"aten.{_aten}.default")(unary(_xc))
+
+
+@aten("aten.logical_not.default")
+def _logical_not(cx, x):
+    return cx.op("logical_not", cx.tensor(x, DType.BOOL))
+
+
+for _n in ("isnan", "isinf", "isfinite"):
+    aten(f"aten.{_n}.default")((lambda n: lambda cx, x: cx.op(n, x))(_n))
+
+BINARY = {
+    "mul": "mul", "div": "div", "maximum": "maximum", "minimum": "minimum", "atan2": "atan2",
+    "pow": "pow", "remainder": "remainder", "fmod": "fmod", "bitwise_and": "bitwise_and",
+    "bitwise_or": "bitwise_or", "bitwise_xor": "bitwise_xor", "copysign": "copysign", "hypot": "hypot",
+}
+for _aten, _xc in BINARY.items():
+    for _ov in ("Tensor", "Scalar", "Tensor_Scalar", "Scalar_Tensor", "default"):
+        try:
+            getattr(getattr(torch.ops.aten, _aten), _ov)
+        except AttributeError:
+            continue
+        aten(f"aten.{_aten}.{_ov}")(binary(_xc))
+
+for _aten, _xc in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge"}.items():
+    aten(f"aten.{_aten}.Tensor", f"aten.{_aten}.Scalar")(compare(_xc))
+
+for _aten in ("logical_and", "logical_or", "logical_xor"):
+    aten(f"aten.{_aten}.default")((lambda n: lambda cx, a, b: cx.op(n, cx.tensor(a, DType.BOOL),
+                                                                      cx.tensor(b, DType.BOOL)))(_aten))
+
+
+@aten("aten.add.Tensor", "aten.add.Scalar")
+def add(cx, a, b, alpha=1):
+    dt = cx.out_dtype
+    b = cx.tensor(b, dt)
+    if alpha != 1:
+        b = cx.op("mul", b, cx.const(alpha, dt))
+    return cx.op("add", cx.tensor(a, dt), b)
+
+
+@aten("aten.sub.Tensor", "aten.sub.Scalar")
+def sub(cx, a, b, alpha=1):
+    dt = cx.out_dtype
+    b = cx.tensor(b, dt)
+    if alpha != 1:
+        b = cx.op("mul", b, cx.const(alpha, dt))
+    return cx.op("sub", cx.tensor(a, dt), b)
+
+
+@aten("aten.rsub.Scalar", "aten.rsub.Tensor")
+def rsub(cx, a, b, alpha=1):
+    """rsub(self, other, alpha) = other - alpha * self."""
+    return sub(cx, b, a, alpha)
+
+
+@aten("aten.div.Tensor_mode", "aten.div.Scalar_mode")
+def div_mode(cx, a, b, rounding_mode=None):
+    dt = cx.out_dtype
+    a, b = cx.tensor(a, dt), cx.tensor(b, dt)
+    if rounding_mode == "floor":
+        return cx.op("floor_div", a, b)
+    q = cx.op("div", a, b) if dt.is_float else None
+    if rounding_mode == "trunc":
+        if dt.is_float:
+            return cx.op("trunc", q)
+        # integer truncation division: sign(a*b) * (|a| // |b|)
+        fl = cx.op("floor_div", cx.op("abs", a), cx.op("abs", b))
+        neg = cx.op("ne", cx.op("lt", a, cx.const(0, dt)), cx.op("lt", b, cx.const(0, dt)))
+        return cx.op("where", neg, cx.op("neg", fl), fl)
+    return q
+
+
+@aten("aten.floor_divide.default", "aten.floor_divide.Scalar")
+def floor_divide(cx, a, b):
+    dt = cx.out_dtype
+    return cx.op("floor_div", cx.tensor(a, dt), cx.tensor(b, dt))
+
+
+@aten("aten.where.self", "aten.where.ScalarSelf", "aten.where.ScalarOther", "aten.where.Scalar")
+def where(cx, c, a, b):
+    dt = cx.out_dtype
+    return cx.op("where", cx.tensor(c, DType.BOOL), cx.tensor(a, dt), cx.tensor(b, dt))
+
+
+@aten("aten.clamp.default", "aten.clamp.Tensor", "aten.clamp_min.default", "aten.clamp_max.default",
+      "aten.clamp_min.Tensor", "aten.clamp_max.Tensor")
+def clamp(cx, x, lo=None, hi=None):
+    dt = cx.out_dtype
+    name = str(cx.node.target)
+    if "clamp_max" in name:
+        lo, hi = None, lo
+    y = cx.tensor(x, dt)
+    if lo is not None:
+        y = cx.op("maximum", y, cx.tensor(lo, dt))
+    if hi is not None:
+        y = cx.op("minimum", y, cx.tensor(hi, dt))
+    return y
+
+
+@aten("aten.gelu.default")
+def gelu(cx, x, approximate="none"):
+    return cx.op("gelu", x, approximate=GeluApproximate(approximate))
+
+
+@aten("aten.leaky_relu.default")
+def leaky_relu(cx, x, negative_slope=0.01):
+    return cx.op("leaky_relu", x, slope=float(negative_slope))
+
+
+@aten("aten.elu.default")
+def elu(cx, x, alpha=1.0, scale=1.0, input_scale=1.0):
+    return cx.op("elu", x, alpha=float(alpha), scale=float(scale), input_scale=float(input_scale))
+
+
+@aten("aten.softplus.default")
+def softplus(cx, x, beta=1.0, threshold=20.0):
+    return cx.op("softplus", x, beta=float(beta), threshold=float(threshold))
+
+
+@aten("aten._to_copy.default", "aten.to.dtype", "aten.clone.default", "aten.alias.default",
+      "aten.detach.default", "aten.lift_fresh_copy.default", "aten.contiguous.default")
+def copy_like(cx, x, *args, **kwargs):
+    return cx.cast(cx.tensor(x), cx.out_dtype)

@@ -1,0 +1,287 @@
+"""PyTorch frontend: `torch.export` (decomposed to core ATen) and FX graph modules to xcomp IR.
+
+Each `call_function` node is converted through the shared `ATEN` table. Every node whose op has no
+converter is collected, and all of them are reported at once in an `UnsupportedOpError` with the
+user's source line.
+"""
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from xcomp.errors import UnsupportedOp, UnsupportedOpError
+from xcomp.ir.builder import Builder
+from xcomp.ir.core import Block, Func, Location, Program, Value
+from xcomp.ir.types import DType, TensorType
+from xcomp.frontends.aten import ATEN
+
+TORCH_DTYPES = {
+    torch.float64: DType.F64, torch.float32: DType.F32, torch.float16: DType.F16,
+    torch.bfloat16: DType.BF16, torch.int64: DType.I64, torch.int32: DType.I32,
+    torch.int16: DType.I16, torch.int8: DType.I8, torch.uint8: DType.U8, torch.bool: DType.BOOL,
+}
+XCOMP_TO_TORCH = {v: k for k, v in TORCH_DTYPES.items()}
+
+
+def to_dtype(dt: torch.dtype) -> DType:
+    try:
+        return TORCH_DTYPES[dt]
+    except KeyError:
+        raise TypeError(f"xcomp has no dtype for {dt}") from None
+
+
+def _dim(d) -> Any:
+    return int(d) if not isinstance(d, torch.SymInt) or d.node.is_constant() else str(d)
+
+
+def meta_type(val) -> TensorType:
+    """The IR type of a node's `meta['val']` (a FakeTensor)."""
+    return TensorType(tuple(_dim(d) for d in val.shape), to_dtype(val.dtype))
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def source_location(node) -> Location | None:
+    """The innermost frame of the node's stack trace that is the user's code, not torch's."""
+    trace = node.meta.get("stack_trace") or ""
+    frames = _FRAME.findall(trace)
+    user = [f for f in frames if "/torch/" not in f[0] and "/xcomp/" not in f[0]]
+    pick = (user or frames)[-1:] if frames else []
+    return Location(pick[0][0], int(pick[0][1])) if pick else None
+
+
+class ConvertContext:
+    """What a converter sees: a builder, the node's torch result type, and helpers."""
+
+    def __init__(self, builder: Builder, program: Program):
+        self.b = builder
+        self.program = program
+        self.node = None
+
+    # results of the node being converted -----------------------------------------------------
+    @property
+    def out_val(self):
+        return self.node.meta.get("val")
+
+    @property
+    def out_type(self) -> TensorType:
+        v = self.out_val
+        if isinstance(v, (tuple, list)):
+            v = v[0]
+        return meta_type(v)
+
+    def out_types(self) -> list[TensorType | None]:
+        v = self.out_val
+        return [meta_type(x) if isinstance(x, torch.Tensor) else None for x in v]
+
+    @property
+    def out_dtype(self) -> DType:
+        return self.out_type.dtype
+
+    # building ---------------------------------------------------------------------------------
+    def op(self, name: str, *operands: Value, **attrs) -> Value:
+        return self.b.op(name, *operands, **attrs)
+
+    def ops(self, name: str, *operands: Value, **attrs) -> list[Value]:
+        return self.b.ops(name, *operands, **attrs)
+
+    def const(self, value, dtype: DType) -> Value:
+        """A 0-d tensor constant."""
+        if dtype.is_bool:
+            value = bool(value)
+        elif dtype.is_int:
+            value = int(value)
+        else:
+            value = float(value)
+        return self.op("constant", value=value, dtype=dtype)
+
+    def tensor(self, x, dtype: DType | None = None) -> Value:
+        """`x` as a tensor value: a Value (cast to `dtype` if given) or a Python number."""
+        if isinstance(x, Value):
+            return self.cast(x, dtype) if dtype is not None else x
+        if isinstance(x, (bool, int, float)):
+            if dtype is None:
+                dtype = DType.BOOL if isinstance(x, bool) else DType.I64 if isinstance(x, int) else DType.F32
+            return self.const(x, dtype)
+        if isinstance(x, torch.Tensor):
+            arr = x.detach().cpu()
+            dt = to_dtype(arr.dtype)
+            value = arr.float().numpy() if dt is DType.BF16 else arr.numpy()
+            return self.constant_array(value, dtype or dt, dt)
+        raise TypeError(f"cannot use {type(x).__name__} as a tensor")
+
+    def constant_array(self, value: np.ndarray, dtype: DType, stored: DType | None = None) -> Value:
+        if value.size <= 16:
+            v = self.op("dense", value=np.ascontiguousarray(value), dtype=stored or dtype)
+        else:
+            name = f"__const{len(self.program.weights)}"
+            self.program.weights[name] = np.ascontiguousarray(value)
+            v = self.b.create("weight", (), {"name": name},
+                              result_types=[TensorType(value.shape, stored or dtype)]).result
+        return self.cast(v, dtype)
+
+    def cast(self, v: Value, dtype: DType) -> Value:
+        return v if v.type.dtype == dtype else self.op("cast", v, dtype=dtype)
+
+    def broadcast(self, v: Value, shape) -> Value:
+        return v if tuple(v.type.shape) == tuple(shape) else self.op("broadcast_to", v, shape=tuple(shape))
+
+
+@dataclass
+class Captured:
+    """A captured program with its input/output pytree structure."""
+
+    program: Program
+    in_spec: Any = None
+    out_spec: Any = None
+    source: str = "torch.export"
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_sym(x) -> bool:
+    return isinstance(x, (torch.SymInt, torch.SymFloat, torch.SymBool))
+
+
+def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: ConvertContext,
+                  body: Block) -> list[Value]:
+    """Convert the nodes of an FX graph (aten level) into `body`; returns the output values."""
+    env: dict[Any, Any] = {}
+    unsupported: list[UnsupportedOp] = []
+    poisoned = object()
+    outputs = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            env[node] = inputs[node.name]
+        elif node.op == "call_function":
+            loc = source_location(node)
+            name = _target_name(node.target)
+            if node.target is operator.getitem:
+                seq, idx = env[node.args[0]], node.args[1]
+                env[node] = poisoned if seq is poisoned else seq[idx]
+                continue
+            conv = ATEN.get(name)
+            if conv is None:
+                unsupported.append(UnsupportedOp(name, str(loc) if loc else "<unknown>"))
+                env[node] = poisoned
+                continue
+            args = torch.fx.node.map_arg(node.args, lambda n: env[n])
+            kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: env[n])
+            if _mentions(args, poisoned) or _mentions(kwargs, poisoned) or unsupported:
+                env[node] = poisoned
+                continue
+            cx.node, cx.b.loc = node, loc
+            try:
+                out = conv(cx, *args, **kwargs)
+            except NotImplementedError as e:
+                unsupported.append(UnsupportedOp(name, str(loc) if loc else "<unknown>", str(e)))
+                env[node] = poisoned
+                continue
+            env[node] = _fix_result(cx, out)
+        elif node.op == "output":
+            outputs = torch.fx.node.map_arg(node.args[0], lambda n: env[n])
+        else:
+            raise UnsupportedOpError([UnsupportedOp(f"fx.{node.op}:{node.target}", "<graph>")])
+    if unsupported:
+        raise UnsupportedOpError(unsupported, "PyTorch")
+    return list(outputs)
+
+
+def _mentions(tree, marker) -> bool:
+    if tree is marker:
+        return True
+    if isinstance(tree, (list, tuple)):
+        return any(_mentions(t, marker) for t in tree)
+    if isinstance(tree, dict):
+        return any(_mentions(t, marker) for t in tree.values())
+    return False
+
+
+def _fix_result(cx: ConvertContext, out):
+    """Cast converter results to the dtype torch computes (the node's meta), so promotion rules
+    live in one place."""
+    val = cx.out_val
+    if isinstance(out, Value) and isinstance(val, torch.Tensor):
+        want = meta_type(val)
+        if out.type.dtype != want.dtype:
+            out = cx.cast(out, want.dtype)
+        if tuple(out.type.shape) != tuple(want.shape):
+            raise AssertionError(f"converter for {cx.node.target} built shape {out.type.shape}, "
+                                 f"torch says {want.shape}")
+    return out
+
+
+def _target_name(target) -> str:
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target)  # "aten.add.Tensor"
+    if isinstance(target, torch._ops.OpOverloadPacket):
+        return f"{target}.default"
+    return getattr(target, "__name__", str(target))
+
+
+def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) -> Captured:
+    """Convert an ExportedProgram (run through core-ATen decompositions first)."""
+    if decompose:
+        ep = ep.run_decompositions()
+    program = Program()
+    sig = ep.graph_signature
+    body = Block()
+    builder = Builder(body)
+    cx = ConvertContext(builder, program)
+    state = dict(ep.state_dict)
+    state.update(ep.constants)
+    inputs: dict[str, Any] = {}
+    arg_names = []
+    from torch.export.graph_signature import InputKind
+    nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    for spec in sig.input_specs:
+        node = nodes[spec.arg.name]
+        if spec.kind == InputKind.USER_INPUT:
+            val = node.meta.get("val")
+            if isinstance(val, torch.Tensor):
+                inputs[node.name] = body.add_arg(meta_type(val), node.name)
+                arg_names.append(node.name)
+            else:
+                inputs[node.name] = val
+        else:
+            t = state[spec.target]
+            arr = t.detach().cpu()
+            dt = to_dtype(arr.dtype)
+            program.weights[spec.target] = (arr.float() if dt is DType.BF16 else arr).numpy()
+            inputs[node.name] = builder.create("weight", (), {"name": spec.target},
+                                               result_types=[TensorType(tuple(arr.shape), dt)]).result
+    outs = convert_graph(ep.graph, inputs, cx, body)
+    builder.loc = None
+    outs = [cx.tensor(o) if not isinstance(o, Value) else o for o in outs]
+    builder.create("return", outs)
+    program.funcs["main"] = Func("main", body, arg_names)
+    return Captured(program, ep.call_spec.in_spec, ep.call_spec.out_spec, "torch.export")
+
+
+def capture_module(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> Captured:
+    """Capture a torch callable (nn.Module, FX GraphModule or function) with torch.export."""
+    module = fn if isinstance(fn, torch.nn.Module) else _FunctionModule(fn)
+    was_training = getattr(module, "training", False)
+    module.eval()
+    try:
+        ep = torch.export.export(module, tuple(example_inputs), strict=False)
+    finally:
+        module.train(was_training)
+    captured = from_exported(ep)
+    if isinstance(fn, torch.fx.GraphModule):
+        captured.source = "torch.fx.GraphModule via torch.export"
+    return captured
+
+
+class _FunctionModule(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)

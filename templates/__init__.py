@@ -1,0 +1,1 @@
+"""Jinja2 templates: kernel skeletons (metal/, cuda/), C++ projects (cpp/)."""

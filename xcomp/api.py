@@ -1,0 +1,263 @@
+"""The Python API: `compile`, `capture`, `optimize`, `export`."""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from xcomp.arrays import convert, kind_of, to_numpy
+from xcomp.errors import NumericsError, TargetError, XcompError
+from xcomp.ir.core import Program
+from xcomp.ir.types import TensorType
+
+TOLERANCES = {  # (rtol, atol) by dtype name, as in JAX's test suite with room for fused math
+    "f64": (1e-7, 1e-7), "f32": (1e-4, 1e-5), "f16": (1e-2, 1e-2), "bf16": (5e-2, 5e-2),
+}
+
+
+@dataclass
+class Captured:
+    """A captured program and how to map a caller's arguments onto its inputs."""
+
+    program: Program
+    out_spec: Any = None         # torch pytree spec of the outputs (None: flat list/single)
+    source: str = ""
+    single_output: bool = False
+
+
+def _is_tensor_like(x) -> bool:
+    return kind_of(x) is not None
+
+
+def _split_args(args: Sequence[Any]):
+    """Tensor arguments (program inputs) and the rest (constants of the signature)."""
+    tensors = [a for a in args if _is_tensor_like(a)]
+    consts = tuple((i, a) for i, a in enumerate(args) if not _is_tensor_like(a))
+    return tensors, consts
+
+
+def _bind(fn, args: Sequence[Any]):
+    """`fn` as a function of the tensor arguments only, other arguments fixed."""
+    positions = [i for i, a in enumerate(args) if _is_tensor_like(a)]
+    fixed = list(args)
+
+    def bound(*tensors):
+        full = list(fixed)
+        for i, t in zip(positions, tensors):
+            full[i] = t
+        return fn(*full)
+    return bound
+
+
+def capture(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> Program:
+    """Capture `fn` (nn.Module, FX GraphModule, function, MLX function) on example inputs as a Program."""
+    return _capture(fn, list(example_inputs), dynamic).program
+
+
+def _capture(fn, args: list, dynamic: bool = False) -> Captured:
+    if isinstance(fn, Program):
+        return Captured(fn, source="Program")
+    tensors, _ = _split_args(args)
+    kinds = {kind_of(t) for t in tensors}
+    if "mlx" in kinds:
+        from xcomp.frontends import mlx_export
+        program, out_spec = mlx_export.capture_function(_bind(fn, args), tensors)
+        return Captured(program, out_spec, "mlx.export_function")
+    import torch
+    from xcomp.frontends import torch_export
+    torch_inputs = [convert(t, "torch") if kind_of(t) != "torch" else t for t in tensors]
+    if isinstance(fn, torch.jit.ScriptModule) or isinstance(fn, torch.jit.ScriptFunction):
+        from xcomp.frontends import torchscript
+        program, out_spec = torchscript.capture(fn, torch_inputs)
+        return Captured(program, out_spec, "TorchScript")
+    target = fn if not _split_args(args)[1] else _BoundModule(fn, args)
+    cap = torch_export.capture_module(target, torch_inputs, dynamic)
+    return Captured(cap.program, cap.out_spec, cap.source)
+
+
+class _BoundModule:
+    """Wraps a module or function so torch.export sees only tensor arguments."""
+
+    def __new__(cls, fn, args):
+        import torch
+
+        class Bound(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                if isinstance(fn, torch.nn.Module):
+                    self.inner = fn
+                self.call = _bind(fn, args)
+
+            def forward(self, *tensors):
+                return self.call(*tensors)
+        return Bound()
+
+
+def optimize(program: Program, target: str = "reference", passes: Sequence[str] | None = None,
+             debug: bool | None = None):
+    """Run the target's pass pipeline (or `passes`) on a copy of `program`; returns (program, report)."""
+    from xcomp.backends import get_target
+    from xcomp.passes import run_pipeline
+    t = get_target(target)
+    p = clone(program)
+    report = run_pipeline(p, list(t.pipeline if passes is None else passes), debug)
+    return p, report
+
+
+def clone(program: Program) -> Program:
+    """A deep copy of the program's IR sharing the weight arrays."""
+    weights = program.weights
+    program.weights = {}
+    try:
+        p = copy.deepcopy(program)
+    finally:
+        program.weights = weights
+    p.weights = dict(weights)
+    return p
+
+
+@dataclass
+class _Entry:
+    captured: Captured
+    optimized: Program
+    report: Any
+    runner: Callable
+    compile_seconds: float
+    checked: bool = False
+
+
+class Compiled:
+    """A compiled callable. Compiles lazily on first call and caches per input signature."""
+
+    def __init__(self, fn, target: str, example_inputs=None, dynamic: bool = False,
+                 passes: Sequence[str] | None = None, check: bool = False):
+        from xcomp.backends import get_target
+        self.fn = fn
+        self.target = get_target(target)
+        self.dynamic = dynamic
+        self.passes = passes
+        self.check = check
+        self.cache: dict[Any, _Entry] = {}
+        self._last_key = None
+        if example_inputs is not None:
+            self._entry(list(example_inputs))
+
+    @staticmethod
+    def signature(args: Sequence[Any]):
+        key = []
+        for a in args:
+            k = kind_of(a)
+            if k is not None:
+                key.append((k, tuple(a.shape), str(a.dtype)))
+            else:
+                key.append(("const", type(a).__name__, repr(a)))
+        return tuple(key)
+
+    def _entry(self, args: list) -> _Entry:
+        key = self.signature(args)
+        self._last_key = key
+        if key in self.cache:
+            return self.cache[key]
+        from xcomp.backends import require_runnable
+        require_runnable(self.target)
+        t0 = time.perf_counter()
+        cap = _capture(self.fn, args, self.dynamic)
+        opt, report = optimize(cap.program, self.target.name, self.passes)
+        runner = self.target.build(opt)
+        entry = _Entry(cap, opt, report, runner, time.perf_counter() - t0)
+        self.cache[key] = entry
+        return entry
+
+    def __call__(self, *args):
+        args = list(args)
+        entry = self._entry(args)
+        tensors, _ = _split_args(args)
+        kinds = {kind_of(t) for t in tensors}
+        out_kind = kinds.pop() if len(kinds) == 1 else "numpy"
+        prog = entry.optimized
+        native = [convert(t, self.target.array_kind, a.type) for t, a in zip(tensors, prog.main.args)]
+        outs = entry.runner(native)
+        result_types = prog.main.result_types
+        outs = [convert(o, out_kind, t if isinstance(t, TensorType) else None) for o, t in zip(outs, result_types)]
+        if self.check and not entry.checked:
+            self._check(entry, tensors, outs)
+            entry.checked = True
+        return self._structure(entry.captured, outs)
+
+    def _check(self, entry: _Entry, tensors, outs):
+        from xcomp.interpreter import interpret
+        ref = interpret(entry.captured.program, [to_numpy(t) for t in tensors])
+        for i, (r, o) in enumerate(zip(ref, outs)):
+            t = entry.optimized.main.result_types[i]
+            rtol, atol = TOLERANCES.get(t.dtype.value, (0, 0)) if isinstance(t, TensorType) else (0, 0)
+            o = to_numpy(o)
+            if r.shape != o.shape or not np.allclose(o, r, rtol=rtol, atol=atol, equal_nan=True):
+                err = float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64)))) if r.shape == o.shape else None
+                raise NumericsError(f"target '{self.target.name}' disagrees with the reference on output {i}: "
+                                    f"shape {o.shape} vs {r.shape}, max abs error {err}")
+
+    @staticmethod
+    def _structure(cap: Captured, outs: list):
+        if cap.out_spec is not None:
+            from torch.utils import _pytree
+            return _pytree.tree_unflatten(outs, cap.out_spec)
+        return outs[0] if len(outs) == 1 and cap.single_output else tuple(outs) if len(outs) != 1 else outs[0]
+
+    # introspection -------------------------------------------------------------------------------
+    def program(self, optimized: bool = True) -> Program:
+        """The program of the last signature called (optimized, or as captured)."""
+        e = self._current()
+        return e.optimized if optimized else e.captured.program
+
+    def _current(self) -> _Entry:
+        if self._last_key is None:
+            raise XcompError("not compiled yet: call it once or pass example_inputs")
+        return self.cache[self._last_key]
+
+    def explain(self) -> str:
+        """How the function was captured and lowered: ops, per-target coverage, unsupported ops."""
+        from xcomp.backends import TARGETS, get_target
+        e = self._current()
+        prog = e.captured.program
+        lines = [f"captured with {e.captured.source}: {prog.op_count()} ops, {len(prog.weights)} weights",
+                 f"target '{self.target.name}': pipeline {list(self.target.pipeline if self.passes is None else self.passes)}",
+                 f"ops: {e.report.ops_before} before optimization, {e.report.ops_after} after"]
+        if e.report.records:
+            lines.append(str(e.report))
+        kinds = {}
+        for op in e.optimized.walk():
+            if not op.opdef.is_structural:
+                kinds[op.name] = kinds.get(op.name, 0) + 1
+        lines.append("op histogram: " + ", ".join(f"{k}x{v}" for k, v in sorted(kinds.items())))
+        from xcomp.backends.coverage import coverage
+        for name in sorted(TARGETS):
+            t = get_target(name)
+            missing = coverage(t, e.optimized)
+            why = t.unavailable_reason()
+            lines.append(f"  {name:<10} {'covers every op' if missing == [] else 'lacks ' + ', '.join(missing)}"
+                         f"{'' if not why else '  (cannot run here: ' + why + ')'}")
+        lines.append(f"compiled in {e.compile_seconds * 1e3:.1f} ms; {len(self.cache)} signature(s) cached")
+        return "\n".join(lines)
+
+
+def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic: bool = False,
+            passes: Sequence[str] | None = None, check: bool = False) -> Compiled:
+    """Compile `fn` for `target`. Returns a callable that compiles on first call per signature.
+
+    Torch tensors in give torch tensors out, numpy gives numpy, MLX arrays give MLX arrays, with the
+    nesting of the function's outputs. Non-tensor positional arguments are constants of the signature.
+    """
+    return Compiled(fn, target, example_inputs, dynamic, passes, check)
+
+
+def export(fn, example_inputs: Sequence[Any], target: str = "reference", path: str = "xcomp_out") -> str:
+    """Capture, optimize and write `target`'s artifact to `path` (works where the target cannot run)."""
+    from xcomp.backends import get_target
+    t = get_target(target)
+    program = capture(fn, example_inputs)
+    optimized, _ = optimize(program, target)
+    return t.export(optimized, path)

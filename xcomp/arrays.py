@@ -1,0 +1,67 @@
+"""Moving arrays between numpy, torch and MLX without importing frameworks that are not in use."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from xcomp.ir.types import DType, TensorType
+
+
+def kind_of(x: Any) -> str | None:
+    """"torch", "mlx", "numpy", or None for a non-array."""
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return "torch"
+    mx = sys.modules.get("mlx.core")
+    if mx is not None and isinstance(x, mx.array):
+        return "mlx"
+    return None
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    k = kind_of(x)
+    if k == "torch":
+        import torch
+        t = x.detach().cpu()
+        return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+    if k == "mlx":
+        import mlx.core as mx
+        return np.array(x.astype(mx.float32) if x.dtype == mx.bfloat16 else x)
+    return np.asarray(x)
+
+
+def dtype_of(x: Any) -> DType:
+    k = kind_of(x)
+    if k == "torch":
+        from xcomp.frontends.torch_export import to_dtype
+        return to_dtype(x.dtype)
+    if k == "mlx":
+        from xcomp.backends.mlx.dtypes import FROM_MX
+        return FROM_MX[x.dtype]
+    return DType.from_numpy(np.asarray(x).dtype)
+
+
+def convert(x: Any, kind: str, type: TensorType | None = None) -> Any:
+    """`x` as an array of `kind` ("numpy", "mlx", "torch"), with the dtype of `type` if given."""
+    if kind_of(x) == kind and type is None:
+        return x
+    if kind == "mlx":
+        import mlx.core as mx
+        from xcomp.backends.mlx.dtypes import mx_dtype
+        if kind_of(x) == "mlx":
+            return x if x.dtype == mx_dtype(type.dtype) else x.astype(mx_dtype(type.dtype))
+        a = mx.array(to_numpy(x))
+        return a.astype(mx_dtype(type.dtype)) if type is not None and a.dtype != mx_dtype(type.dtype) else a
+    if kind == "torch":
+        import torch
+        from xcomp.frontends.torch_export import XCOMP_TO_TORCH
+        t = torch.from_numpy(np.ascontiguousarray(to_numpy(x)))
+        return t.to(XCOMP_TO_TORCH[type.dtype]) if type is not None else t
+    a = to_numpy(x)
+    if type is not None and a.dtype != type.dtype.np:
+        a = a.astype(type.dtype.np)
+    return a
