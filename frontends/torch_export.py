@@ -47,11 +47,21 @@ def meta_type(val) -> TensorType:
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
+def _internal_dirs() -> tuple[str, ...]:
+    import os
+    import xcomp
+    import xcomp.backends
+    import xcomp.frontends
+    mods = (torch, xcomp, xcomp.frontends, xcomp.backends)
+    return tuple(os.path.dirname(m.__file__) + os.sep for m in mods)
+
+
 def source_location(node) -> Location | None:
     """The innermost frame of the node's stack trace that is the user's code, not torch's."""
     trace = node.meta.get("stack_trace") or ""
     frames = _FRAME.findall(trace)
-    user = [f for f in frames if "/torch/" not in f[0] and "/xcomp/" not in f[0]]
+    internal = _internal_dirs()
+    user = [f for f in frames if not f[0].startswith(internal)]
     pick = (user or frames)[-1:] if frames else []
     return Location(pick[0][0], int(pick[0][1])) if pick else None
 
@@ -263,6 +273,17 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
     return Captured(program, ep.call_spec.in_spec, ep.call_spec.out_spec, "torch.export")
 
 
+def _anchor_stack_traces(fn) -> None:
+    """Ask torch's tracer to keep `fn`'s frames in node stack traces (it keeps only `forward`
+    frames otherwise), so errors can point at the user's line inside a plain function."""
+    try:
+        from torch.fx.proxy import _register_stack_trace_anchor
+    except ImportError:  # older torch: only forward frames are recorded
+        return
+    inner = getattr(fn, "__wrapped__", fn)
+    _register_stack_trace_anchor(inner)
+
+
 def capture_module(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> Captured:
     """Capture a torch callable (nn.Module, FX GraphModule or function) with torch.export."""
     module = fn if isinstance(fn, torch.nn.Module) else _FunctionModule(fn)
@@ -282,6 +303,7 @@ class _FunctionModule(torch.nn.Module):
     def __init__(self, fn):
         super().__init__()
         self.fn = fn
+        _anchor_stack_traces(fn)
 
     def forward(self, *args):
         return self.fn(*args)

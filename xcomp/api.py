@@ -90,6 +90,9 @@ class _BoundModule:
                 super().__init__()
                 if isinstance(fn, torch.nn.Module):
                     self.inner = fn
+                else:
+                    from xcomp.frontends.torch_export import _anchor_stack_traces
+                    _anchor_stack_traces(fn)
                 self.call = _bind(fn, args)
 
             def forward(self, *tensors):
