@@ -1,0 +1,165 @@
+"""Pooling ops of the nn family: max_pool, avg_pool (N-d, torch semantics incl. ceil_mode,
+count_include_pad, divisor_override) and adaptive_avg_pool / adaptive_max_pool.
+
+Each pools the last `len(kernel)` (or `len(output_size)`) dims; at least one leading (channel) dim
+is required. An empty `stride` means the kernel size. Per-dim attributes given as one value apply to
+every pooled dim.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from xcomp.ir.types import TensorType
+from xcomp.ops.registry import AttrKind, Trait, attr, define, req
+
+PURE = Trait.PURE
+
+
+def pool_geometry(a, name: str):
+    """(kernel, stride, padding, dilation) as per-dim tuples from a pooling op's attrs."""
+    k = tuple(a["kernel"])
+    nsp = len(k)
+
+    def per_dim(v, what, default):
+        v = tuple(v) if v else default
+        v = v * nsp if len(v) == 1 else v
+        if len(v) != nsp:
+            raise ValueError(f"xc.{name}: {what} has {len(v)} values for a {nsp}-d kernel")
+        return v
+    return (k, per_dim(a["stride"], "stride", k), per_dim(a["padding"], "padding", (0,)),
+            per_dim(a.get("dilation", (1,)), "dilation", (1,)))
+
+
+def pool_out_size(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """torch's pooling output size (a ceil-mode window must start inside the padded input)."""
+    o = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (o - 1) * s >= n + p:
+        o -= 1
+    return o
+
+
+def _pool_infer(name, float_only):
+    def infer(types, a):
+        (x,) = types
+        if not isinstance(x, TensorType) or x.dtype.is_bool or (float_only and not x.dtype.is_float):
+            raise TypeError(f"xc.{name} needs a {'floating-point' if float_only else 'numeric'} tensor, got {x}")
+        k, s, p, d = pool_geometry(a, name)
+        nsp = len(k)
+        if nsp < 1 or x.rank < nsp + 1:
+            raise TypeError(f"xc.{name}: a {nsp}-d kernel needs a tensor of rank >= {nsp + 1}, got {x}")
+        out = []
+        for i in range(nsp):
+            n = x.shape[x.rank - nsp + i]
+            if isinstance(n, str):
+                raise TypeError(f"xc.{name} needs static pooled dims, got {x}")
+            if k[i] < 1 or s[i] < 1 or d[i] < 1 or p[i] < 0 or 2 * p[i] > k[i]:
+                raise ValueError(f"xc.{name}: bad window kernel={k} stride={s} padding={p} dilation={d}")
+            o = pool_out_size(n, k[i], s[i], p[i], d[i], a["ceil_mode"])
+            if o < 1:
+                raise ValueError(f"xc.{name}: output size {o} along pooled dim {i} is not positive")
+            out.append(o)
+        return [TensorType(x.shape[:x.rank - nsp] + tuple(out), x.dtype)]
+    return infer
+
+
+def pool_windows(x: np.ndarray, a, name: str, fill):
+    """A view (lead..., out..., kernel...) of the padded input's pooling windows."""
+    k, s, p, d = pool_geometry(a, name)
+    nsp = len(k)
+    lead = x.ndim - nsp
+    outs = [pool_out_size(x.shape[lead + i], k[i], s[i], p[i], d[i], a["ceil_mode"]) for i in range(nsp)]
+    pads = [(0, 0)] * lead
+    for i in range(nsp):
+        need = (outs[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1
+        pads.append((p[i], max(0, need - x.shape[lead + i] - p[i])))
+    xp = np.pad(x, pads, constant_values=fill)
+    span = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d))
+    v = np.lib.stride_tricks.sliding_window_view(xp, span, axis=tuple(range(lead, x.ndim)))
+    v = v[(Ellipsis,) + tuple(slice(None, None, dd) for dd in d)]
+    sel = tuple(slice(0, (o - 1) * ss + 1, ss) for o, ss in zip(outs, s))
+    return v[(slice(None),) * lead + sel]
+
+
+def _max_pool_ref(args, a, out):
+    x = args[0]
+    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    v = pool_windows(x, a, "max_pool", fill)
+    nsp = len(a["kernel"])
+    return [v.max(axis=tuple(range(-nsp, 0)))]
+
+
+def _avg_divisor(x_shape, a):
+    """Per-output divisors of avg_pool, broadcastable over the output."""
+    k, s, p, _ = pool_geometry(a, "avg_pool")
+    nsp = len(k)
+    div = np.ones(())
+    for i in range(nsp):
+        n = x_shape[len(x_shape) - nsp + i]
+        o = pool_out_size(n, k[i], s[i], p[i], 1, a["ceil_mode"])
+        start = np.arange(o) * s[i] - p[i]
+        end = np.minimum(start + k[i], n + p[i])
+        size = end - start if a["count_include_pad"] else np.minimum(end, n) - np.maximum(start, 0)
+        div = np.multiply.outer(div, size.astype(np.float64))
+    return div
+
+
+def _avg_pool_ref(args, a, out):
+    x = args[0].astype(np.float64)
+    v = pool_windows(x, a, "avg_pool", 0.0)
+    nsp = len(a["kernel"])
+    total = v.sum(axis=tuple(range(-nsp, 0)))
+    div = a["divisor_override"] if a["divisor_override"] else _avg_divisor(x.shape, a)
+    return [total / div]
+
+
+_POOL = {"kernel": req(AttrKind.INTS), "stride": attr(AttrKind.INTS, ()), "padding": attr(AttrKind.INTS, (0,)),
+         "ceil_mode": attr(AttrKind.BOOL, False)}
+
+define("max_pool", _pool_infer("max_pool", False), _max_pool_ref, operands=1, traits=(PURE,),
+       attrs={**_POOL, "dilation": attr(AttrKind.INTS, (1,))},
+       doc="Max over (dilated) windows; padding counts as -inf.")
+define("avg_pool", _pool_infer("avg_pool", True), _avg_pool_ref, operands=1, traits=(PURE,),
+       attrs={**_POOL, "count_include_pad": attr(AttrKind.BOOL, True), "divisor_override": attr(AttrKind.INT)},
+       doc="Mean over windows; the divisor counts padding when `count_include_pad`, or is "
+           "`divisor_override` when given.")
+
+
+def adaptive_bounds(n: int, o: int) -> list[tuple[int, int]]:
+    """torch's adaptive pooling windows: [floor(i*n/o), ceil((i+1)*n/o)) for each output i."""
+    return [((i * n) // o, -((-(i + 1) * n) // o)) for i in range(o)]
+
+
+def _adaptive_infer(name, float_only):
+    def infer(types, a):
+        (x,) = types
+        if not isinstance(x, TensorType) or x.dtype.is_bool or (float_only and not x.dtype.is_float):
+            raise TypeError(f"xc.{name} needs a {'floating-point' if float_only else 'numeric'} tensor, got {x}")
+        o = tuple(a["output_size"])
+        if not o or x.rank < len(o) + 1 or any(v < 1 for v in o):
+            raise TypeError(f"xc.{name}: output_size {o} does not fit {x}")
+        for n in x.shape[x.rank - len(o):]:
+            if isinstance(n, str) or n < 1:
+                raise TypeError(f"xc.{name} needs static, non-empty pooled dims, got {x}")
+        return [TensorType(x.shape[:x.rank - len(o)] + o, x.dtype)]
+    return infer
+
+
+def _adaptive_ref(reduce):
+    def run(args, a, out):
+        x = args[0].astype(np.float64) if reduce is np.mean else args[0]
+        o = a["output_size"]
+        for i, size in enumerate(o):
+            axis = x.ndim - len(o) + i
+            parts = [reduce(np.take(x, range(lo, hi), axis=axis), axis=axis, keepdims=True)
+                     for lo, hi in adaptive_bounds(x.shape[axis], size)]
+            x = np.concatenate(parts, axis=axis)
+        return [x]
+    return run
+
+
+define("adaptive_avg_pool", _adaptive_infer("adaptive_avg_pool", True), _adaptive_ref(np.mean),
+       attrs={"output_size": req(AttrKind.INTS)}, operands=1, traits=(PURE,),
+       doc="Mean over torch's adaptive windows of the last len(output_size) dims.")
+define("adaptive_max_pool", _adaptive_infer("adaptive_max_pool", False), _adaptive_ref(np.max),
+       attrs={"output_size": req(AttrKind.INTS)}, operands=1, traits=(PURE,),
+       doc="Max over torch's adaptive windows of the last len(output_size) dims.")
