@@ -1,0 +1,517 @@
+"""Conformance against PyTorch's OpInfo database (`op_db`).
+
+For every OpInfo, every float32 sample input is captured with `xcomp.capture` (torch.export, core
+ATen, the aten table), compiled for each target with `xcomp.compile`, and compared with torch eager
+by per-dtype tolerances. An op passes a target when all of its samples pass (or are explicitly,
+reasonably xfailed, see `XFAIL`).
+
+    python -m xcomp.conformance [--targets reference,mlx] [--ops add,mul] [--limit-samples N]
+                                [--markdown] [--json PATH] [--verbose]
+
+Torch (and op_db, which needs expecttest) is imported only when the harness runs, so `import xcomp`
+needs neither.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from xcomp.errors import LoweringError, UnsupportedOpError, XcompError
+
+# Outcomes of one sample (and, aggregated, of one op) on one target, worst first.
+FAIL, ERROR, UNSUPPORTED, XFAIL, PASS, SKIP = "fail", "error", "unsupported", "xfail", "pass", "skip"
+_ORDER = [FAIL, ERROR, UNSUPPORTED, PASS, XFAIL, SKIP]
+
+# (rtol, atol) per result dtype name: the same numbers as tests/helpers.py and xcomp.api.
+DTYPE_TOL = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5), "float16": (1e-2, 1e-2)}
+
+# Looser tolerances (a multiplier of the dtype's) only where float32 accumulation order legitimately
+# differs between torch and a target: long dot products, convolutions, running sums and
+# two-pass statistics. Each key is an OpInfo name; the reason is the accumulation it involves.
+OP_TOL_SCALE: dict[str, tuple[float, str]] = {
+    **{n: (10.0, "dot-product accumulation order") for n in (
+        "matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "outer", "addmm", "addmv", "addbmm",
+        "baddbmm", "addr", "einsum", "tensordot", "linalg.multi_dot", "linalg.vecdot", "kron",
+        "nn.functional.linear", "nn.functional.bilinear", "__rmatmul__", "linalg.matrix_power",
+        "nn.functional.scaled_dot_product_attention", "cdist", "nn.functional.pairwise_distance")},
+    **{n: (10.0, "convolution accumulation order") for n in (
+        "nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv3d",
+        "nn.functional.conv_transpose1d", "nn.functional.conv_transpose2d",
+        "nn.functional.conv_transpose3d")},
+    **{n: (10.0, "running-sum / two-pass statistics accumulation order") for n in (
+        "cumsum", "cumprod", "logcumsumexp", "var", "std", "var_mean", "std_mean", "sum", "mean",
+        "nansum", "nanmean", "prod", "norm", "linalg.norm", "linalg.vector_norm",
+        "linalg.matrix_norm", "nn.functional.layer_norm", "nn.functional.group_norm",
+        "nn.functional.batch_norm", "nn.functional.instance_norm", "nn.functional.rms_norm",
+        "native_layer_norm", "native_batch_norm", "native_group_norm", "logsumexp", "trace",
+        "cumulative_trapezoid", "trapezoid", "trapz", "nn.functional.local_response_norm",
+        "nn.functional.cosine_similarity", "nn.functional.normalize", "dist", "softmax",
+        "log_softmax", "nn.functional.softmin", "_softmax_backward_data")},
+}
+
+# Explicit expected failures: (OpInfo name, target) -> reason. Target "*" means every target.
+# Only genuine limitations belong here, never bugs to fix.
+XFAIL: dict[tuple[str, str], str] = {
+}
+
+# OpInfos skipped outright, with the reason (everything else is tried).
+SKIP_OPS: dict[str, str] = {
+    "item": "returns a Python number, not a tensor (graph break in torch.export)",
+    "equal": "returns a Python bool (data-dependent control flow)",
+    "allclose": "returns a Python bool (data-dependent control flow)",
+    "broadcast_shapes": "works on shapes, not tensors",
+    "hash_tensor": "hashes bit patterns (no numerical meaning)",
+}
+# Random ops draw from torch's generator (op_db wraps them to reseed, so eager looks deterministic);
+# `empty*` ops return uninitialized memory. Neither has values to compare.
+RANDOM_OPS = {"bernoulli", "cauchy", "exponential", "geometric", "log_normal", "multinomial", "normal",
+              "uniform", "rand_like", "randint", "randint_like", "randn", "randn_like",
+              "nn.functional.dropout", "nn.functional.dropout2d", "nn.functional.dropout3d",
+              "nn.functional.alpha_dropout", "nn.functional.feature_alpha_dropout", "nn.functional.rrelu",
+              "nn.functional.fractional_max_pool2d", "nn.functional.fractional_max_pool3d",
+              "svd_lowrank", "pca_lowrank", "native_dropout_backward"}
+UNINITIALIZED_OPS = {"empty", "empty_like", "empty_permuted", "empty_strided", "new_empty", "new_empty_strided"}
+# Name fragments of OpInfos that are not in the scope of float32 conformance.
+SKIP_PREFIXES: dict[str, str] = {
+    "fft.": "complex results",
+    "sparse.": "sparse tensors",
+    "jiterator_": "CUDA-only jiterator ops",
+    "torch._scaled_mm": "float8 matmul (CUDA only)",
+    "torch.ops.aten._efficient_attention": "CUDA-only attention kernels",
+    "torch.ops.aten._flash_attention": "CUDA-only attention kernels",
+}
+
+
+@dataclass
+class SampleOutcome:
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class OpResult:
+    """Per-target outcome of one OpInfo (aggregated over its samples)."""
+
+    name: str
+    status: dict[str, str] = field(default_factory=dict)     # target -> status
+    reason: dict[str, str] = field(default_factory=dict)     # target -> short reason
+    samples: int = 0                                          # samples run
+    missing: list[str] = field(default_factory=list)         # aten ops the table lacks
+
+
+@dataclass
+class Report:
+    targets: list[str]
+    results: list[OpResult]
+    seconds: float = 0.0
+
+    def passing(self, target: str) -> list[str]:
+        return [r.name for r in self.results if r.status.get(target) in (PASS, XFAIL)]
+
+    def passing_all(self) -> list[str]:
+        return [r.name for r in self.results if all(r.status.get(t) in (PASS, XFAIL) for t in self.targets)]
+
+    def counts(self, target: str) -> Counter:
+        return Counter(r.status.get(target) for r in self.results)
+
+
+# -- opinfos and samples ---------------------------------------------------------------------------
+def load_op_db():
+    """PyTorch's OpInfo list (imports torch and its internal test utilities)."""
+    from torch.testing._internal.common_methods_invocations import op_db
+    return op_db
+
+
+def full_name(opinfo) -> str:
+    return opinfo.name + (f".{opinfo.variant_test_name}" if opinfo.variant_test_name else "")
+
+
+def skip_reason(opinfo) -> str | None:
+    """Why an OpInfo is outside float32 functional conformance, or None."""
+    import torch
+    name = opinfo.name
+    if name in SKIP_OPS:
+        return SKIP_OPS[name]
+    for prefix, why in SKIP_PREFIXES.items():
+        if name.startswith(prefix):
+            return why
+    if name in RANDOM_OPS:
+        return "random op (no deterministic values to compare)"
+    if name in UNINITIALIZED_OPS:
+        return "returns uninitialized memory"
+    if name.endswith("_") and not name.endswith("__"):
+        return "in-place op (xcomp compiles functional programs; in-place variants map to their functional op)"
+    if torch.float32 not in opinfo.supported_dtypes("cpu"):
+        return "no float32 support on CPU"
+    return None
+
+
+def float32_samples(opinfo, limit: int | None = None) -> list:
+    """The OpInfo's float32 CPU sample inputs, without autograd (xcomp compiles inference)."""
+    import torch
+    out = []
+    for s in opinfo.sample_inputs("cpu", torch.float32, requires_grad=False):
+        out.append(s)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def aten_candidates(opinfo) -> set[str]:
+    """aten op names an OpInfo most likely lowers to (for a quick static coverage check)."""
+    names = {opinfo.name.split(".")[-1], opinfo.aten_name or "", getattr(opinfo, "decomp_aten_name", None) or ""}
+    for a in getattr(opinfo, "aliases", ()) or ():
+        names.add(getattr(a, "name", str(a)).split(".")[-1])
+    return {n for n in names if n}
+
+
+def in_table(opinfo) -> bool:
+    """True when the aten table has a converter for an op named like this OpInfo."""
+    from xcomp.frontends.aten import ATEN
+    packets = {k.split(".")[1] for k in ATEN}
+    return bool(aten_candidates(opinfo) & packets)
+
+
+# -- one sample ------------------------------------------------------------------------------------
+class _Skip(Exception):
+    """This sample is outside the harness's scope (the message says why)."""
+
+
+def _leaves(tree):
+    from torch.utils import _pytree
+    return _pytree.tree_leaves(tree)
+
+
+def _bind_sample(opinfo, sample):
+    """(fn of the sample's tensors, the tensors): non-tensor arguments are closed-over constants."""
+    import torch
+    from torch.utils import _pytree
+    flat, spec = _pytree.tree_flatten((sample.input, tuple(sample.args), dict(sample.kwargs)))
+    positions = [i for i, x in enumerate(flat) if isinstance(x, torch.Tensor)]
+    tensors = [flat[i] for i in positions]
+    for t in tensors:
+        if t.layout != torch.strided:
+            raise _Skip("sparse or non-strided input")
+        if t.is_complex():
+            raise _Skip("complex input")
+    if "out" in sample.kwargs:
+        raise _Skip("out= variant")
+    op = opinfo.op
+
+    def fn(*ts):
+        full = list(flat)
+        for i, t in zip(positions, ts):
+            full[i] = t
+        inp, args, kwargs = _pytree.tree_unflatten(full, spec)
+        return op(inp, *args, **kwargs)
+    return fn, tensors
+
+
+def _eager(fn, tensors):
+    """Torch eager outputs; skips random ops, input mutation and complex/sparse outputs."""
+    import torch
+    before = [t.clone() for t in tensors]
+    torch.manual_seed(0)
+    try:
+        out = fn(*[t.clone() for t in tensors])
+        torch.manual_seed(1)
+        again = fn(*[t.clone() for t in tensors])
+    except Exception as e:  # the sample itself is invalid without autograd, or on this build
+        raise _Skip(f"eager torch raised {type(e).__name__}") from None
+    probe = [t.clone() for t in tensors]
+    fn(*probe)
+    if any(not torch.equal(a, b) and not (a.is_floating_point() and torch.equal(a.isnan(), b.isnan()) and
+                                          torch.equal(a.nan_to_num(), b.nan_to_num()))
+           for a, b in zip(probe, before)):
+        raise _Skip("mutates its inputs")
+    leaves, leaves2 = _leaves(out), _leaves(again)
+    for x in leaves:
+        if isinstance(x, torch.Tensor) and (x.is_complex() or x.layout != torch.strided):
+            raise _Skip("complex or sparse output")
+        if isinstance(x, torch.Tensor) and x.dtype not in _SUPPORTED_TORCH_DTYPES():
+            raise _Skip(f"output dtype {x.dtype}")
+    if len(leaves) != len(leaves2) or any(
+            isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(leaves, leaves2)):
+        raise _Skip("random or nondeterministic op")
+    return leaves
+
+
+def _SUPPORTED_TORCH_DTYPES():
+    from xcomp.frontends.torch_export import TORCH_DTYPES
+    return TORCH_DTYPES
+
+
+def _capture(fn, tensors):
+    """Capture through xcomp. torch.export's own failures (data-dependent shapes, graph breaks)
+    are skips: they are not xcomp's."""
+    import xcomp
+    try:
+        return xcomp.capture(fn, tensors)
+    except XcompError:
+        raise
+    except Exception as e:
+        frames = traceback.extract_tb(e.__traceback__)
+        if not any(f.name in ("convert_graph", "from_exported") and "torch_export" in f.filename
+                   and "run_decompositions" not in (f.line or "") for f in frames[1:]) \
+                and any("/torch/" in f.filename for f in frames):
+            raise _Skip(f"torch.export cannot capture it ({type(e).__name__})") from None
+        raise
+
+
+def default_check(name: str) -> Callable[[Any, Any], None]:
+    """Compare one output with torch's: shape and dtype, then values within tolerance."""
+    scale = OP_TOL_SCALE.get(name, (1.0, ""))[0]
+
+    def check(actual: np.ndarray, expected: np.ndarray):
+        if actual.shape != expected.shape:
+            raise AssertionError(f"shape {actual.shape} != {expected.shape}")
+        if expected.dtype.kind in "biu":
+            if actual.dtype != expected.dtype:
+                raise AssertionError(f"dtype {actual.dtype} != {expected.dtype}")
+            if not np.array_equal(actual, expected):
+                bad = int(np.sum(actual != expected))
+                raise AssertionError(f"{bad}/{expected.size} elements differ")
+            return
+        if actual.dtype != expected.dtype:
+            raise AssertionError(f"dtype {actual.dtype} != {expected.dtype}")
+        rtol, atol = DTYPE_TOL.get(expected.dtype.name, (0.0, 0.0))
+        a, e = actual.astype(np.float64), expected.astype(np.float64)
+        if not np.allclose(a, e, rtol=rtol * scale, atol=atol * scale, equal_nan=True):
+            with np.errstate(invalid="ignore"):
+                err = np.abs(a - e)
+            err = err[~(np.isnan(a) & np.isnan(e))]
+            raise AssertionError(f"max abs error {np.nanmax(err) if err.size else float('nan'):.3g}"
+                                 f" (rtol {rtol * scale:g}, atol {atol * scale:g})")
+    return check
+
+
+def _to_numpy(x) -> np.ndarray:
+    import torch
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def run_sample(name: str, program, tensors, expected: list, target: str, check) -> SampleOutcome:
+    """Compile `program` for `target`, run it on the sample and compare with `expected`."""
+    import xcomp
+    inputs = [t.detach().cpu().numpy() for t in tensors]
+    try:
+        compiled = xcomp.compile(program, target=target)
+        out = compiled(*inputs)
+    except (UnsupportedOpError, LoweringError) as e:
+        return SampleOutcome(UNSUPPORTED, _first_line(e))
+    except Exception as e:
+        return SampleOutcome(ERROR, f"{type(e).__name__}: {_first_line(e)}")
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    if len(outs) != len(expected):
+        return SampleOutcome(FAIL, f"{len(outs)} outputs, torch gives {len(expected)}")
+    for i, (o, e) in enumerate(zip(outs, expected)):
+        try:
+            check(np.asarray(o), _to_numpy(e))
+        except AssertionError as err:
+            return SampleOutcome(FAIL, f"output {i}: {_first_line(err)}")
+    return SampleOutcome(PASS)
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0] if s else type(e).__name__)[:160]
+
+
+# -- one op ----------------------------------------------------------------------------------------
+def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
+                 make_check: Callable[[str], Callable] = default_check) -> OpResult:
+    """Run every float32 sample of `opinfo` (at most `limit`) on `targets`."""
+    name = full_name(opinfo)
+    res = OpResult(name)
+    why = skip_reason(opinfo)
+    if why:
+        return _all(res, targets, SKIP, why)
+    try:
+        samples = float32_samples(opinfo, limit)
+    except Exception as e:
+        return _all(res, targets, SKIP, f"sample generation failed ({type(e).__name__})")
+    check = make_check(opinfo.name)
+    per_target: dict[str, list[SampleOutcome]] = {t: [] for t in targets}
+    skips: list[str] = []
+    for sample in samples:
+        try:
+            fn, tensors = _bind_sample(opinfo, sample)
+            expected = _eager(fn, tensors)
+            program = _capture(fn, tensors)
+        except _Skip as s:
+            skips.append(str(s))
+            continue
+        except UnsupportedOpError as e:
+            res.missing = sorted(set(res.missing) | {o.name for o in e.ops})
+            for t in targets:
+                per_target[t].append(SampleOutcome(UNSUPPORTED, "no converter for " + ", ".join(sorted({o.name for o in e.ops}))))
+            res.samples += 1
+            break  # the op cannot pass; the remaining samples would only repeat this
+        except Exception as e:
+            for t in targets:
+                per_target[t].append(SampleOutcome(ERROR, f"capture: {type(e).__name__}: {_first_line(e)}"))
+            res.samples += 1
+            continue
+        res.samples += 1
+        for t in targets:
+            per_target[t].append(run_sample(name, program, tensors, expected, t, check))
+    if res.samples == 0:
+        reasons = Counter(skips).most_common(1)
+        return _all(res, targets, SKIP, reasons[0][0] if reasons else "no float32 samples")
+    for t in targets:
+        outcomes = per_target[t]
+        xfail = XFAIL.get((opinfo.name, t)) or XFAIL.get((opinfo.name, "*"))
+        worst = min(outcomes, key=lambda o: _ORDER.index(o.status))
+        if worst.status in (FAIL, ERROR) and xfail:
+            res.status[t], res.reason[t] = XFAIL, xfail
+        else:
+            res.status[t], res.reason[t] = worst.status, worst.reason
+    return res
+
+
+def _all(res: OpResult, targets, status: str, reason: str) -> OpResult:
+    for t in targets:
+        res.status[t], res.reason[t] = status, reason
+    return res
+
+
+@contextlib.contextmanager
+def cached_cia_ops():
+    """Memoize torch.export's scan of the dispatcher for CompositeImplicitAutograd ops while the
+    harness runs. torch rescans on every `run_decompositions` because custom ops could be registered
+    in between; the harness registers none, and the scan is most of the capture time."""
+    import torch.export.decomp_utils as du
+    import torch.export.exported_program as ep
+    original = ep._collect_all_valid_cia_ops
+    cached = functools.lru_cache(maxsize=1)(original)
+    ep._collect_all_valid_cia_ops = du._collect_all_valid_cia_ops = cached
+    try:
+        yield
+    finally:
+        ep._collect_all_valid_cia_ops = du._collect_all_valid_cia_ops = original
+
+
+def run(targets: Sequence[str] = ("reference", "mlx"), ops: Iterable[str] | None = None,
+        limit: int | None = None, only_in_table: bool = False,
+        progress: Callable[[OpResult], None] | None = None,
+        make_check: Callable[[str], Callable] = default_check) -> Report:
+    """Run the harness over op_db (or the OpInfos named in `ops`, by name or name.variant)."""
+    import warnings
+    warnings.filterwarnings("ignore")
+    t0 = time.perf_counter()
+    wanted = set(ops) if ops is not None else None
+    results = []
+    with cached_cia_ops():
+        _run(targets, wanted, limit, only_in_table, progress, make_check, results)
+    return Report(list(targets), results, time.perf_counter() - t0)
+
+
+def _run(targets, wanted, limit, only_in_table, progress, make_check, results):
+    for opinfo in load_op_db():
+        name = full_name(opinfo)
+        if wanted is not None and name not in wanted and opinfo.name not in wanted:
+            continue
+        if only_in_table and not in_table(opinfo):
+            continue
+        r = check_opinfo(opinfo, targets, limit, make_check)
+        results.append(r)
+        if progress:
+            progress(r)
+
+
+# -- reporting -------------------------------------------------------------------------------------
+def format_table(report: Report, markdown: bool = False, include_skips: bool = False) -> str:
+    """Per-op, per-target table followed by the totals."""
+    rows = [r for r in report.results if include_skips or any(s != SKIP for s in r.status.values())]
+    lines = []
+    if markdown:
+        lines.append("| OpInfo | samples | " + " | ".join(report.targets) + " | notes |")
+        lines.append("|---|---:|" + "---|" * len(report.targets) + "---|")
+    else:
+        w = max([len(r.name) for r in rows] + [6])
+        lines.append(f"{'OpInfo':<{w}} {'n':>3} " + " ".join(f"{t:<12}" for t in report.targets) + " notes")
+    for r in sorted(rows, key=lambda r: r.name):
+        note = "; ".join(sorted({f"{t}: {r.reason[t]}" if len(set(r.reason.values())) > 1 else r.reason[t]
+                                 for t in report.targets if r.reason.get(t)}))
+        if markdown:
+            note = note.replace("|", "\\|")
+            lines.append(f"| `{r.name}` | {r.samples} | " + " | ".join(r.status[t] for t in report.targets)
+                         + f" | {note} |")
+        else:
+            lines.append(f"{r.name:<{w}} {r.samples:>3} " + " ".join(f"{r.status[t]:<12}" for t in report.targets)
+                         + f" {note}")
+    lines.append("")
+    lines.append(summary(report, markdown))
+    return "\n".join(lines)
+
+
+def summary(report: Report, markdown: bool = False) -> str:
+    """Totals: ops passing per target and on all targets, status counts, top failure reasons."""
+    tested = [r for r in report.results if any(s != SKIP for s in r.status.values())]
+    out = []
+    bullet = "- " if markdown else ""
+    out.append(f"{bullet}OpInfos examined: {len(report.results)}; tested (not skipped): {len(tested)}; "
+               f"time {report.seconds:.0f} s")
+    for t in report.targets:
+        c = report.counts(t)
+        detail = ", ".join(f"{k} {c[k]}" for k in _ORDER if c.get(k) and k != SKIP)
+        out.append(f"{bullet}{t}: {len(report.passing(t))} ops passing ({detail})")
+    out.append(f"{bullet}passing on all of {', '.join(report.targets)}: {len(report.passing_all())} ops")
+    reasons = Counter()
+    for r in report.results:
+        for t in report.targets:
+            if r.status.get(t) in (FAIL, ERROR):
+                reasons[f"{r.status[t]}: {_reason_kind(r.reason[t])}"] += 1
+    missing = Counter(m for r in report.results for m in r.missing)
+    if reasons:
+        out.append(f"{bullet}top failure reasons (op x target): " +
+                   "; ".join(f"{k} ({n})" for k, n in reasons.most_common(8)))
+    if missing:
+        out.append(f"{bullet}most wanted aten ops: " + ", ".join(f"{k} ({n})" for k, n in missing.most_common(15)))
+    return "\n".join(out)
+
+
+def _reason_kind(reason: str) -> str:
+    """The leading words of a reason, numbers dropped, to group similar failures."""
+    import re
+    return re.sub(r"[0-9.e+-]+", "N", reason)[:70]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m xcomp.conformance", description=__doc__.splitlines()[0])
+    p.add_argument("--targets", default="reference,mlx", help="comma-separated targets")
+    p.add_argument("--ops", default=None, help="comma-separated OpInfo names (default: all of op_db)")
+    p.add_argument("--limit-samples", type=int, default=None, help="at most N samples per op")
+    p.add_argument("--in-table", action="store_true", help="only OpInfos named like an aten op in the table")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--skips", action="store_true", help="list skipped OpInfos too")
+    p.add_argument("--verbose", action="store_true", help="print each op as it finishes (to stderr)")
+    a = p.parse_args(argv)
+    targets = [t for t in a.targets.split(",") if t]
+    from xcomp.backends import get_target
+    for t in targets:
+        get_target(t)
+    ops = [o for o in a.ops.split(",") if o] if a.ops else None
+
+    def progress(r: OpResult):
+        if a.verbose:
+            print(f"{r.name:<40} " + " ".join(f"{r.status[t]:<12}" for t in targets) +
+                  " " + "; ".join(sorted(set(r.reason.values())))[:150], file=sys.stderr, flush=True)
+    report = run(targets, ops, a.limit_samples, a.in_table, progress)
+    print(format_table(report, a.markdown, a.skips))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
