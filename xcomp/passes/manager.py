@@ -18,9 +18,16 @@ from xcomp.ir.verifier import verify
 
 
 class Pass:
-    """A program transformation. `run` mutates the program and returns whether it changed it."""
+    """A program transformation. `run` mutates the program and returns whether it changed it.
+
+    `target` is the `Target` the pipeline compiles for (None: target-independent), so passes such
+    as `decompose` and `fuse` can read its op table and kernel limits.
+    """
 
     name: str = ""
+
+    def __init__(self, target=None):
+        self.target = target
 
     def run(self, program: Program) -> bool:
         raise NotImplementedError
@@ -70,8 +77,14 @@ def _logs() -> set[str]:
     return {s.strip() for s in os.environ.get("XCOMP_LOGS", "").split(",") if s.strip()}
 
 
-def run_pipeline(program: Program, names: Sequence[str], debug: bool | None = None) -> PipelineReport:
-    """Run the named passes in order on `program` (in place)."""
+# The standard pipeline: clean up, freeze, decompose what the target lacks, clean up again, fuse.
+DEFAULT_PIPELINE = ("inline", "canonicalize", "fold_constants", "cse", "dce", "freeze", "decompose",
+                    "canonicalize", "fold_constants", "cse", "dce", "fuse")
+
+
+def run_pipeline(program: Program, names: Sequence[str], debug: bool | None = None,
+                 target=None) -> PipelineReport:
+    """Run the named passes in order on `program` (in place) for `target` (a `Target` or None)."""
     from xcomp import passes as _registry  # noqa: F401  (registers the built-in passes)
     unknown = [n for n in names if n not in PASSES]
     if unknown:
@@ -82,7 +95,7 @@ def run_pipeline(program: Program, names: Sequence[str], debug: bool | None = No
     for name in names:
         before = program.op_count()
         t0 = time.perf_counter()
-        changed = bool(PASSES[name]().run(program))
+        changed = bool(PASSES[name](target).run(program))
         dt = time.perf_counter() - t0
         after = program.op_count()
         report.records.append(PassRecord(name, changed, dt, before, after))

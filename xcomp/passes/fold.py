@@ -1,0 +1,68 @@
+"""Constant folding through the op definitions' numpy references, with a size bound.
+
+An op whose operands are all constants (`xc.constant`, `xc.dense`) is evaluated with its
+definition's reference (the interpreter's casting rules included) and replaced by a constant: a 0-d
+result becomes `xc.constant`, a larger one `xc.dense`. A result is folded only when it has at most
+`FOLD_LIMIT` elements or no more than its largest input, so folding never balloons a program
+(`broadcast_to` of a scalar to a big shape stays an op).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from xcomp.interpreter import _reference_impl
+from xcomp.ir.core import Program, Value
+from xcomp.ir.types import TensorType
+from xcomp.ops.registry import Trait
+from xcomp.passes.manager import Pass, register_pass
+from xcomp.rewrite import Pat, PatternSet, apply_patterns, constant_value
+
+FOLD_LIMIT = 1024  # elements
+
+
+def _foldable(v: Value) -> bool:
+    op = v.op
+    d = op.opdef
+    return (bool(op.operands) and not op.regions and d.reference is not None and not d.is_structural
+            and d.has(Trait.PURE) and all(isinstance(r.type, TensorType) and r.type.is_static for r in op.results))
+
+
+def within_bound(out: np.ndarray, inputs: list[np.ndarray], limit: int = FOLD_LIMIT) -> bool:
+    """True when a folded result of this size does not grow the program."""
+    return out.size <= max(limit, max((np.size(i) for i in inputs), default=0))
+
+
+def materialize(b, array: np.ndarray, t: TensorType) -> Value:
+    """A constant op holding `array` with type `t` (0-d: `xc.constant`, else `xc.dense`)."""
+    array = np.asarray(array).astype(t.dtype.np)
+    if array.ndim == 0:
+        return b.op("constant", value=array.item(), dtype=t.dtype)
+    return b.op("dense", value=array, dtype=t.dtype)
+
+
+def _fold(m) -> Value | None:
+    op = m.op
+    args = [constant_value(v) for v in op.operands]
+    t = op.results[0].type
+    try:
+        with np.errstate(all="ignore"):
+            out = _reference_impl(op.opdef)(args, op.attrs, [t])[0]
+    except Exception:  # an op the reference cannot evaluate on these values stays as it is
+        return None
+    out = np.asarray(out)
+    if out.shape != tuple(t.shape) or not within_bound(out, args):
+        return None
+    return materialize(m.b, out, t)
+
+
+FOLDING = PatternSet([(Pat(where=_foldable, each=Pat.const()), _fold)])
+
+
+@register_pass
+class FoldConstants(Pass):
+    """Replace ops over constants by their value."""
+
+    name = "fold_constants"
+
+    def run(self, program: Program) -> bool:
+        return apply_patterns(program, FOLDING)
