@@ -1,0 +1,8 @@
+"""Generated GPU kernels run through MLX's custom kernel API: targets `metal` and `cuda`.
+
+Every fused group becomes one kernel (`codegen.plan`), written from Jinja2 skeletons in
+templates/metal and templates/cuda with per-op expressions from `exprs`; `runtime` builds them with
+`mx.fast.metal_kernel` / `mx.fast.cuda_kernel`, cached per signature. `source(program, dialect)`
+returns every kernel's source, also where the GPU is missing.
+"""
+from xcomp.backends.kernels.codegen import KernelPlan, KernelSpec, plan  # noqa: F401

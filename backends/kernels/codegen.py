@@ -1,0 +1,369 @@
+"""Kernel specs from fused groups: plain data for the templates, then rendered source.
+
+`plan(op, dialect)` turns one `xc.fused` op into a `KernelPlan`: an optional MLX prelude (the
+matmul or convolution of an epilogue group) and a `KernelSpec`, whose `source` and `header` are the
+generated kernel body and helpers. Three skeletons (templates/<dialect>/*.j2):
+
+- `elementwise`: every input has the output's shape or is a scalar; each thread handles `vec`
+  consecutive elements (16-byte vector loads and stores on CUDA when aligned);
+- `broadcast`: some input broadcasts; its index is computed from the output index with the
+  shape/stride arithmetic baked in as constants;
+- `row`: one threadgroup per row of length L; inputs that vary along the row are loaded once into
+  registers (rows up to `MAX_CACHED` elements per thread), every reduction is a pass over them
+  with a simdgroup/warp reduction and one through threadgroup memory, then the epilogue stores.
+
+Kernel and variable names are generated (`in0`, `v3`, `xc_row_<hash>`): nothing from the model's
+names reaches the source.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xcomp.backends.kernels.exprs import DIALECTS, Dialect, flit
+from xcomp.backends.kernels.graph import IDENTITY, ROW_OPS, Graph, Node, build_graph, reduced_trailing
+from xcomp.errors import LoweringError
+from xcomp.ir.core import Operation
+from xcomp.ir.types import DType, TensorType
+from xcomp.ops.structural import FusionKind
+
+MAX_CACHED = 64          # row elements a thread keeps in registers per input
+ROW_ELEMS_PER_THREAD = 32
+ELEMENTWISE_THREADS = 256
+
+
+@dataclass
+class KernelSpec:
+    """One generated kernel: its source, how to launch it, and its outputs (plain data)."""
+
+    name: str
+    kind: str
+    dialect: str
+    source: str
+    header: str
+    input_names: list[str]
+    output_names: list[str]
+    output_shapes: list[tuple]
+    output_dtypes: list[DType]
+    grid: tuple
+    threadgroup: tuple
+    input_shapes: list[tuple] = field(default_factory=list)
+
+    def full_source(self) -> str:
+        """Header plus a readable signature and the body, as one listing."""
+        d = DIALECTS[self.dialect]
+        return (f"// kernel {self.name} ({self.kind}); grid {self.grid}, threadgroup {self.threadgroup}\n"
+                f"{self.header}\n// inputs: {', '.join(self.input_names)}; outputs: "
+                f"{', '.join(f'{n}: {d.ctype(t)}{list(s)}' for n, t, s in zip(self.output_names, self.output_dtypes, self.output_shapes))}\n"
+                f"{self.source}")
+
+
+@dataclass
+class KernelPlan:
+    """What a fused op runs: an optional MLX prelude op (matmul/conv) and then the kernel."""
+
+    spec: KernelSpec
+    prelude: Operation | None = None      # the anchor op run by MLX; its result is kernel input 0
+    input_map: list[int] = field(default_factory=list)   # fused operand index per kernel input (-1: prelude)
+
+
+# -- templates ----------------------------------------------------------------------------------
+_ENV = None
+
+
+def environment():
+    """The one Jinja2 environment (StrictUndefined) over templates/."""
+    global _ENV
+    if _ENV is None:
+        import jinja2
+        from importlib.resources import files
+        _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("xcomp.templates"))),
+                                  undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                  lstrip_blocks=True, keep_trailing_newline=True)
+    return _ENV
+
+
+def render(dialect: str, template: str, **data) -> str:
+    return environment().get_template(f"{dialect}/{template}.j2").render(**data)
+
+
+# -- index arithmetic ---------------------------------------------------------------------------
+def broadcast_strides(shape: tuple, full: tuple) -> list[int]:
+    """Element strides of a row-contiguous `shape` read at each index of `full` (0: broadcast)."""
+    aligned = (1,) * (len(full) - len(shape)) + tuple(shape)
+    strides, acc = [0] * len(full), 1
+    for i in range(len(full) - 1, -1, -1):
+        strides[i] = 0 if aligned[i] == 1 and full[i] != 1 else acc
+        acc *= aligned[i]
+    return strides
+
+
+def collapse(sizes: list[int], strides: list[int]) -> list[tuple[int, int]]:
+    """Drop size-1 dims and merge neighbours that are one run in memory."""
+    dims = [(s, st) for s, st in zip(sizes, strides) if s != 1]
+    out: list[tuple[int, int]] = []
+    for s, st in dims:
+        if out and out[-1][1] == st * s:
+            out[-1] = (out[-1][0] * s, st)
+        else:
+            out.append((s, st))
+    return out
+
+
+def index_expr(sizes: list[int], strides: list[int], var: str) -> str:
+    """C expression of the element offset at linear index `var` over `sizes` (row-major)."""
+    dims = collapse(sizes, strides)
+    terms, inner = [], 1
+    for i in range(len(dims) - 1, -1, -1):
+        s, st = dims[i]
+        c = var if inner == 1 else f"({var} / {inner})"
+        if i > 0:
+            c = f"({c} % {s})"
+        if st:
+            terms.append(c if st == 1 else f"{c} * {st}")
+        inner *= s
+    return " + ".join(reversed(terms)) or "0"
+
+
+# -- statements ---------------------------------------------------------------------------------
+class Emitter:
+    """Spells graph nodes as C statements in one dialect."""
+
+    def __init__(self, dialect: Dialect, graph: Graph):
+        self.d, self.g = dialect, graph
+        self.names: dict[Node, str] = {}
+        self.ids = {n: i for i, n in enumerate(graph.nodes)}
+
+    def cty(self, n: Node) -> str:
+        return self.d.compute_type(n.dtype)
+
+    def ref(self, n: Node) -> str:
+        if n.kind == "literal":
+            return self.literal(n.value, n.dtype)
+        if n.kind == "input":
+            return f"a{n.value}"
+        return self.names.get(n, f"v{self.ids[n]}")
+
+    def literal(self, v, dt: DType) -> str:
+        if dt.is_float:
+            return flit(float(v))
+        if dt.is_bool:
+            return "true" if v else "false"
+        v = int(v)
+        big = "LL" if self.d.name == "cuda" else "L"
+        return f"(({self.d.ctype(dt)}){v}{big if abs(v) >= 2 ** 31 else ''})"
+
+    def stmt(self, n: Node) -> str:
+        args = [self.ref(a) for a in n.args]
+        in_dt = n.args[0].dtype if n.args else n.dtype
+        e = self.d.expr(n.op, args, n.attrs, in_dt, n.dtype)
+        return f"const {self.cty(n)} v{self.ids[n]} = {e};"
+
+    def stmts(self, nodes) -> list[str]:
+        return [self.stmt(n) for n in nodes if n.kind == "ew"]
+
+
+def _needed(roots: list[Node], row_only: bool) -> list[Node]:
+    """Nodes the roots depend on (in graph order), stopping at non-row nodes when `row_only`."""
+    seen: set = set()
+    order: list[Node] = []
+
+    def visit(n: Node):
+        if n in seen:
+            return
+        seen.add(n)
+        if row_only and not n.row:
+            return
+        for a in n.args:
+            visit(a)
+        order.append(n)
+    for r in roots:
+        visit(r)
+    return order
+
+
+def _kernel_name(kind: str, source: str) -> str:
+    return f"xc_{kind}_{hashlib.sha1(source.encode()).hexdigest()[:12]}"
+
+
+def _vec(dtypes: list[DType]) -> int:
+    return max(1, 16 // max(dt.itemsize for dt in dtypes))
+
+
+# -- elementwise and broadcast ------------------------------------------------------------------
+def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes: list[tuple]) -> KernelSpec:
+    """An elementwise kernel over `out_shape` (inputs contiguous, scalar, or broadcast)."""
+    em = Emitter(dialect, graph)
+    n = int(np.prod(out_shape, dtype=np.int64))
+    inputs = []
+    for node, shape in zip(graph.inputs, in_shapes):
+        size = int(np.prod(shape, dtype=np.int64))
+        mode = "contig" if tuple(shape) == tuple(out_shape) else "scalar" if size == 1 else "index"
+        index = index_expr(list(out_shape), broadcast_strides(tuple(shape), tuple(out_shape)), "e") \
+            if mode == "index" else ""
+        inputs.append({"name": f"in{node.value}", "ctype": dialect.ctype(node.dtype),
+                       "cty": em.cty(node), "mode": mode, "index": index, "var": em.ref(node)})
+    outputs = [{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "cty": em.cty(o), "var": em.ref(o)}
+               for i, o in enumerate(graph.outputs)]
+    vec = _vec([t for t in [nd.dtype for nd in graph.inputs] + [o.dtype for o in graph.outputs]])
+    kind = "broadcast" if any(i["mode"] == "index" for i in inputs) else "elementwise"
+    data = dict(n=n, vec=vec, inputs=inputs, outputs=outputs, stmts=em.stmts(graph.nodes), kind=kind)
+    body = render(dialect.name, "elementwise", **data)
+    threads = ELEMENTWISE_THREADS
+    groups = max(1, -(-n // (vec * threads)))
+    return KernelSpec(_kernel_name(kind, body), kind, dialect.name, body, render(dialect.name, "header"),
+                      [i["name"] for i in inputs], [o["name"] for o in outputs],
+                      [tuple(out_shape)] * len(outputs), [o.dtype for o in graph.outputs],
+                      (groups * threads, 1, 1), (threads, 1, 1), list(in_shapes))
+
+
+# -- rows ---------------------------------------------------------------------------------------
+def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: list[tuple],
+             out_shapes: list[tuple]) -> KernelSpec:
+    """A row kernel: one threadgroup per row of the last `k` axes of `full`."""
+    em = Emitter(dialect, graph)
+    L = int(np.prod(full[len(full) - k:], dtype=np.int64))
+    R = int(np.prod(full[:len(full) - k], dtype=np.int64))
+    lead, trail = list(full[:len(full) - k]), list(full[len(full) - k:])
+    inputs = []
+    for node, shape in zip(graph.inputs, in_shapes):
+        aligned_ok = len(shape) <= len(full) and all(
+            a in (1, f) for a, f in zip((1,) * (len(full) - len(shape)) + tuple(shape), full))
+        if aligned_ok:
+            st = broadcast_strides(tuple(shape), tuple(full))
+        else:   # a per-row value shaped like `full` without its reduced axes
+            st = broadcast_strides(tuple(shape), tuple(lead)) + [0] * k
+        row_st, col_st = st[:len(lead)], st[len(lead):]
+        col_dims = collapse(trail, col_st)
+        base = index_expr(lead, row_st, "row")
+        if not node.row:
+            mode = "perrow"
+        elif col_dims == [(L, 1)]:
+            mode = "vec"
+        else:
+            mode = "general"
+        inputs.append({"name": f"in{node.value}", "ctype": dialect.ctype(node.dtype), "cty": em.cty(node),
+                       "mode": mode, "base": base, "col": index_expr(trail, col_st, "col"),
+                       "var": em.ref(node), "node": node})
+    vec = _vec([n.dtype for n in graph.inputs] + [o.dtype for o in graph.outputs])
+    while vec > 1 and L % vec:
+        vec //= 2
+    threads = 32
+    while threads < 1024 and threads * ROW_ELEMS_PER_THREAD < L:
+        threads *= 2
+    chunks = -(-L // (threads * vec))
+    cached = chunks * vec <= MAX_CACHED
+    guard = L % (threads * vec) != 0
+
+    def uses(nodes):
+        ids = {id(n) for n in nodes}
+        return [dict(i, node=None) for i in inputs if id(i["node"]) in ids]
+
+    phases = []
+    for node in graph.nodes:
+        if node.kind == "reduce":
+            body = _needed(node.args, row_only=True)
+            phases.append({"kind": "reduce", "op": node.op, "acc": f"acc{em.ids[node]}",
+                           "ident": flit(IDENTITY[node.op]), "stmts": em.stmts(body),
+                           "value": em.ref(node.args[0]), "var": em.ref(node),
+                           "inputs": uses(body)})
+        elif node.kind == "ew" and not node.row:
+            phases.append({"kind": "scalar", "stmts": [em.stmt(node)]})
+    row_outs = [(i, o) for i, o in enumerate(graph.outputs) if o.row]
+    red_outs = [(i, o) for i, o in enumerate(graph.outputs) if not o.row]
+    for i, o in row_outs:
+        if int(np.prod(out_shapes[i], dtype=np.int64)) != R * L:
+            raise LoweringError(f"row kernel output {i} of shape {out_shapes[i]} is not a full row")
+    for i, o in red_outs:
+        if int(np.prod(out_shapes[i], dtype=np.int64)) != R:
+            raise LoweringError(f"row kernel output {i} of shape {out_shapes[i]} is not one value per row")
+    final_nodes = _needed([o for _, o in row_outs], row_only=True)
+    data = dict(
+        R=R, L=L, threads=threads, vec=vec, chunks=chunks, cached=cached, guard=guard,
+        nsg=threads // 32, inputs=[dict(i, node=None) for i in inputs], phases=phases,
+        final={"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)},
+        row_outputs=[{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "cty": em.cty(o),
+                      "var": em.ref(o), "slot": j} for j, (i, o) in enumerate(row_outs)],
+        red_outputs=[{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "var": em.ref(o)}
+                     for i, o in red_outs])
+    body = render(dialect.name, "row", **data)
+    return KernelSpec(_kernel_name("row", body), "row", dialect.name, body, render(dialect.name, "header"),
+                      [i["name"] for i in inputs], [f"out{i}" for i in range(len(graph.outputs))],
+                      [tuple(s) for s in out_shapes], [o.dtype for o in graph.outputs],
+                      (R * threads, 1, 1), (threads, 1, 1), list(in_shapes))
+
+
+# -- planning -----------------------------------------------------------------------------------
+def _shapes(values) -> list[tuple]:
+    out = []
+    for v in values:
+        if not isinstance(v.type, TensorType) or not v.type.is_static:
+            raise LoweringError(f"kernels need static tensor shapes, got {v.type}")
+        out.append(tuple(v.type.shape))
+    return out
+
+
+def _row_ops(block) -> list[Operation]:
+    return [o for o in block.ops if o.name in ROW_OPS]
+
+
+def plan(op: Operation, dialect: str | Dialect) -> KernelPlan:
+    """The kernel (and MLX prelude) for one `xc.fused` op; LoweringError when no skeleton fits."""
+    d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
+    kind = op.attrs["kind"]
+    block = op.regions[0].block
+    out_shapes = _shapes(op.results)
+    in_types = [v.type for v in op.operands]
+    prelude = None
+    input_map = list(range(len(op.operands)))
+    if kind in (FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE):
+        return _epilogue_plan(op, d)
+    _shapes(op.operands)
+    rows = _row_ops(block)
+    if rows:
+        x = rows[0].operands[0].type
+        full, k = tuple(x.shape), reduced_trailing(rows[0])
+        g = build_graph(block, in_types, full, k)
+        spec = row_spec(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes)
+    else:
+        g = build_graph(block, in_types)
+        shapes = {s for s, o in zip(out_shapes, g.outputs)}
+        if len(shapes) != 1:
+            raise LoweringError(f"elementwise group with outputs of several shapes {sorted(shapes)}")
+        spec = elementwise_spec(g, out_shapes[0], d, [tuple(t.shape) for t in in_types])
+    return KernelPlan(spec, prelude, input_map)
+
+
+def _epilogue_plan(op: Operation, d: Dialect) -> KernelPlan:
+    """Anchor (matmul/conv) through MLX, then the elementwise rest as one kernel over its result."""
+    from xcomp.ir.core import Block
+    from xcomp.ops import registry
+    block = op.regions[0].block
+    anchor = block.ops[0]
+    rest = [o for o in block.ops[1:] if not o.opdef.is_terminator]
+    # the kernel's inputs: the anchor's result, then the fused operands the rest reads
+    yielded = block.terminator.operands
+    used = [a for a in block.args if any(a in o.operands for o in rest) or a in yielded]
+    sub = Block([anchor.results[0].type] + [a.type for a in used])
+    mapping = {anchor.results[0]: sub.args[0], **dict(zip(used, sub.args[1:]))}
+    clones = []
+    for o in rest:
+        c = Operation(o.opdef, [mapping.get(v, v) for v in o.operands], dict(o.attrs),
+                      [r.type for r in o.results])
+        for r, cr in zip(o.results, c.results):
+            mapping[r] = cr
+        clones.append(c)
+    clones.append(Operation(registry.get("yield"), [mapping[v] for v in yielded], {}, []))
+    sub.ops = clones
+    for c in clones:
+        c.parent = sub
+    g = build_graph(sub, [a.type for a in sub.args])
+    out_shapes = _shapes(op.results)
+    if len(set(out_shapes)) != 1:
+        raise LoweringError("matmul epilogue with outputs of several shapes")
+    spec = elementwise_spec(g, out_shapes[0], d, [tuple(a.type.shape) for a in sub.args])
+    input_map = [-1] + [block.args.index(a) for a in used]
+    return KernelPlan(spec, anchor, input_map)
