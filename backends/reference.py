@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from xcomp.backends import Target
+from xcomp.passes.manager import DEFAULT_PIPELINE
 from xcomp.interpreter import ReferenceInterpreter
 from xcomp.ops.registry import REGISTRY
 
@@ -9,7 +10,7 @@ from xcomp.ops.registry import REGISTRY
 class ReferenceTarget(Target):
     name = "reference"
     array_kind = "numpy"
-    pipeline = ("dce",)
+    pipeline = DEFAULT_PIPELINE
 
     def supported(self) -> set[str]:
         return {n for n, d in REGISTRY.items() if d.reference is not None}

@@ -102,12 +102,16 @@ class _BoundModule:
 
 def optimize(program: Program, target: str = "reference", passes: Sequence[str] | None = None,
              debug: bool | None = None):
-    """Run the target's pass pipeline (or `passes`) on a copy of `program`; returns (program, report)."""
+    """Run `target`'s pass pipeline (or the named `passes`) on a copy of `program`.
+
+    Returns `(optimized_program, report)`; the report lists each pass with whether it changed the
+    program, its time and the op counts before and after (see `xcomp.passes.PipelineReport`).
+    """
     from xcomp.backends import get_target
     from xcomp.passes import run_pipeline
     t = get_target(target)
     p = clone(program)
-    report = run_pipeline(p, list(t.pipeline if passes is None else passes), debug)
+    report = run_pipeline(p, list(t.pipeline if passes is None else passes), debug, target=t)
     return p, report
 
 
@@ -222,29 +226,57 @@ class Compiled:
         return self.cache[self._last_key]
 
     def explain(self) -> str:
-        """How the function was captured and lowered: ops, per-target coverage, unsupported ops."""
+        """How the function was captured, optimized and lowered, per target.
+
+        For the compiled target and every other known target: ops before and after optimization,
+        the fused groups with the ops in each, kernels (device launches) per call, and the ops the
+        target lacks even after decompositions (they fall back or fail).
+        """
         from xcomp.backends import TARGETS, get_target
+        from xcomp.passes.fuse import fusion_groups
         e = self._current()
         prog = e.captured.program
         lines = [f"captured with {e.captured.source}: {prog.op_count()} ops, {len(prog.weights)} weights",
-                 f"target '{self.target.name}': pipeline {list(self.target.pipeline if self.passes is None else self.passes)}",
-                 f"ops: {e.report.ops_before} before optimization, {e.report.ops_after} after"]
+                 f"target '{self.target.name}': pipeline "
+                 f"{list(self.target.pipeline if self.passes is None else self.passes)}"]
+        lines.append(_target_summary(self.target, prog, e.optimized))
+        for i, g in enumerate(fusion_groups(e.optimized)):
+            lines.append(f"    group {i}: {g}")
         if e.report.records:
-            lines.append(str(e.report))
+            lines.append("passes:\n" + "\n".join("  " + ln for ln in str(e.report).splitlines()))
         kinds = {}
         for op in e.optimized.walk():
-            if not op.opdef.is_structural:
+            if not op.opdef.is_structural and op.name != "xc.fused":
                 kinds[op.name] = kinds.get(op.name, 0) + 1
         lines.append("op histogram: " + ", ".join(f"{k}x{v}" for k, v in sorted(kinds.items())))
-        from xcomp.backends.coverage import coverage
+        lines.append("other targets:")
         for name in sorted(TARGETS):
+            if name == self.target.name:
+                continue
             t = get_target(name)
-            missing = coverage(t, e.optimized)
-            why = t.unavailable_reason()
-            lines.append(f"  {name:<10} {'covers every op' if missing == [] else 'lacks ' + ', '.join(missing)}"
-                         f"{'' if not why else '  (cannot run here: ' + why + ')'}")
+            try:
+                optimized, _ = optimize(prog, name)
+                lines.append(_target_summary(t, prog, optimized))
+            except XcompError as err:
+                lines.append(f"  {name:<10} cannot optimize: {err}")
         lines.append(f"compiled in {e.compile_seconds * 1e3:.1f} ms; {len(self.cache)} signature(s) cached")
         return "\n".join(lines)
+
+
+def compute_ops(program: Program) -> int:
+    """Compute ops of a program, counting the ops inside fused groups but not the groups themselves."""
+    return sum(1 for op in program.walk() if not op.opdef.is_structural and op.name != "xc.fused")
+
+
+def _target_summary(target, before: Program, after: Program) -> str:
+    from xcomp.backends.coverage import coverage
+    from xcomp.passes.fuse import fusion_groups, kernels_per_call
+    missing = coverage(target, after)
+    why = target.unavailable_reason()
+    return (f"  {target.name:<10} ops {compute_ops(before)} -> {compute_ops(after)}, "
+            f"{len(fusion_groups(after))} fused groups, {kernels_per_call(after)} kernels per call; "
+            f"{'covers every op' if not missing else 'falls back on ' + ', '.join(missing)}"
+            f"{'' if not why else '  (cannot run here: ' + why + ')'}")
 
 
 def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic: bool = False,

@@ -7,6 +7,7 @@ import pkgutil
 import numpy as np
 
 from xcomp.backends import Target
+from xcomp.passes.manager import DEFAULT_PIPELINE
 from xcomp.interpreter import REGION_OPS, Evaluator
 from xcomp.ir.types import DType, TensorType
 
@@ -71,7 +72,7 @@ class MLXEvaluator(Evaluator):
 class MLXTarget(Target):
     name = "mlx"
     array_kind = "mlx"
-    pipeline = ("dce",)
+    pipeline = DEFAULT_PIPELINE
 
     def unavailable_reason(self):
         return mlx_unavailable()

@@ -44,6 +44,21 @@ from xcomp.rewrite import blocks_of
 
 ANCHORS = {"xc.matmul": FusionKind.MATMUL_EPILOGUE, "xc.conv": FusionKind.CONV_EPILOGUE}
 DEFAULT_MAX_BUFFERS = 31
+
+
+def _last_dims(op: Operation) -> tuple[int, ...]:
+    rank = op.operands[0].type.rank
+    return tuple(range(rank - op.attrs["normalized_ndim"], rank))
+
+
+# Row ops a target keeps whole (it lowers them itself): they join groups like a reduction over these
+# axes, so `residual add -> layer_norm` is one group on MLX as well as after decomposition.
+ROW_OPS = {
+    "xc.softmax": lambda op: (op.attrs["axis"],),
+    "xc.log_softmax": lambda op: (op.attrs["axis"],),
+    "xc.layer_norm": _last_dims,
+    "xc.rms_norm": _last_dims,
+}
 EW, RED = FusionKind.ELEMENTWISE, FusionKind.REDUCTION
 
 
@@ -95,6 +110,10 @@ def classify(op: Operation) -> Optional[Group]:
         return Group({op}, ANCHORS[op.name], out, anchor=op)
     if op.opdef.has(Trait.ELEMENTWISE):
         return Group({op}, EW, out)
+    if op.name in ROW_OPS:
+        rank = op.operands[0].type.rank
+        axes = tuple(sorted(a % max(rank, 1) for a in ROW_OPS[op.name](op)))
+        return Group({op}, RED, op.operands[0].type.shape, axes)
     if op.opdef.has(Trait.REDUCTION) and op.operands:
         axes = reduction_axes(op)
         if axes is not None:
