@@ -328,6 +328,7 @@ class Parser:
                 if n_res < 1 or n_res > 4096:
                     raise self.error("bad result count", start)
             self.expect("=")
+        self.skip()
         op_pos = self.pos
         name = self.string()
         try:
