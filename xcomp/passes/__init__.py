@@ -8,5 +8,5 @@ import pkgutil as _pkgutil
 from xcomp.passes.manager import PASSES, Pass, PipelineReport, register_pass, run_pipeline  # noqa: F401
 
 for _m in _pkgutil.iter_modules(__path__):
-    if _m.name != "manager" and not _m.name.startswith("_"):
+    if _m.name not in ("manager", "report") and not _m.name.startswith("_"):
         _importlib.import_module(f"{__name__}.{_m.name}")

@@ -10,6 +10,7 @@ from the op it replaces, so `x * 1` with a broadcasting `1` stays as it is.
 - no-ops: casts to the same dtype, reshape/broadcast/expand to the same shape, full slices,
   identity permutations
 - broadcast folding: an elementwise op reads `broadcast_to(y)` as `y` when its result is unchanged
+- view sinking: `ew(reshape(x), scalars)` becomes `reshape(ew(x, scalars))`
 - scalar hoisting: a splat constant (every element equal) feeding an elementwise op becomes a 0-d
   constant that backends pass as an immediate; constants move to the right of commutative ops
 """
@@ -168,7 +169,26 @@ BROADCASTS = PatternSet([
      lambda m: _rebuild(m, list(reversed(m.op.operands)))),
 ])
 
-CANONICAL = IDENTITIES + VIEWS + BROADCASTS
+def _reshaped_operand(v: Value) -> bool:
+    """An elementwise op reading one reshape of a tensor, with every other operand 0-d."""
+    ops = v.op.operands
+    shaped = [o for o in ops if _tensor(o) and o.type.rank > 0]
+    return (len(shaped) == 1 and shaped[0].op is not None and shaped[0].op.name == "xc.reshape"
+            and all(_tensor(o) for o in ops) and len(v.op.results) == 1)
+
+
+def _sink_reshape(m) -> Value | None:
+    """ew(reshape(x), scalars) -> reshape(ew(x, scalars)): views move after elementwise work, so
+    elementwise chains stay in one iteration space with the matmul or reduction before them."""
+    r = next(o for o in m.op.operands if _tensor(o) and o.type.rank > 0)
+    src = r.op.operands[0]
+    inner = m.b.create(m.op.name, [src if o is r else o for o in m.op.operands], m.op.attrs).result
+    return m.b.op("reshape", inner, shape=tuple(m.op.results[0].type.shape))
+
+
+SINK = PatternSet([(Pat(Trait.ELEMENTWISE, where=_reshaped_operand), _sink_reshape)])
+
+CANONICAL = IDENTITIES + VIEWS + BROADCASTS + SINK
 
 
 @register_pass
