@@ -58,20 +58,37 @@ def capture(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> Program
     return _capture(fn, list(example_inputs), dynamic).program
 
 
+def _frontend(module: str, what: str):
+    import importlib
+    try:
+        return importlib.import_module(f"xcomp.frontends.{module}")
+    except ModuleNotFoundError as e:
+        if e.name != f"xcomp.frontends.{module}":
+            raise
+        raise XcompError(f"this xcomp has no frontend for {what} yet") from None
+
+
+def _is_torch_callable(fn) -> bool:
+    """nn.Modules (FX GraphModules and TorchScript modules included) go through a torch frontend."""
+    import sys
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(fn, (torch.nn.Module, torch.jit.ScriptFunction))
+
+
 def _capture(fn, args: list, dynamic: bool = False) -> Captured:
     if isinstance(fn, Program):
         return Captured(fn, source="Program")
     tensors, _ = _split_args(args)
     kinds = {kind_of(t) for t in tensors}
-    if "mlx" in kinds:
-        from xcomp.frontends import mlx_export
+    if "mlx" in kinds and not _is_torch_callable(fn):
+        mlx_export = _frontend("mlx_export", "MLX functions (mx.export_function)")
         program, out_spec = mlx_export.capture_function(_bind(fn, args), tensors)
         return Captured(program, out_spec, "mlx.export_function")
     import torch
     from xcomp.frontends import torch_export
     torch_inputs = [convert(t, "torch") if kind_of(t) != "torch" else t for t in tensors]
     if isinstance(fn, torch.jit.ScriptModule) or isinstance(fn, torch.jit.ScriptFunction):
-        from xcomp.frontends import torchscript
+        torchscript = _frontend("torchscript", "TorchScript modules")
         program, out_spec = torchscript.capture(fn, torch_inputs)
         return Captured(program, out_spec, "TorchScript")
     target = fn if not _split_args(args)[1] else _BoundModule(fn, args)
