@@ -160,6 +160,9 @@ class Compiled:
     def __init__(self, fn, target: str, example_inputs=None, dynamic: bool = False,
                  passes: Sequence[str] | None = None, check: bool = False):
         from xcomp.backends import get_target
+        if dynamic:
+            raise XcompError("dynamic=True (symbolic shapes through the whole pipeline) is not supported yet; "
+                             "with dynamic=False each new input shape compiles its own program")
         self.fn = fn
         self.target = get_target(target)
         self.dynamic = dynamic
