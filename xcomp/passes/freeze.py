@@ -162,10 +162,12 @@ class Freeze(Pass):
     name = "freeze"
 
     def run(self, program: Program) -> bool:
+        folding = _weight_folding(program)
         changed = apply_patterns(program, _bn_rules())
+        changed |= apply_patterns(program, folding)
         if getattr(self.target, "weight_layout", "kn") == "kn":
             changed |= apply_patterns(program, PRELAYOUT)
-        changed |= apply_patterns(program, _weight_folding(program))
+            changed |= apply_patterns(program, folding)
         if changed:
             from xcomp.passes.dce import DeadCodeElimination
             DeadCodeElimination().run(program)
