@@ -1,0 +1,128 @@
+"""CPU benchmark of the zoo models: xcomp targets against their peers, in one run.
+
+    python benchmarks/models_cpu.py [--models mlp cnn ...] [--repeat 30] [--no-inductor]
+
+Peers: PyTorch eager, torch.compile (Inductor), MLX eager (the captured program run op by op with
+MLX, no passes and no mx.compile), mx.compile of that same op-by-op function. xcomp: `mlx` (passes +
+mx.compile) and `reference` (numpy). Writes benchmarks/results/models_cpu.{json,md} with the machine.
+Times are the median of `repeat` calls after warm-up; ratios are peer time / xcomp mlx time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def median_time(fn, repeat: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine() -> dict:
+    import mlx.core as mx
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "torch": torch.__version__, "mlx": mx.__version__,
+            "mlx_device": str(mx.default_device()), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def bench_model(name: str, repeat: int, inductor: bool) -> dict:
+    import mlx.core as mx
+    import torch
+
+    import xcomp
+    from xcomp.backends.mlx.target import MLXEvaluator
+    from xcomp.zoo import MODELS
+
+    model, inputs = MODELS[name]()
+    xs_np = [x.numpy() for x in inputs]
+    xs_mx = [mx.array(x) for x in xs_np]
+    row: dict = {"model": name}
+    with torch.no_grad():
+        expected = model(*inputs).numpy()
+        row["torch_eager"] = median_time(lambda: model(*inputs), repeat)
+        if inductor:
+            compiled = torch.compile(model)
+            compiled(*inputs)
+            row["torch_compile"] = median_time(lambda: compiled(*inputs), repeat)
+    captured = xcomp.capture(model, inputs)
+    eager = MLXEvaluator(captured)
+    row["mlx_eager"] = median_time(lambda: mx.eval(eager.run(xs_mx)), repeat)
+    mx_compiled = mx.compile(lambda *a: eager.run(list(a)))
+    row["mx_compile"] = median_time(lambda: mx.eval(mx_compiled(*xs_mx)), repeat)
+    fast = xcomp.compile(model, target="mlx")
+    out = fast(*xs_mx)
+    row["xcomp_mlx"] = median_time(lambda: mx.eval(fast(*xs_mx)), repeat)
+    row["xcomp_mlx_max_error"] = float(np.max(np.abs(np.array(out) - expected)))
+    ref = xcomp.compile(model, target="reference")
+    row["xcomp_reference"] = median_time(lambda: ref(*xs_np), max(3, repeat // 5))
+    row["ops_captured"] = captured.op_count()
+    row["ops_optimized"] = fast.program().op_count()
+    return row
+
+
+PEERS = ["torch_eager", "torch_compile", "mlx_eager", "mx_compile"]
+
+
+def to_markdown(rows: list[dict], info: dict) -> str:
+    cols = ["torch_eager", "torch_compile", "mlx_eager", "mx_compile", "xcomp_mlx", "xcomp_reference"]
+    lines = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['system']}; torch {info['torch']}, "
+             f"MLX {info['mlx']} ({info['mlx_device']}); {info['date']}", "",
+             "Median ms per call (ratio = peer time / xcomp mlx time; >1 means xcomp is faster):", "",
+             "| model | " + " | ".join(cols) + " | ops captured -> optimized |",
+             "|---|" + "---|" * (len(cols) + 1)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            if c not in r:
+                cells.append("n/a")
+                continue
+            ratio = f" ({r[c] / r['xcomp_mlx']:.2f}x)" if c in PEERS else ""
+            cells.append(f"{r[c] * 1e3:.3f}{ratio}")
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['ops_captured']} -> {r['ops_optimized']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    from xcomp.zoo import MODELS
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=sorted(MODELS))
+    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--no-inductor", action="store_true", help="skip torch.compile (slow to compile on CPU)")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = p.parse_args(argv)
+    info = machine()
+    rows = [bench_model(m, args.repeat, not args.no_inductor) for m in args.models]
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "models_cpu.json"), "w") as f:
+        json.dump({"machine": info, "rows": rows}, f, indent=2)
+    md = to_markdown(rows, info)
+    with open(os.path.join(args.out, "models_cpu.md"), "w") as f:
+        f.write(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
