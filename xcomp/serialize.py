@@ -26,7 +26,7 @@ def write_safetensors(tensors: dict[str, np.ndarray], path: str, metadata: dict 
     offset = 0
     blobs = []
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name], order="C")  # ascontiguousarray would make 0-d arrays 1-d
         if a.dtype not in _NP_TO_ST:
             raise TypeError(f"cannot store weight '{name}' of dtype {a.dtype}")
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
