@@ -15,6 +15,8 @@ from xcomp.ir.core import Program
 TARGETS: dict[str, str] = {
     "reference": "xcomp.backends.reference:ReferenceTarget",
     "mlx": "xcomp.backends.mlx.target:MLXTarget",
+    "metal": "xcomp.backends.kernels.target:MetalTarget",
+    "cuda": "xcomp.backends.kernels.target:CudaTarget",
 }
 
 

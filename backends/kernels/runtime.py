@@ -1,0 +1,67 @@
+"""Building, caching and launching generated kernels through MLX's custom kernel API.
+
+`mx.fast.metal_kernel` / `mx.fast.cuda_kernel` objects are built once per kernel (the name holds a
+hash of the source, and a kernel is generated per shape signature) and kept in `KERNELS`. A launch
+passes the inputs row-contiguous (MLX copies strided ones), 0-d arrays as one-element vectors, and
+returns lazy MLX arrays, so kernels compose with the rest of the MLX graph.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+from xcomp.backends.kernels.codegen import KernelPlan, KernelSpec
+
+KERNELS: dict[tuple[str, str], Any] = {}
+
+
+def _factory(dialect: str):
+    import mlx.core as mx
+    return {"metal": mx.fast.metal_kernel, "cuda": mx.fast.cuda_kernel}[dialect]
+
+
+def kernel(spec: KernelSpec):
+    """The MLX kernel object of `spec`, built on first use."""
+    key = (spec.dialect, spec.name)
+    if key not in KERNELS:
+        KERNELS[key] = _factory(spec.dialect)(name=spec.name, input_names=spec.input_names,
+                                             output_names=spec.output_names, source=spec.source,
+                                             header=spec.header, ensure_row_contiguous=True)
+    return KERNELS[key]
+
+
+def launch(spec: KernelSpec, inputs: list) -> list:
+    """Run `spec` on MLX arrays; returns its outputs (lazy)."""
+    from xcomp.backends.mlx.dtypes import mx_dtype
+    arrays = [x.reshape(1) if x.ndim == 0 else x for x in inputs]
+    shapes = [tuple(s) if len(s) else (1,) for s in spec.output_shapes]
+    outs = kernel(spec)(inputs=arrays, grid=spec.grid, threadgroup=spec.threadgroup,
+                        output_shapes=shapes, output_dtypes=[mx_dtype(t) for t in spec.output_dtypes])
+    return [o.reshape(tuple(s)) if tuple(s) != sh else o for o, s, sh in zip(outs, spec.output_shapes, shapes)]
+
+
+def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | None = None) -> list:
+    """Run a fused op's plan: the MLX prelude (matmul/conv) first when there is one, then the kernel."""
+    anchor = prelude(args) if kplan.prelude is not None else None
+    inputs = [anchor if i < 0 else args[i] for i in kplan.input_map]
+    return launch(kplan.spec, inputs)
+
+
+def median_seconds(fn: Callable[[], list], repeat: int = 10) -> float:
+    """Median wall time of `fn()` evaluated and synchronized (after one warm-up)."""
+    import mlx.core as mx
+    mx.eval(fn())
+    mx.synchronize()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        mx.eval(fn())
+        mx.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def tuning() -> bool:
+    """XCOMP_KERNEL_TUNE=1: time each group's kernel against MLX built-ins on first call, keep the faster."""
+    return os.environ.get("XCOMP_KERNEL_TUNE", "") not in ("", "0")

@@ -1,0 +1,199 @@
+"""The `metal` and `cuda` targets: fused groups as generated kernels, everything else as MLX built-ins.
+
+Both run one MLX graph: `xc.fused` ops become one custom kernel each (`codegen.plan`), standalone
+row ops (softmax, norms, logsumexp) become one-op row kernels, and every other op (matmul,
+convolution, gathers, views) runs through the MLX lowering table. A group whose kernel cannot be
+generated, or (with XCOMP_KERNEL_TUNE=1) whose kernel measures slower than MLX built-ins, runs as
+MLX built-ins: the target is never slower than MLX eager on a group it tuned.
+"""
+from __future__ import annotations
+
+import os
+
+from xcomp.backends.kernels import codegen
+from xcomp.backends.kernels.graph import ROW_OPS
+from xcomp.backends.mlx.target import MLXEvaluator, MLXTarget, load_table, mlx_unavailable
+from xcomp.errors import LoweringError
+from xcomp.interpreter import REGION_OPS
+from xcomp.ir.core import Block, Operation, Program, Region
+from xcomp.ops import registry
+from xcomp.ops.structural import FusionKind
+
+# standalone ops worth one row kernel each (plain reductions are already one MLX kernel)
+STANDALONE_ROW_OPS = ("xc.softmax", "xc.log_softmax", "xc.logsumexp", "xc.layer_norm", "xc.rms_norm", "xc.var")
+
+
+def wrap_row_ops(program: Program) -> int:
+    """Put each standalone row op of every function into its own `xc.fused` REDUCTION group."""
+    count = 0
+    for func in program.funcs.values():
+        for i, op in enumerate(list(func.body.ops)):
+            if op.name not in STANDALONE_ROW_OPS:
+                continue
+            body = Block([v.type for v in op.operands])
+            inner = Operation(op.opdef, list(body.args), dict(op.attrs), [r.type for r in op.results])
+            body.append(inner)
+            body.append(Operation(registry.get("yield"), list(inner.results), {}, []))
+            fused = Operation(registry.get("fused"), list(op.operands), {"kind": FusionKind.REDUCTION},
+                              [r.type for r in op.results], [Region([body])], op.loc)
+            _replace(func.body, op, fused)
+            count += 1
+    return count
+
+
+def _replace(block: Block, old: Operation, new: Operation) -> None:
+    idx = block.ops.index(old)
+    block.ops[idx] = new
+    new.parent = block
+    table = dict(zip(old.results, new.results))
+    for op in block.ops:
+        for inner in op.walk():
+            inner.operands = [table.get(v, v) for v in inner.operands]
+
+
+def plans(program: Program, dialect: str) -> list[tuple[Operation, codegen.KernelPlan | LoweringError]]:
+    """Every fused op of `program` with its kernel plan, or the reason it has none."""
+    out = []
+    for op in program.walk():
+        if op.name == "xc.fused":
+            try:
+                out.append((op, codegen.plan(op, dialect)))
+            except LoweringError as e:
+                out.append((op, e))
+    return out
+
+
+def source(program: Program, dialect: str) -> str:
+    """The source of every kernel `program` runs on `dialect` (works without a GPU).
+
+    Give an optimized program (`xcomp.optimize(p, target)`); standalone row ops are wrapped first.
+    """
+    from xcomp.api import clone
+    p = clone(program)
+    wrap_row_ops(p)
+    parts = []
+    for op, pl in plans(p, dialect):
+        if isinstance(pl, LoweringError):
+            parts.append(f"// group {op.attrs['kind'].value}: runs as MLX built-ins ({pl})\n")
+        else:
+            pre = f"// MLX prelude: {pl.prelude.name}\n" if pl.prelude is not None else ""
+            parts.append(pre + pl.spec.full_source())
+    return "\n".join(parts)
+
+
+class KernelEvaluator(MLXEvaluator):
+    """The MLX evaluator with fused ops run as generated kernels (or MLX built-ins as fallback)."""
+
+    def __init__(self, program: Program, dialect: str):
+        super().__init__(program)
+        from xcomp.backends.kernels import runtime
+        self.dialect, self.rt = dialect, runtime
+        self.choice: dict[Operation, object] = {}
+        self.tune = runtime.tuning()
+        self.decisions: list[str] = []
+
+    def op(self, op: Operation, env: dict) -> list:
+        if op.name != "xc.fused":
+            return super().op(op, env)
+        if op not in self.choice:
+            try:
+                self.choice[op] = codegen.plan(op, self.dialect)
+            except LoweringError as e:
+                self.choice[op] = None
+                self.decisions.append(f"{op.attrs['kind'].value}: MLX built-ins ({e})")
+        pl = self.choice[op]
+        if pl is None:
+            return super().op(op, env)
+        args = [env[v] for v in op.operands]
+        run_kernel = lambda: self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a))  # noqa: E731
+        if self.tune and op not in getattr(self, "_tuned", set()):
+            self._tuned = getattr(self, "_tuned", set()) | {op}
+            t_kernel = self.rt.median_seconds(run_kernel)
+            t_mlx = self.rt.median_seconds(lambda: super(KernelEvaluator, self).op(op, env))
+            keep = t_kernel <= t_mlx
+            self.decisions.append(f"{pl.spec.name}: kernel {t_kernel * 1e6:.1f} us vs MLX {t_mlx * 1e6:.1f} us"
+                                  f" -> {'kernel' if keep else 'MLX built-ins'}")
+            if not keep:
+                self.choice[op] = None
+                return super().op(op, env)
+        return run_kernel()
+
+    def _prelude(self, pl: codegen.KernelPlan, args: list):
+        anchor = pl.prelude
+        block_args = anchor.parent.args
+        vals = [args[block_args.index(v)] for v in anchor.operands]
+        return self.impls[anchor.name](vals, anchor.attrs, [r.type for r in anchor.results])[0]
+
+
+class KernelTarget(MLXTarget):
+    """Shared by `metal` and `cuda`: differs in dialect and in the device MLX must have."""
+
+    dialect = ""
+    device = ""
+
+    @property
+    def pipeline(self):
+        from xcomp.passes import PASSES
+        from xcomp.passes.manager import DEFAULT_PIPELINE
+        return tuple(n for n in DEFAULT_PIPELINE if n in PASSES)
+
+    def device_available(self, mx) -> bool:
+        raise NotImplementedError
+
+    def unavailable_reason(self):
+        why = mlx_unavailable()
+        if why:
+            return why
+        import mlx.core as mx
+        if not self.device_available(mx):
+            return (f"MLX has no {self.device} here; target '{self.name}' runs only there "
+                    f"(kernel source can still be emitted: xcomp.backends.kernels.target.source)")
+        return None
+
+    def supported(self) -> set[str]:
+        return set(load_table()) | set(REGION_OPS)
+
+    def build(self, program: Program):
+        wrap_row_ops(program)
+        ev = KernelEvaluator(program, self.dialect)
+        self.evaluator = ev
+
+        def run(inputs):
+            return ev.run(list(inputs))
+        if os.environ.get("XCOMP_MX_COMPILE", "") not in ("", "0") and not ev.tune:
+            import mlx.core as mx
+            compiled = mx.compile(run)
+            return lambda inputs: compiled(list(inputs))
+        return run
+
+    def source(self, program: Program) -> str:
+        """Every generated kernel of `program` (an optimized program), as one listing."""
+        return source(program, self.dialect)
+
+    def export(self, program: Program, path: str) -> str:
+        """Write the IR with its weights and `kernels.<ext>` holding every kernel's source."""
+        from xcomp.serialize import save
+        out = save(program, path)
+        ext = {"metal": "metal", "cuda": "cu"}[self.dialect]
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, f"kernels.{ext}"), "w") as f:
+            f.write(self.source(program))
+        return out
+
+
+class MetalTarget(KernelTarget):
+    name = "metal"
+    dialect = "metal"
+    device = "Metal GPU (an Apple GPU: macOS with Apple silicon)"
+
+    def device_available(self, mx) -> bool:
+        return bool(mx.metal.is_available())
+
+
+class CudaTarget(KernelTarget):
+    name = "cuda"
+    dialect = "cuda"
+    device = "CUDA GPU (MLX's CUDA backend: pip install mlx[cuda] on Linux with an NVIDIA GPU)"
+
+    def device_available(self, mx) -> bool:
+        return bool(mx.cuda.is_available())

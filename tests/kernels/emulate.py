@@ -1,0 +1,99 @@
+"""Runs a generated kernel on the CPU: g++ over metal_emu.h / cuda_emu.h plus the kernel body."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+from xcomp.backends.kernels.codegen import KernelSpec
+from xcomp.backends.kernels.exprs import DIALECTS
+from xcomp.interpreter import round_to_bf16
+from xcomp.ir.types import DType
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CXX = shutil.which("g++")
+
+
+def _to_bytes(a: np.ndarray, dt: DType) -> bytes:
+    if dt is DType.BF16:
+        bits = round_to_bf16(np.asarray(a, np.float32)).view(np.uint32) >> 16
+        return bits.astype(np.uint16).tobytes()
+    return np.ascontiguousarray(a, dt.np).tobytes()
+
+
+def _from_bytes(b: bytes, dt: DType, shape) -> np.ndarray:
+    if dt is DType.BF16:
+        return (np.frombuffer(b, np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    return np.frombuffer(b, dt.np).reshape(shape).copy()
+
+
+def program_text(spec: KernelSpec, in_dtypes: list[DType]) -> str:
+    """The C++ translation unit: emulation header, kernel header, the body in a function, a driver."""
+    d = DIALECTS[spec.dialect]
+    q = "const device " if spec.dialect == "metal" else "const "
+    o = "device " if spec.dialect == "metal" else ""
+    params = [f"{q}{d.ctype(t)}* {n}" for n, t in zip(spec.input_names, in_dtypes)]
+    params += [f"{o}{d.ctype(t)}* {n}" for n, t in zip(spec.output_names, spec.output_dtypes)]
+    ids = ""
+    if spec.dialect == "metal":
+        params += ["uint3 thread_position_in_grid", "uint3 threadgroup_position_in_grid",
+                   "uint3 thread_position_in_threadgroup", "uint thread_index_in_simdgroup",
+                   "uint simdgroup_index_in_threadgroup"]
+        ids = (", uint3{c.gid * c.threads + c.tid, 0, 0}, uint3{c.gid, 0, 0}, uint3{c.tid, 0, 0}, "
+               "c.lane, c.warp")
+    n_in, n_out = len(spec.input_names), len(spec.output_names)
+    args = [f"({q}{d.ctype(t)}*)bufs[{i}].data()" for i, t in enumerate(in_dtypes)]
+    args += [f"({o}{d.ctype(t)}*)bufs[{n_in + i}].data()" for i, t in enumerate(spec.output_dtypes)]
+    sizes = [int(np.prod(s, dtype=np.int64)) * t.itemsize for s, t in zip(spec.output_shapes, spec.output_dtypes)]
+    return f"""#include "{spec.dialect}_emu.h"
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+{spec.header}
+void xc_kernel({", ".join(params)}) {{
+{spec.source}
+}}
+int main(int argc, char** argv) {{
+  std::vector<std::vector<char>> bufs;
+  for (int i = 0; i < {n_in}; ++i) {{
+    std::ifstream f(std::string(argv[1]) + "/in" + std::to_string(i), std::ios::binary);
+    bufs.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }}
+  const long out_sizes[] = {{{", ".join(map(str, sizes))}}};
+  for (int i = 0; i < {n_out}; ++i) bufs.emplace_back(out_sizes[i], (char)0x7f);  // poison
+  emu::run_grid({spec.grid[0] // spec.threadgroup[0]}, {spec.threadgroup[0]}, [&] {{
+    const emu::Ctx c = emu::ctx; (void)c;
+    xc_kernel({", ".join(args)}{ids});
+  }});
+  for (int i = 0; i < {n_out}; ++i) {{
+    std::ofstream f(std::string(argv[1]) + "/out" + std::to_string(i), std::ios::binary);
+    f.write(bufs[{n_in} + i].data(), out_sizes[i]);
+  }}
+  return 0;
+}}
+"""
+
+
+def run(spec: KernelSpec, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str) -> list[np.ndarray]:
+    """Compile the kernel with g++ and run it over its grid on `inputs`; returns its outputs."""
+    os.makedirs(workdir, exist_ok=True)
+    src = os.path.join(workdir, "k.cpp")
+    with open(src, "w") as f:
+        f.write(program_text(spec, in_dtypes))
+    exe = os.path.join(workdir, "k")
+    r = subprocess.run([CXX, "-std=c++20", "-O1", "-pthread", "-w", f"-I{HERE}", src, "-o", exe],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise AssertionError(f"g++ failed on {spec.name}:\n{r.stderr[:4000]}")
+    for i, (a, t) in enumerate(zip(inputs, in_dtypes)):
+        with open(os.path.join(workdir, f"in{i}"), "wb") as f:
+            f.write(_to_bytes(a, t))
+    subprocess.run([exe, workdir], check=True, timeout=120)
+    outs = []
+    for i, (s, t) in enumerate(zip(spec.output_shapes, spec.output_dtypes)):
+        with open(os.path.join(workdir, f"out{i}"), "rb") as f:
+            outs.append(_from_bytes(f.read(), t, s))
+    return outs
