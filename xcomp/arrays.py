@@ -59,7 +59,8 @@ def convert(x: Any, kind: str, type: TensorType | None = None) -> Any:
     if kind == "torch":
         import torch
         from xcomp.frontends.torch_export import XCOMP_TO_TORCH
-        t = torch.from_numpy(np.ascontiguousarray(to_numpy(x)))
+        a = to_numpy(x)
+        t = torch.from_numpy(np.ascontiguousarray(a).reshape(a.shape))  # keeps 0-d arrays 0-d
         return t.to(XCOMP_TO_TORCH[type.dtype]) if type is not None else t
     a = to_numpy(x)
     if type is not None and a.dtype != type.dtype.np:

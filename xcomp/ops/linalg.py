@@ -146,8 +146,8 @@ def _conv_forward(x, w, groups, stride, lo, hi, dil):
     sp = v.shape[2:2 + nsp]
     v = v.reshape((n, groups, cin // groups) + sp + tuple(ks))
     wg = w.reshape((groups, cout // groups, cg) + tuple(ks))
-    letters = "abcdefgh"[:nsp]
-    klet = "pqrstuvw"[:nsp]
+    letters = "lmnijk"[:nsp]
+    klet = "pqrstu"[:nsp]
     out = np.einsum(f"zgc{letters}{klet},goc{klet}->zgo{letters}", v, wg, optimize=True)
     return out.reshape((n, cout) + sp)
 

@@ -88,7 +88,7 @@ def _max_pool_ref(args, a, out):
     return [v.max(axis=tuple(range(-nsp, 0)))]
 
 
-def _avg_divisor(x_shape, a):
+def avg_divisor(x_shape, a):
     """Per-output divisors of avg_pool, broadcastable over the output."""
     k, s, p, _ = pool_geometry(a, "avg_pool")
     nsp = len(k)
@@ -108,7 +108,7 @@ def _avg_pool_ref(args, a, out):
     v = pool_windows(x, a, "avg_pool", 0.0)
     nsp = len(a["kernel"])
     total = v.sum(axis=tuple(range(-nsp, 0)))
-    div = a["divisor_override"] if a["divisor_override"] else _avg_divisor(x.shape, a)
+    div = a["divisor_override"] if a["divisor_override"] else avg_divisor(x.shape, a)
     return [total / div]
 
 
