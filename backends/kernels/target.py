@@ -19,22 +19,27 @@ from xcomp.ir.core import Block, Operation, Program, Region
 from xcomp.ops import registry
 from xcomp.ops.structural import FusionKind
 
-# standalone ops worth one row kernel each (plain reductions are already one MLX kernel)
+# standalone ops worth one kernel each: MLX runs them as several kernels (plain reductions and
+# single arithmetic ops are already one MLX kernel)
 STANDALONE_ROW_OPS = ("xc.softmax", "xc.log_softmax", "xc.logsumexp", "xc.layer_norm", "xc.rms_norm", "xc.var")
+STANDALONE_EW_OPS = ("xc.gelu", "xc.silu", "xc.mish", "xc.softplus", "xc.elu", "xc.hardswish",
+                     "xc.hardsigmoid", "xc.leaky_relu", "xc.frac", "xc.copysign", "xc.hypot", "xc.fmod")
 
 
 def wrap_row_ops(program: Program) -> int:
-    """Put each standalone row op of every function into its own `xc.fused` REDUCTION group."""
+    """Put each standalone row op or composite activation into its own `xc.fused` group."""
     count = 0
+    kinds = {**{n: FusionKind.REDUCTION for n in STANDALONE_ROW_OPS},
+             **{n: FusionKind.ELEMENTWISE for n in STANDALONE_EW_OPS}}
     for func in program.funcs.values():
-        for i, op in enumerate(list(func.body.ops)):
-            if op.name not in STANDALONE_ROW_OPS:
+        for op in list(func.body.ops):
+            if op.name not in kinds:
                 continue
             body = Block([v.type for v in op.operands])
             inner = Operation(op.opdef, list(body.args), dict(op.attrs), [r.type for r in op.results])
             body.append(inner)
             body.append(Operation(registry.get("yield"), list(inner.results), {}, []))
-            fused = Operation(registry.get("fused"), list(op.operands), {"kind": FusionKind.REDUCTION},
+            fused = Operation(registry.get("fused"), list(op.operands), {"kind": kinds[op.name]},
                               [r.type for r in op.results], [Region([body])], op.loc)
             _replace(func.body, op, fused)
             count += 1
