@@ -1,0 +1,65 @@
+"""Factory ops: tensors made from attributes alone (full, arange).
+
+zeros/ones/empty/full and their `_like`/`new_` forms become `full`; `arange` is the iota.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xcomp.ir.types import DType, TensorType
+from xcomp.ops.registry import AttrKind, Trait, define, req
+
+
+def _full_infer(types, a):
+    if any(d < 0 for d in a["shape"]):
+        raise ValueError(f"xc.full: negative size in {a['shape']}")
+    return [TensorType(a["shape"], a["dtype"])]
+
+
+def fill_value(value, dtype: DType) -> np.ndarray:
+    """`value` as a 0-d array of `dtype` (floats truncated toward zero for integer dtypes)."""
+    if dtype.is_int and isinstance(value, float) and math.isfinite(value):
+        value = math.trunc(value)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(value, np.float64 if isinstance(value, float) else None).astype(dtype.np)
+
+
+def _full_ref(args, a, out):
+    return [np.full(out[0].shape, fill_value(a["value"], out[0].dtype))]
+
+
+define("full", _full_infer, _full_ref,
+       attrs={"shape": req(AttrKind.INTS), "value": req(AttrKind.ANY), "dtype": req(AttrKind.DTYPE)},
+       traits=(Trait.PURE,), operands=0,
+       doc="A tensor of `shape` filled with `value` (zeros, ones, empty, full and their variants).")
+
+
+def arange_length(start, end, step) -> int:
+    """Number of elements of arange(start, end, step), as torch computes it (in double)."""
+    if step == 0:
+        raise ValueError("xc.arange: step must be non-zero")
+    n = math.ceil((float(end) - float(start)) / float(step))
+    if (end - start) * step < 0:
+        raise ValueError(f"xc.arange: range [{start}, {end}) is empty in the direction of step {step}")
+    return max(int(n), 0)
+
+
+def _arange_infer(types, a):
+    return [TensorType((arange_length(a["start"], a["end"], a["step"]),), a["dtype"])]
+
+
+def _arange_ref(args, a, out):
+    n = out[0].shape[0]
+    start, step = a["start"], a["step"]
+    if all(isinstance(v, int) for v in (start, step)):
+        return [(start + step * np.arange(n, dtype=np.int64)).astype(out[0].dtype.np)]
+    return [(start + step * np.arange(n, dtype=np.float64)).astype(out[0].dtype.np)]
+
+
+define("arange", _arange_infer, _arange_ref,
+       attrs={"start": req(AttrKind.ANY), "end": req(AttrKind.ANY), "step": req(AttrKind.ANY),
+              "dtype": req(AttrKind.DTYPE)},
+       traits=(Trait.PURE,), operands=0,
+       doc="start, start + step, ... up to (not including) end: the iota.")
