@@ -90,9 +90,15 @@ def check(name, program, in_types, rng, results):
         fell_back = [d for d in target.evaluator.decisions if "built-ins" in d]
         dt = in_types[0].dtype
         dname = "bfloat16" if dt is DType.BF16 else str(dt.np)
+        tf32 = any(op.name == "xc.matmul" for op in program.walk())
         for i, (g, e, w) in enumerate(zip(got, eager, want)):
             assert_close(g, e, dtype=dname, scale=2.0, msg=f"{name} output {i} vs MLX eager")
-            assert_close(g, np.asarray(w), dtype=dname, scale=2.0, msg=f"{name} output {i} vs reference")
+            if tf32:  # MLX's CUDA float32 matmul runs in TF32: compare by relative norm (METHOD.md: ~3e-4)
+                g64, w64 = np.array(g.astype(mx.float32), np.float64), np.asarray(w, np.float64)
+                rel = np.linalg.norm(g64 - w64) / np.linalg.norm(w64)
+                assert rel < 2e-3, f"{name} output {i}: relative error {rel:.2e} vs reference"
+            else:
+                assert_close(g, np.asarray(w), dtype=dname, scale=2.0, msg=f"{name} output {i} vs reference")
         results.append({"check": name, "ok": True, "kernels": kernels, "fallbacks": fell_back,
                         "seconds": round(time.perf_counter() - t0, 3)})
         print(f"PASS {name:<28} kernels={kernels} fallbacks={len(fell_back)}", flush=True)
