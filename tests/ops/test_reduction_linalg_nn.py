@@ -124,7 +124,8 @@ def _flat(out):
     return [t for o in out for t in _flat(o)] if isinstance(out, (tuple, list)) else []
 
 
-def _run_case(name, target, dtype=torch.float32, scale=1.0):
+def _run_case(name, dtype=torch.float32, scale=1.0):
+    """Capture the case once, run it on every target, compare each output with torch eager."""
     torch.manual_seed(sum(map(ord, name)))
     fn, make = CASES[name]
     if isinstance(fn, nn.Module):
@@ -133,22 +134,22 @@ def _run_case(name, target, dtype=torch.float32, scale=1.0):
             with torch.no_grad():
                 fn.running_mean.uniform_(-1, 1)
                 fn.running_var.uniform_(0.5, 2)
-        fn = fn.to(dtype) if dtype.is_floating_point else fn
+        fn = fn.to(dtype)
     inputs = [x.to(dtype) if x.is_floating_point() else x for x in make()]
     with torch.no_grad():
-        expected = fn(*inputs)
-        got = xcomp.compile(fn, target=target)(*inputs)
-    exp, out = _flat(expected), _flat(got)
-    assert len(out) == len(exp), f"{name}: {len(out)} outputs, expected {len(exp)}"
-    for i, (o, e) in enumerate(zip(out, exp)):
-        assert o.dtype == e.dtype, f"{name} output {i}: dtype {o.dtype} != {e.dtype}"
-        assert_close(o, e, scale=scale, msg=f"{name} output {i} on {target}")
+        exp = _flat(fn(*inputs))
+    program = xcomp.capture(fn, inputs)
+    for target in TARGETS:
+        out = _flat(xcomp.compile(program, target=target)(*inputs))
+        assert len(out) == len(exp), f"{name}: {len(out)} outputs, expected {len(exp)}"
+        for i, (o, e) in enumerate(zip(out, exp)):
+            assert o.dtype == e.dtype, f"{name} output {i} on {target}: dtype {o.dtype} != {e.dtype}"
+            assert_close(o, e, scale=scale, msg=f"{name} output {i} on {target}")
 
 
-@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_op_float32(name, target):
-    _run_case(name, target)
+def test_op_float32(name):
+    _run_case(name)
 
 
 FLOAT16 = ["sum_dims_keepdim", "mean_dims", "amax_amin", "softmax", "log_softmax", "layer_norm", "rms_norm",
@@ -156,10 +157,9 @@ FLOAT16 = ["sum_dims_keepdim", "mean_dims", "amax_amin", "softmax", "log_softmax
            "adaptive_avg_pool2d", "sdpa", "sdpa_causal"]
 
 
-@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("name", FLOAT16)
-def test_op_float16(name, target):
-    _run_case(name, target, torch.float16, scale=2.0)
+def test_op_float16(name):
+    _run_case(name, torch.float16, scale=2.0)
 
 
 # -- models-lite ----------------------------------------------------------------------------------
@@ -195,9 +195,8 @@ class AttentionBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("model,shape", [(ResidualBlock, (2, 4, 8, 8)), (AttentionBlock, (2, 5, 16))])
-def test_models_lite(model, shape, target):
+def test_models_lite(model, shape):
     torch.manual_seed(0)
     m = model().eval()
     for mod in m.modules():
@@ -207,7 +206,11 @@ def test_models_lite(model, shape, target):
                 mod.running_var.uniform_(0.5, 1.5)
     x = torch.randn(shape)
     with torch.no_grad():
-        assert_close(xcomp.compile(m, target=target)(x), m(x), scale=10, msg=f"{model.__name__} on {target}")
+        expected = m(x)
+    program = xcomp.capture(m, [x])
+    for target in TARGETS:
+        assert_close(xcomp.compile(program, target=target)(x), expected, scale=10,
+                     msg=f"{model.__name__} on {target}")
 
 
 # -- converters directly (paths torch.export's decompositions do not produce) ---------------------
