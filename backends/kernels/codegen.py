@@ -262,6 +262,12 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
         ids = {id(n) for n in nodes}
         return [dict(i, node=None) for i in inputs if id(i["node"]) in ids]
 
+    row_outs = [(i, o) for i, o in enumerate(graph.outputs) if o.row]
+    final_nodes = _needed([o for _, o in row_outs], row_only=True)
+    # keep in registers only what more than one pass reads; single-pass inputs load in their pass
+    passes = [set(map(id, _needed(n.args, row_only=True))) for n in graph.reductions] + [set(map(id, final_nodes))]
+    for i in inputs:
+        i["cache"] = cached and sum(id(i["node"]) in p for p in passes) > 1
     phases = []
     for node in graph.nodes:
         if node.kind == "reduce":
@@ -280,7 +286,6 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
     for i, o in red_outs:
         if int(np.prod(out_shapes[i], dtype=np.int64)) != R:
             raise LoweringError(f"row kernel output {i} of shape {out_shapes[i]} is not one value per row")
-    final_nodes = _needed([o for _, o in row_outs], row_only=True)
     data = dict(
         R=R, L=L, threads=threads, vec=vec, chunks=chunks, cached=cached, guard=guard,
         nsg=threads // 32, inputs=[dict(i, node=None) for i in inputs], phases=phases,

@@ -113,7 +113,12 @@ class KernelEvaluator(MLXEvaluator):
         run_kernel = lambda: self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a))  # noqa: E731
         if self.tune and op not in getattr(self, "_tuned", set()):
             self._tuned = getattr(self, "_tuned", set()) | {op}
-            t_kernel = self.rt.median_seconds(run_kernel)
+            try:
+                t_kernel = self.rt.median_seconds(run_kernel)
+            except RuntimeError as e:   # e.g. a launch the device refuses: use MLX built-ins
+                self.decisions.append(f"{pl.spec.name}: kernel failed ({e}) -> MLX built-ins")
+                self.choice[op] = None
+                return super().op(op, env)
             t_mlx = self.rt.median_seconds(lambda: super(KernelEvaluator, self).op(op, env))
             keep = t_kernel <= t_mlx
             self.decisions.append(f"{pl.spec.name}: kernel {t_kernel * 1e6:.1f} us vs MLX {t_mlx * 1e6:.1f} us"
