@@ -159,10 +159,14 @@ def float32_samples(opinfo, limit: int | None = None) -> list:
     """The OpInfo's float32 CPU sample inputs, without autograd (xcomp compiles inference)."""
     import torch
     out = []
-    for s in opinfo.sample_inputs("cpu", torch.float32, requires_grad=False):
-        out.append(s)
-        if limit is not None and len(out) >= limit:
-            break
+    gen = opinfo.sample_inputs("cpu", torch.float32, requires_grad=False)
+    try:
+        for s in gen:
+            out.append(s)
+            if limit is not None and len(out) >= limit:
+                break
+    finally:
+        getattr(gen, "close", lambda: None)()  # finish its no_grad context now, not at GC time
     return out
 
 
@@ -301,18 +305,37 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def run_sample(name: str, program, tensors, expected: list, target: str, check) -> SampleOutcome:
-    """Compile `program` for `target`, run it on the sample and compare with `expected`."""
+@dataclass
+class _Prepared:
+    """One sample ready to run: the function of its tensors, the tensors, torch's output leaves."""
+
+    fn: Callable
+    tensors: list
+    expected: list
+
+
+def _batched(prepared: list[_Prepared]):
+    """One function computing every sample (outputs concatenated), so one capture serves them all:
+    capture cost (torch.export plus core-ATen decomposition) is per call, not per op."""
+    counts = [len(p.tensors) for p in prepared]
+
+    def fn(*tensors):
+        outs, i = [], 0
+        for p, n in zip(prepared, counts):
+            outs.extend(_leaves(p.fn(*tensors[i:i + n])))
+            i += n
+        return tuple(outs)
+    return fn, [t for p in prepared for t in p.tensors]
+
+
+def _run_program(program, tensors, target: str) -> list:
     import xcomp
-    inputs = [t.detach().cpu().numpy() for t in tensors]
-    try:
-        compiled = xcomp.compile(program, target=target)
-        out = compiled(*inputs)
-    except (UnsupportedOpError, LoweringError) as e:
-        return SampleOutcome(UNSUPPORTED, _first_line(e))
-    except Exception as e:
-        return SampleOutcome(ERROR, f"{type(e).__name__}: {_first_line(e)}")
-    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    out = xcomp.compile(program, target=target)(*[t.detach().cpu().numpy() for t in tensors])
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def compare(outs: list, expected: list, check) -> SampleOutcome:
+    """Compare a sample's outputs with torch's leaves."""
     if len(outs) != len(expected):
         return SampleOutcome(FAIL, f"{len(outs)} outputs, torch gives {len(expected)}")
     for i, (o, e) in enumerate(zip(outs, expected)):
@@ -323,12 +346,99 @@ def run_sample(name: str, program, tensors, expected: list, target: str, check) 
     return SampleOutcome(PASS)
 
 
+def _failure(e: Exception, where: str = "") -> SampleOutcome:
+    if isinstance(e, (UnsupportedOpError, LoweringError)):
+        return SampleOutcome(UNSUPPORTED, _first_line(e))
+    return SampleOutcome(ERROR, f"{where}{type(e).__name__}: {_first_line(e)}")
+
+
+def run_sample(program, p: _Prepared, target: str, check) -> SampleOutcome:
+    """Compile `program` (one sample) for `target`, run it and compare with torch."""
+    try:
+        outs = _run_program(program, p.tensors, target)
+    except Exception as e:
+        return _failure(e)
+    return compare(outs, p.expected, check)
+
+
 def _first_line(e: BaseException) -> str:
     s = str(e).strip().splitlines()
     return (s[0] if s else type(e).__name__)[:160]
 
 
 # -- one op ----------------------------------------------------------------------------------------
+def _prepare(opinfo, samples, skips: list[str]) -> list[_Prepared]:
+    out = []
+    for sample in samples:
+        try:
+            fn, tensors = _bind_sample(opinfo, sample)
+            expected = _eager(fn, tensors)
+        except _Skip as s:
+            skips.append(str(s))
+            continue
+        out.append(_Prepared(fn, [t.clone() for t in tensors], expected))
+    return out
+
+
+def _unsupported(res: OpResult, e: UnsupportedOpError) -> SampleOutcome:
+    names = sorted({o.name for o in e.ops})
+    res.missing = sorted(set(res.missing) | set(names))
+    return SampleOutcome(UNSUPPORTED, "no converter for " + ", ".join(names))
+
+
+def _one_by_one(res: OpResult, prepared: list[_Prepared], targets, check, skips) -> dict[str, list]:
+    """Capture and run each sample on its own (precise attribution of errors)."""
+    per_target: dict[str, list[SampleOutcome]] = {t: [] for t in targets}
+    for p in prepared:
+        try:
+            program = _capture(p.fn, p.tensors)
+        except _Skip as s:
+            skips.append(str(s))
+            continue
+        except UnsupportedOpError as e:
+            res.samples += 1
+            outcome = _unsupported(res, e)
+            for t in targets:
+                per_target[t].append(outcome)
+            break  # the op cannot pass; the remaining samples would only repeat this
+        except Exception as e:
+            res.samples += 1
+            for t in targets:
+                per_target[t].append(_failure(e, "capture: "))
+            continue
+        res.samples += 1
+        for t in targets:
+            per_target[t].append(run_sample(program, p, t, check))
+    return per_target
+
+
+def _all_at_once(res: OpResult, prepared: list[_Prepared], targets, check) -> dict[str, list] | None:
+    """Capture every sample in one program and run it once per target. None when any step fails
+    for a reason other than a missing converter (then samples are redone one by one)."""
+    fn, tensors = _batched(prepared)
+    try:
+        program = _capture(fn, tensors)
+    except UnsupportedOpError as e:
+        res.samples += len(prepared)
+        return {t: [_unsupported(res, e)] for t in targets}
+    except Exception:
+        return None
+    per_target: dict[str, list[SampleOutcome]] = {}
+    for t in targets:
+        try:
+            outs = _run_program(program, tensors, t)
+        except Exception:
+            return None
+        if len(outs) != sum(len(p.expected) for p in prepared):
+            return None
+        i, per_target[t] = 0, []
+        for p in prepared:
+            per_target[t].append(compare(outs[i:i + len(p.expected)], p.expected, check))
+            i += len(p.expected)
+    res.samples += len(prepared)
+    return per_target
+
+
 def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
                  make_check: Callable[[str], Callable] = default_check) -> OpResult:
     """Run every float32 sample of `opinfo` (at most `limit`) on `targets`."""
@@ -342,30 +452,11 @@ def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
     except Exception as e:
         return _all(res, targets, SKIP, f"sample generation failed ({type(e).__name__})")
     check = make_check(opinfo.name)
-    per_target: dict[str, list[SampleOutcome]] = {t: [] for t in targets}
     skips: list[str] = []
-    for sample in samples:
-        try:
-            fn, tensors = _bind_sample(opinfo, sample)
-            expected = _eager(fn, tensors)
-            program = _capture(fn, tensors)
-        except _Skip as s:
-            skips.append(str(s))
-            continue
-        except UnsupportedOpError as e:
-            res.missing = sorted(set(res.missing) | {o.name for o in e.ops})
-            for t in targets:
-                per_target[t].append(SampleOutcome(UNSUPPORTED, "no converter for " + ", ".join(sorted({o.name for o in e.ops}))))
-            res.samples += 1
-            break  # the op cannot pass; the remaining samples would only repeat this
-        except Exception as e:
-            for t in targets:
-                per_target[t].append(SampleOutcome(ERROR, f"capture: {type(e).__name__}: {_first_line(e)}"))
-            res.samples += 1
-            continue
-        res.samples += 1
-        for t in targets:
-            per_target[t].append(run_sample(name, program, tensors, expected, t, check))
+    prepared = _prepare(opinfo, samples, skips)
+    per_target = _all_at_once(res, prepared, targets, check) if len(prepared) > 1 else None
+    if per_target is None:
+        per_target = _one_by_one(res, prepared, targets, check, skips)
     if res.samples == 0:
         reasons = Counter(skips).most_common(1)
         return _all(res, targets, SKIP, reasons[0][0] if reasons else "no float32 samples")
@@ -485,7 +576,7 @@ def summary(report: Report, markdown: bool = False) -> str:
 def _reason_kind(reason: str) -> str:
     """The leading words of a reason, numbers dropped, to group similar failures."""
     import re
-    return re.sub(r"[0-9.e+-]+", "N", reason)[:70]
+    return re.sub(r"(?<![A-Za-z_])-?[0-9][0-9.]*(e[-+]?[0-9]+)?", "N", reason)[:70]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

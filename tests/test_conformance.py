@@ -1,0 +1,109 @@
+"""Conformance with PyTorch's OpInfo database (see xcomp/conformance.py).
+
+Default tier: every OpInfo named like an op of the aten table, on its first float32 sample, on the
+reference and MLX targets: no wrong results and no crashes (an op may still be reported unsupported
+by a clean UnsupportedOpError). Slow tier: every sample of every OpInfo, with the pass counts.
+Values are compared with tests/helpers.py `assert_close` (per-dtype tolerances, scaled only for the
+ops in `conformance.OP_TOL_SCALE`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("expecttest")
+
+from xcomp import conformance as C  # noqa: E402
+
+from helpers import assert_close  # noqa: E402
+
+TARGETS = ["reference", "mlx"]
+DEFAULT_SAMPLES = 1
+
+
+def helpers_check(name: str):
+    """`assert_close` with the op's tolerance scale, plus exact dtype equality."""
+    scale = C.OP_TOL_SCALE.get(name, (1.0, ""))[0]
+
+    def check(actual: np.ndarray, expected: np.ndarray):
+        assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+        assert_close(actual, expected, scale=scale)
+    return check
+
+
+def _opinfos():
+    import warnings
+    warnings.filterwarnings("ignore")
+    return {C.full_name(o): o for o in C.load_op_db() if C.in_table(o) and not C.skip_reason(o)}
+
+
+OPINFOS = _opinfos()
+
+
+def _assert_conforms(result: C.OpResult):
+    bad = {t: f"{result.status[t]}: {result.reason[t]}" for t in TARGETS
+           if result.status[t] in (C.FAIL, C.ERROR)}
+    assert not bad, f"{result.name}: {bad}"
+
+
+@pytest.mark.parametrize("name", sorted(OPINFOS))
+def test_opinfo_first_sample(name):
+    with C.cached_cia_ops():
+        result = C.check_opinfo(OPINFOS[name], TARGETS, DEFAULT_SAMPLES, helpers_check)
+    _assert_conforms(result)
+
+
+def test_harness_classifies_outcomes():
+    """A passing op, a skipped random op, an unsupported op, and an explicit xfail."""
+    db = {C.full_name(o): o for o in C.load_op_db()}
+    with C.cached_cia_ops():
+        add = C.check_opinfo(db["add"], TARGETS, 2)
+        assert add.status == {"reference": C.PASS, "mlx": C.PASS} and add.samples == 2
+        rand = C.check_opinfo(db["randn_like"], TARGETS, 2)
+        assert set(rand.status.values()) == {C.SKIP} and "random" in rand.reason["mlx"]
+        zeta = C.check_opinfo(db["special.zeta"], TARGETS, 1)
+        assert zeta.status["reference"] == C.UNSUPPORTED and "aten.special_zeta" in zeta.missing[0]
+
+        def wrong(name):
+            def check(actual, expected):
+                raise AssertionError("deliberately wrong")
+            return check
+        failing = C.check_opinfo(db["sin"], TARGETS, 1, wrong)
+        assert failing.status["reference"] == C.FAIL and "deliberately wrong" in failing.reason["reference"]
+        C.XFAIL[("sin", "mlx")] = "test entry"
+        try:
+            xf = C.check_opinfo(db["sin"], TARGETS, 1, wrong)
+        finally:
+            del C.XFAIL[("sin", "mlx")]
+        assert xf.status == {"reference": C.FAIL, "mlx": C.XFAIL}
+
+
+def test_command_prints_table_and_totals(capsys):
+    assert C.main(["--ops", "abs,mul,special.zeta", "--limit-samples", "1", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| `abs` | 1 | pass | pass |" in out
+    assert "| `special.zeta` |" in out and "unsupported" in out
+    assert "reference: 2 ops passing" in out and "passing on all of reference, mlx: 2 ops" in out
+
+
+def test_import_xcomp_does_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys, xcomp, xcomp.conformance; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_full_op_db():
+    """Every float32 sample of every OpInfo; at least 150 ops pass on both targets."""
+    report = C.run(TARGETS, make_check=helpers_check)
+    print(C.format_table(report))
+    bad = [f"{r.name} ({t}): {r.status[t]}: {r.reason[t]}" for r in report.results for t in TARGETS
+           if r.status[t] in (C.FAIL, C.ERROR) and C.in_table(_by_name(r.name))]
+    assert len(report.passing_all()) >= 150, C.summary(report)
+    assert not bad, "\n".join(bad)
+
+
+def _by_name(name: str):
+    return next(o for o in C.load_op_db() if C.full_name(o) == name)
