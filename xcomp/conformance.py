@@ -221,37 +221,40 @@ def _bind_sample(opinfo, sample):
 
 
 def _eager(fn, tensors):
-    """Torch eager outputs; skips random ops, input mutation and complex/sparse outputs."""
+    """Torch eager output leaves; skips input mutation, random ops, complex/sparse outputs."""
     import torch
-    before = [t.clone() for t in tensors]
+    from xcomp.frontends.torch_export import TORCH_DTYPES
+    inputs = [t.clone() for t in tensors]
     torch.manual_seed(0)
     try:
-        out = fn(*[t.clone() for t in tensors])
+        out = fn(*inputs)
         torch.manual_seed(1)
         again = fn(*[t.clone() for t in tensors])
     except Exception as e:  # the sample itself is invalid without autograd, or on this build
         raise _Skip(f"eager torch raised {type(e).__name__}") from None
-    probe = [t.clone() for t in tensors]
-    fn(*probe)
-    if any(not torch.equal(a, b) and not (a.is_floating_point() and torch.equal(a.isnan(), b.isnan()) and
-                                          torch.equal(a.nan_to_num(), b.nan_to_num()))
-           for a, b in zip(probe, before)):
+    if not all(_same(a, b) for a, b in zip(inputs, tensors)):
         raise _Skip("mutates its inputs")
     leaves, leaves2 = _leaves(out), _leaves(again)
     for x in leaves:
         if isinstance(x, torch.Tensor) and (x.is_complex() or x.layout != torch.strided):
             raise _Skip("complex or sparse output")
-        if isinstance(x, torch.Tensor) and x.dtype not in _SUPPORTED_TORCH_DTYPES():
+        if isinstance(x, torch.Tensor) and x.dtype not in TORCH_DTYPES:
             raise _Skip(f"output dtype {x.dtype}")
-    if len(leaves) != len(leaves2) or any(
-            isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(leaves, leaves2)):
+    if len(leaves) != len(leaves2) or not all(_same(a, b) for a, b in zip(leaves, leaves2)):
         raise _Skip("random or nondeterministic op")
-    return leaves
+    return [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves]
 
 
-def _SUPPORTED_TORCH_DTYPES():
-    from xcomp.frontends.torch_export import TORCH_DTYPES
-    return TORCH_DTYPES
+def _same(a, b) -> bool:
+    """Equal values, NaNs in the same places (non-tensors compare with ==)."""
+    import torch
+    if not isinstance(a, torch.Tensor):
+        return a == b
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    return torch.equal(a, b)
 
 
 def _capture(fn, tensors):

@@ -9,6 +9,32 @@ from xcomp.backends.mlx.dtypes import mx_dtype
 from xcomp.backends.mlx.table import MLX_OPS, _as_list
 from xcomp.ops.elementwise import GeluApproximate
 
+_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+            -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+            1.5056327351493116e-7)  # g = 7, n = 9
+
+
+def _lgamma_pos(x):
+    """log|Gamma(x)| for x >= 0.5 (Lanczos)."""
+    z = x - 1
+    a = mx.full(x.shape, _LANCZOS[0], x.dtype)
+    for i, c in enumerate(_LANCZOS[1:], start=1):
+        a = a + c / (z + i)
+    t = z + 7.5
+    return 0.5 * math.log(2 * math.pi) + (z + 0.5) * mx.log(t) - t + mx.log(a)
+
+
+def _lgamma(x):
+    """MLX has no lgamma: Lanczos for x >= 0.5, the reflection formula below, inf at the poles."""
+    small = x < 0.5
+    safe = mx.where(small, 1 - x, x)
+    pos = _lgamma_pos(safe)
+    reflected = math.log(math.pi) - mx.log(mx.abs(mx.sin(math.pi * x))) - pos
+    pole = mx.logical_and(x <= 0, x == mx.floor(x))
+    inf = mx.array(math.inf, x.dtype)
+    return mx.where(pole, inf, mx.where(small, reflected, pos))
+
+
 UNARY = {
     "neg": mx.negative, "abs": mx.abs, "sign": mx.sign, "exp": mx.exp, "exp2": lambda x: mx.power(2.0, x).astype(x.dtype),
     "expm1": mx.expm1, "log": mx.log, "log2": mx.log2, "log10": mx.log10, "log1p": mx.log1p,
@@ -22,7 +48,7 @@ UNARY = {
     "mish": lambda x: x * mx.tanh(mx.logaddexp(x, mx.array(0, x.dtype))),
     "hardsigmoid": lambda x: mx.clip(x / 6 + 0.5, 0, 1),
     "hardswish": lambda x: x * mx.clip(x / 6 + 0.5, 0, 1),
-    "logical_not": mx.logical_not, "bitwise_not": mx.bitwise_invert,
+    "lgamma": _lgamma, "logical_not": mx.logical_not, "bitwise_not": mx.bitwise_invert,
     "isnan": mx.isnan, "isinf": mx.isinf, "isfinite": lambda x: mx.logical_not(mx.logical_or(mx.isnan(x), mx.isinf(x))),
 }
 

@@ -81,7 +81,7 @@ BINARY = {
     "bitwise_or": "bitwise_or", "bitwise_xor": "bitwise_xor", "copysign": "copysign", "hypot": "hypot",
 }
 for _aten, _xc in BINARY.items():
-    for _ov in ("Tensor", "Scalar", "Tensor_Scalar", "Scalar_Tensor", "default"):
+    for _ov in ("Tensor", "Scalar", "Tensor_Tensor", "Tensor_Scalar", "Scalar_Tensor", "default"):
         try:
             getattr(getattr(torch.ops.aten, _aten), _ov)
         except AttributeError:
@@ -162,6 +162,23 @@ def clamp(cx, x, lo=None, hi=None):
     if hi is not None:
         y = cx.op("minimum", y, cx.tensor(hi, dt))
     return y
+
+
+@aten("aten.round.decimals")
+def round_decimals(cx, x, decimals=0):
+    """torch's kernel: nearbyint(x * 10^d) / 10^d, or nearbyint(x / 10^-d) * 10^-d for d < 0."""
+    dt = cx.out_dtype
+    x = cx.tensor(x, dt)
+    scale = cx.const(10.0 ** abs(decimals), dt)
+    if decimals >= 0:
+        return cx.op("div", cx.op("round", cx.op("mul", x, scale)), scale)
+    return cx.op("mul", cx.op("round", cx.op("div", x, scale)), scale)
+
+
+@aten("aten._assert_tensor_metadata.default")
+def assert_tensor_metadata(cx, x, *args, **kwargs):
+    """A trace-time check that `aten.to` leaves behind; the IR's types already carry it."""
+    return None
 
 
 @aten("aten.gelu.default")
