@@ -266,6 +266,10 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
             inputs[node.name] = builder.create("weight", (), {"name": spec.target},
                                                result_types=[TensorType(tuple(arr.shape), dt)]).result
     outs = convert_graph(ep.graph, inputs, cx, body)
+    from torch.export.graph_signature import OutputKind
+    kinds = [spec.kind for spec in sig.output_specs]
+    if len(kinds) == len(outs):  # drop updated buffers/mutated inputs: only the user's outputs
+        outs = [o for o, k in zip(outs, kinds) if k == OutputKind.USER_OUTPUT]
     builder.loc = None
     outs = [cx.tensor(o) if not isinstance(o, Value) else o for o in outs]
     builder.create("return", outs)

@@ -39,6 +39,15 @@ def _crop(x, lo, hi, first: int):
     return x[tuple(index)]
 
 
+def _conv_general(x, w, groups: int, **kw):
+    """mx.conv_general, with groups of a 3-d conv (which MLX does not group) run one by one."""
+    if groups == 1 or x.ndim - 2 < 3:
+        return mx.conv_general(x, w, groups=groups, **kw)
+    cin, cout = x.shape[-1] // groups, w.shape[0] // groups
+    return mx.concatenate([mx.conv_general(x[..., i * cin:(i + 1) * cin], w[i * cout:(i + 1) * cout], **kw)
+                           for i in range(groups)], axis=-1)
+
+
 @lowers("conv")
 def _conv(args, a, out):
     x, w = args[0], args[1]
@@ -55,15 +64,14 @@ def _conv(args, a, out):
         w = mx.swapaxes(w.reshape((g, cin // g, cog) + ks), 1, 2).reshape((g * cog, cin // g) + ks)
         plo = [d * (k - 1) - p for d, k, p in zip(dil, ks, lo)]
         phi = [d * (k - 1) - p + op for d, k, p, op in zip(dil, ks, hi, outpad)]
-        y = mx.conv_general(x, mx.moveaxis(w, 1, -1), stride=1, padding=([max(p, 0) for p in plo],
-                            [max(p, 0) for p in phi]), kernel_dilation=list(dil), input_dilation=list(stride),
-                            groups=g, flip=True)
+        y = _conv_general(x, mx.moveaxis(w, 1, -1), g, stride=1,
+                          padding=([max(p, 0) for p in plo], [max(p, 0) for p in phi]),
+                          kernel_dilation=list(dil), input_dilation=list(stride), flip=True)
         y = _crop(y, [max(-p, 0) for p in plo], [max(-p, 0) for p in phi], 1)
     else:
         x = _crop(x, [max(-p, 0) for p in lo], [max(-p, 0) for p in hi], 1)
-        y = mx.conv_general(x, mx.moveaxis(w, 1, -1), stride=list(stride),
-                            padding=([max(p, 0) for p in lo], [max(p, 0) for p in hi]),
-                            kernel_dilation=list(dil), groups=g)
+        y = _conv_general(x, mx.moveaxis(w, 1, -1), g, stride=list(stride),
+                          padding=([max(p, 0) for p in lo], [max(p, 0) for p in hi]), kernel_dilation=list(dil))
     y = mx.moveaxis(y, -1, 1)
     if len(args) == 3:
         y = y + args[2].reshape((1, -1) + (1,) * nsp)

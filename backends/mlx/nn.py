@@ -17,12 +17,15 @@ from xcomp.ops.nn import causal_mask
 
 @lowers("softmax")
 def _softmax(args, a, out):
-    return mx.softmax(args[0], axis=a["axis"], precise=True)
+    x = args[0]
+    return mx.softmax(x, axis=a["axis"], precise=True) if x.ndim else mx.ones_like(x)
 
 
 @lowers("log_softmax")
 def _log_softmax(args, a, out):
     x = args[0]
+    if x.ndim == 0 or x.size == 0:
+        return mx.zeros_like(x)
     return x - mx.logsumexp(x, axis=a["axis"], keepdims=True)
 
 

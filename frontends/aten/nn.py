@@ -128,7 +128,8 @@ def instance_norm(cx, x, weight, bias, running_mean, running_var, use_input_stat
 
 # -- batch norm ------------------------------------------------------------------------------------
 def batch_norm_values(cx, x, weight, bias, mean, var, eps, training: bool):
-    """(y, batch mean, batch rstd): running statistics in inference, batch statistics in training."""
+    """(y, batch mean, batch biased var): running statistics in inference (batch stats None),
+    batch statistics in training or when no running statistics are given."""
     dt = cx.out_dtype
     x = cx.tensor(x, dt)
     c = x.type.shape[1]
@@ -137,10 +138,19 @@ def batch_norm_values(cx, x, weight, bias, mean, var, eps, training: bool):
         axes = (0,) + tuple(range(2, x.type.rank))
         mean = cx.op("mean", x, axes=axes)
         var = cx.op("var", x, axes=axes, correction=0.0)
-        batch = (mean, cx.op("rsqrt", cx.op("add", var, cx.const(eps, dt))))
+        batch = (mean, var)
     y = cx.op("batch_norm", x, cx.tensor(mean, dt), cx.tensor(var, dt), *params(cx, weight, bias, (c,), dt),
               eps=float(eps))
     return y, batch
+
+
+def _saved_stats(cx, batch, eps) -> list:
+    """torch's (save_mean, save_invstd): batch mean and 1/sqrt(var + eps), or the empty tensors
+    inference mode returns."""
+    if batch is None:
+        return [cx.constant_array(np.zeros(t.shape, t.dtype.np), t.dtype) for t in cx.out_types()[1:3]]
+    mean, var = batch
+    return [mean, cx.op("rsqrt", cx.op("add", var, cx.const(eps, var.type.dtype)))]
 
 
 @aten("aten.batch_norm.default")
@@ -148,21 +158,14 @@ def batch_norm(cx, x, weight, bias, running_mean, running_var, training, momentu
     return batch_norm_values(cx, x, weight, bias, running_mean, running_var, eps, training)[0]
 
 
-@aten("aten._native_batch_norm_legit_no_training.default")
-def batch_norm_no_training(cx, x, weight, bias, running_mean, running_var, momentum, eps):
-    y, _ = batch_norm_values(cx, x, weight, bias, running_mean, running_var, eps, False)
-    if used_outputs(cx) & {1, 2}:
-        raise NotImplementedError("saved statistics of inference batch norm")
-    return [y, None, None]
-
-
 def _batch_norm_with_stats(cx, x, weight, bias, mean, var, training, eps):
     y, batch = batch_norm_values(cx, x, weight, bias, mean, var, eps, training)
-    if used_outputs(cx) & {1, 2}:
-        if batch is None:
-            raise NotImplementedError("saved statistics of inference batch norm")
-        return [y, *batch]
-    return [y, None, None]
+    return [y, *_saved_stats(cx, batch, eps)] if used_outputs(cx) & {1, 2} else [y, None, None]
+
+
+@aten("aten._native_batch_norm_legit_no_training.default")
+def batch_norm_no_training(cx, x, weight, bias, running_mean, running_var, momentum, eps):
+    return _batch_norm_with_stats(cx, x, weight, bias, running_mean, running_var, False, eps)
 
 
 @aten("aten.native_batch_norm.default", "aten._native_batch_norm_legit.default")
@@ -173,6 +176,27 @@ def native_batch_norm(cx, x, weight, bias, running_mean, running_var, training, 
 @aten("aten._native_batch_norm_legit.no_stats")
 def batch_norm_no_stats(cx, x, weight, bias, training, momentum, eps):
     return _batch_norm_with_stats(cx, x, weight, bias, None, None, True, eps)
+
+
+@aten("aten._native_batch_norm_legit_functional.default")
+def batch_norm_functional(cx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """(y, save_mean, save_invstd, new running mean, new running var); training blends the batch
+    statistics (unbiased variance) into the running ones with `momentum`."""
+    y, batch = batch_norm_values(cx, x, weight, bias, running_mean, running_var, eps, training)
+    saved = _saved_stats(cx, batch, eps)
+    if batch is None:
+        return [y, *saved, running_mean, running_var]
+    mean, var = batch
+    n = 1
+    for i, d in enumerate(x.type.shape):
+        n *= d if i != 1 else 1
+    unbiased = cx.op("mul", var, cx.const(n / max(n - 1, 1), var.type.dtype))
+    blended = []
+    for run, cur in ((running_mean, mean), (running_var, unbiased)):
+        dt = run.type.dtype
+        keep = cx.op("mul", run, cx.const(1 - momentum, dt))
+        blended.append(cx.op("add", keep, cx.op("mul", cx.cast(cur, dt), cx.const(momentum, dt))))
+    return [y, *saved, *blended]
 
 
 # -- attention -------------------------------------------------------------------------------------
