@@ -1,44 +1,47 @@
 """MLX lowerings of pooling: windows as strided slices of the padded input, one per kernel offset.
 
-Output sizes come from the result types; paddings and divisors from the op definitions' helpers.
+Output sizes come from the result types; paddings, window offsets and divisors from the op
+definitions' helpers, so the geometry is computed in one place.
 """
 from __future__ import annotations
-
-import itertools
 
 import mlx.core as mx
 import numpy as np
 
 from xcomp.backends.mlx.table import lowers
-from xcomp.ops.pooling import adaptive_bounds, avg_divisor, pool_geometry
+from xcomp.ops.pooling import adaptive_bounds, adaptive_windows, avg_divisor, flat_positions, pool_offsets
 
 
 def _window_slices(x, a, name, out_shape, fill):
-    """The padded input and, for each kernel offset, the strided slice it contributes."""
-    k, s, p, d = pool_geometry(a, name)
-    nsp = len(k)
-    lead = x.ndim - nsp
-    outs = out_shape[lead:]
-    pads = [(0, 0)] * lead
-    for i in range(nsp):
-        need = (outs[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1
-        pads.append((p[i], max(0, need - x.shape[lead + i] - p[i])))
+    """For each kernel offset, the strided slice of the padded input it contributes."""
+    pads, offsets = pool_offsets(x.shape, a, name, out_shape)
     if any(lo or hi for lo, hi in pads):
         x = mx.pad(x, pads, constant_values=fill)
-    for offset in itertools.product(*(range(kk) for kk in k)):
-        index = (slice(None),) * lead + tuple(
-            slice(o * d[i], o * d[i] + (outs[i] - 1) * s[i] + 1, s[i]) for i, o in enumerate(offset))
-        yield x[index]
+    return [x[sel] for sel in offsets]
 
 
 @lowers("max_pool")
 def _max_pool(args, a, out):
+    """Scan the kernel offsets in order, keeping the first maximum (the last NaN), as torch does."""
     x = args[0]
-    fill = mx.array(-float("inf"), x.dtype) if mx.issubdtype(x.dtype, mx.floating) else _int_min(x.dtype)
-    y = None
-    for part in _window_slices(x, a, "max_pool", out[0].shape, fill):
-        y = part if y is None else mx.maximum(y, part)
-    return y
+    is_float = mx.issubdtype(x.dtype, mx.floating)
+    low = mx.array(-float("inf"), x.dtype) if is_float else _int_min(x.dtype)
+    parts = _window_slices(x, a, "max_pool", out[0].shape, low)
+    if not a["with_indices"]:
+        y = parts[0]
+        for part in parts[1:]:
+            y = mx.maximum(y, part)
+        return y
+    positions = mx.broadcast_to(mx.array(flat_positions(x.shape, len(a["kernel"]))), x.shape)
+    index_parts = _window_slices(positions, a, "max_pool", out[0].shape, -1)
+    y, idx = mx.full(out[0].shape, low, x.dtype), mx.full(out[0].shape, -1, mx.int64)
+    for v, i in zip(parts, index_parts):
+        newer = mx.logical_or(v > y, idx < 0)
+        if is_float:
+            newer = mx.logical_or(newer, mx.isnan(v))
+        take = mx.logical_and(i >= 0, newer)
+        y, idx = mx.where(take, v, y), mx.where(take, i, idx)
+    return [y, idx]
 
 
 def _int_min(dtype):
@@ -77,4 +80,23 @@ def _adaptive(reduce):
 
 
 lowers("adaptive_avg_pool")(_adaptive(mx.mean))
-lowers("adaptive_max_pool")(_adaptive(mx.max))
+
+
+@lowers("adaptive_max_pool")
+def _adaptive_max(args, a, out):
+    if not a["with_indices"]:
+        return _adaptive(mx.max)(args, a, out)
+    x = args[0]
+    lead = x.shape[:x.ndim - len(a["output_size"])]
+    values, indices = [], []
+    for sel, positions in adaptive_windows(x.shape, a["output_size"]):
+        flat = x[sel].reshape(lead + (-1,))
+        local = mx.argmax(flat, axis=-1)
+        if mx.issubdtype(x.dtype, mx.floating):  # torch keeps the last NaN
+            nan = mx.isnan(flat)
+            last_nan = flat.shape[-1] - 1 - mx.argmax(nan[..., ::-1], axis=-1).astype(mx.int32)
+            local = mx.where(mx.any(nan, axis=-1), last_nan, local.astype(mx.int32))
+        values.append(mx.take_along_axis(flat, mx.expand_dims(local, -1), axis=-1)[..., 0])
+        indices.append(mx.array(positions)[local])
+    shape = tuple(out[0].shape)
+    return [mx.stack(values, -1).reshape(shape), mx.stack(indices, -1).reshape(shape)]

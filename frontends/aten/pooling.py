@@ -2,7 +2,8 @@
 
 The dimensionality comes from the op name (max_pool2d pools the last two dims); int or
 one-element arguments are expanded per pooled dim and an empty stride means the kernel. Index
-results (`max_pool2d_with_indices`, `adaptive_max_pool2d`) are refused only when the graph reads them.
+results (torch's flat positions within the pooled dims) are built only when the graph reads them
+(`with_indices`).
 """
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ from xcomp.frontends.aten.linalg import per_dim
 from xcomp.frontends.aten.nn import used_outputs
 
 
-def _no_indices(cx, y):
-    if 1 in used_outputs(cx):
-        raise NotImplementedError("indices")
-    return [y, None]
-
-
 def _max_pool(n: int, with_indices: bool):
     def conv(cx, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
-        y = cx.op("max_pool", x, kernel=per_dim(kernel_size, n),
-                  stride=per_dim(stride, n) if stride not in ((), [], None) else (),
-                  padding=per_dim(padding, n), dilation=per_dim(dilation, n), ceil_mode=bool(ceil_mode))
-        return _no_indices(cx, y) if with_indices else y
+        indices = with_indices and 1 in used_outputs(cx)
+        ys = cx.ops("max_pool", x, kernel=per_dim(kernel_size, n),
+                    stride=per_dim(stride, n) if stride not in ((), [], None) else (),
+                    padding=per_dim(padding, n), dilation=per_dim(dilation, n), ceil_mode=bool(ceil_mode),
+                    with_indices=indices)
+        return (ys if indices else [ys[0], None]) if with_indices else ys[0]
     return conv
 
 
@@ -41,8 +38,11 @@ def _avg_pool(n: int):
 def _adaptive(op: str, n: int, with_indices: bool):
     def conv(cx, x, output_size):
         x = cx.tensor(x, cx.out_dtype)
-        y = cx.op(op, x, output_size=per_dim(output_size, n))
-        return _no_indices(cx, y) if with_indices else y
+        if not with_indices:
+            return cx.op(op, x, output_size=per_dim(output_size, n))
+        indices = 1 in used_outputs(cx)
+        ys = cx.ops(op, x, output_size=per_dim(output_size, n), with_indices=indices)
+        return ys if indices else [ys[0], None]
     return conv
 
 

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 import xcomp
 from helpers import assert_close
-from xcomp.errors import UnsupportedOpError
 
 TARGETS = ["reference", "mlx"]
 
@@ -251,12 +250,30 @@ def test_undecomposed_converters(name):
         assert_close(out, expected, msg=f"{name} on {target}")
 
 
-def test_max_pool_indices_refused_only_when_used():
-    x = randn(1, 2, 6, 6)
-    values = lambda x: F.max_pool2d(x, 2, return_indices=True)[0]  # noqa: E731
-    assert_close(xcomp.compile(values, target="reference")(x), values(x))
-    with pytest.raises(UnsupportedOpError, match="indices"):
-        xcomp.compile(lambda x: F.max_pool2d(x, 2, return_indices=True)[1], target="reference")(x)
+@pytest.mark.parametrize("fn", [
+    lambda x: F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True, return_indices=True),
+    lambda x: F.max_pool2d(x, (3, 2), 1, padding=1, return_indices=True),
+    lambda x: F.adaptive_max_pool2d(x, (3, 4), return_indices=True),
+], ids=["max_pool", "max_pool_rect", "adaptive_max_pool"])
+def test_pool_indices(fn):
+    """Indices follow torch: first maximum in window order, last NaN, padding never chosen."""
+    torch.manual_seed(0)
+    x = randn(2, 3, 7, 9)
+    x[0, 0, :3, :3] = -float("inf")
+    x[1, 1, 2, 2:4] = float("nan")
+    x[1, 2, :3, :3] = 1.0
+    values, indices = fn(x)
+    program = xcomp.capture(fn, [x])
+    for target in TARGETS:
+        got_values, got_indices = xcomp.compile(program, target=target)(x)
+        assert torch.equal(got_indices, indices), target
+        assert_close(got_values, values, msg=target)
+
+
+def test_unused_pool_indices_are_not_built():
+    program = xcomp.capture(lambda x: F.max_pool2d(x, 2, return_indices=True)[0], [randn(1, 2, 6, 6)])
+    (pool,) = [op for op in program.walk() if op.name == "xc.max_pool"]
+    assert len(pool.results) == 1 and not pool.attrs["with_indices"]
 
 
 def test_ir_text_round_trips():

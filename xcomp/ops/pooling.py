@@ -7,9 +7,11 @@ every pooled dim.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from xcomp.ir.types import TensorType
+from xcomp.ir.types import DType, TensorType
 from xcomp.ops.registry import AttrKind, Trait, attr, define, req
 
 PURE = Trait.PURE
@@ -58,7 +60,8 @@ def _pool_infer(name, float_only):
             if o < 1:
                 raise ValueError(f"xc.{name}: output size {o} along pooled dim {i} is not positive")
             out.append(o)
-        return [TensorType(x.shape[:x.rank - nsp] + tuple(out), x.dtype)]
+        y = TensorType(x.shape[:x.rank - nsp] + tuple(out), x.dtype)
+        return [y, y.with_dtype(DType.I64)] if a.get("with_indices") else [y]
     return infer
 
 
@@ -80,12 +83,48 @@ def pool_windows(x: np.ndarray, a, name: str, fill):
     return v[(slice(None),) * lead + sel]
 
 
+def pool_offsets(x_shape, a, name: str, out_shape):
+    """Padding per dim and, for each kernel offset, the strided index selecting its window elements.
+
+    Shared by the numpy reference and the MLX lowering: output element o takes, at kernel offset
+    k, padded input element o*stride + k*dilation.
+    """
+    k, s, p, d = pool_geometry(a, name)
+    nsp = len(k)
+    lead = len(x_shape) - nsp
+    outs = out_shape[lead:]
+    pads = [(0, 0)] * lead
+    for i in range(nsp):
+        need = (outs[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1
+        pads.append((p[i], max(0, need - x_shape[lead + i] - p[i])))
+    offsets = [(slice(None),) * lead + tuple(slice(o * d[i], o * d[i] + (outs[i] - 1) * s[i] + 1, s[i])
+                                             for i, o in enumerate(offset))
+               for offset in itertools.product(*(range(kk) for kk in k))]
+    return pads, offsets
+
+
+def flat_positions(x_shape, nsp: int) -> np.ndarray:
+    """Each element's flat index within its pooled (last nsp) dims, as torch's pooling indices."""
+    spatial = tuple(x_shape[len(x_shape) - nsp:])
+    return np.arange(int(np.prod(spatial)), dtype=np.int64).reshape(spatial)
+
+
 def _max_pool_ref(args, a, out):
+    """Scan the kernel offsets in order, keeping the first maximum (the last NaN), as torch does."""
     x = args[0]
-    fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    v = pool_windows(x, a, "max_pool", fill)
     nsp = len(a["kernel"])
-    return [v.max(axis=tuple(range(-nsp, 0)))]
+    pads, offsets = pool_offsets(x.shape, a, "max_pool", out[0].shape)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    xp = np.pad(x, pads, constant_values=low)
+    ip = np.pad(np.broadcast_to(flat_positions(x.shape, nsp), x.shape), pads, constant_values=-1)
+    y = np.full(out[0].shape, low, x.dtype)
+    idx = np.full(out[0].shape, -1, np.int64)
+    for sel in offsets:
+        v, i = xp[sel], ip[sel]
+        with np.errstate(invalid="ignore"):
+            take = (i >= 0) & ((v > y) | (idx < 0) | (np.isnan(v) if x.dtype.kind == "f" else False))
+        y, idx = np.where(take, v, y), np.where(take, i, idx)
+    return [y, idx] if a["with_indices"] else [y]
 
 
 def avg_divisor(x_shape, a):
@@ -116,8 +155,9 @@ _POOL = {"kernel": req(AttrKind.INTS), "stride": attr(AttrKind.INTS, ()), "paddi
          "ceil_mode": attr(AttrKind.BOOL, False)}
 
 define("max_pool", _pool_infer("max_pool", False), _max_pool_ref, operands=1, traits=(PURE,),
-       attrs={**_POOL, "dilation": attr(AttrKind.INTS, (1,))},
-       doc="Max over (dilated) windows; padding counts as -inf.")
+       attrs={**_POOL, "dilation": attr(AttrKind.INTS, (1,)), "with_indices": attr(AttrKind.BOOL, False)},
+       doc="Max over (dilated) windows; padding never wins. `with_indices` adds a second result: "
+           "the i64 flat index of each maximum within the pooled dims (torch's indices).")
 define("avg_pool", _pool_infer("avg_pool", True), _avg_pool_ref, operands=1, traits=(PURE,),
        attrs={**_POOL, "count_include_pad": attr(AttrKind.BOOL, True), "divisor_override": attr(AttrKind.INT)},
        doc="Mean over windows; the divisor counts padding when `count_include_pad`, or is "
@@ -140,12 +180,15 @@ def _adaptive_infer(name, float_only):
         for n in x.shape[x.rank - len(o):]:
             if isinstance(n, str) or n < 1:
                 raise TypeError(f"xc.{name} needs static, non-empty pooled dims, got {x}")
-        return [TensorType(x.shape[:x.rank - len(o)] + o, x.dtype)]
+        y = TensorType(x.shape[:x.rank - len(o)] + o, x.dtype)
+        return [y, y.with_dtype(DType.I64)] if a.get("with_indices") else [y]
     return infer
 
 
 def _adaptive_ref(reduce):
     def run(args, a, out):
+        if a.get("with_indices"):
+            return adaptive_max_with_indices(args[0], a["output_size"])
         x = args[0].astype(np.float64) if reduce is np.mean else args[0]
         o = a["output_size"]
         for i, size in enumerate(o):
@@ -157,9 +200,41 @@ def _adaptive_ref(reduce):
     return run
 
 
+def adaptive_windows(x_shape, output_size):
+    """(window index, flat input positions of its elements) for every output position, row-major."""
+    nsp = len(output_size)
+    spatial = tuple(x_shape[len(x_shape) - nsp:])
+    positions = flat_positions(x_shape, nsp)
+    bounds = [adaptive_bounds(n, o) for n, o in zip(spatial, output_size)]
+    for window in itertools.product(*bounds):
+        sel = tuple(slice(lo, hi) for lo, hi in window)
+        yield (Ellipsis,) + sel, positions[sel].reshape(-1)
+
+
+def first_max_or_last_nan(flat: np.ndarray) -> np.ndarray:
+    """torch's max-pool choice along the last axis: the first maximum, or the last NaN if any."""
+    nan = np.isnan(flat) if flat.dtype.kind == "f" else np.zeros(flat.shape, bool)
+    last_nan = flat.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    return np.where(nan.any(axis=-1), last_nan, np.argmax(flat, axis=-1))
+
+
+def adaptive_max_with_indices(x: np.ndarray, output_size) -> list[np.ndarray]:
+    lead = x.shape[:x.ndim - len(output_size)]
+    values, indices = [], []
+    for sel, positions in adaptive_windows(x.shape, output_size):
+        flat = x[sel].reshape(lead + (-1,))
+        local = first_max_or_last_nan(flat)
+        values.append(np.take_along_axis(flat, local[..., None], -1)[..., 0])
+        indices.append(positions[local])
+    shape = lead + tuple(output_size)
+    return [np.stack(values, -1).reshape(shape), np.stack(indices, -1).reshape(shape)]
+
+
 define("adaptive_avg_pool", _adaptive_infer("adaptive_avg_pool", True), _adaptive_ref(np.mean),
        attrs={"output_size": req(AttrKind.INTS)}, operands=1, traits=(PURE,),
        doc="Mean over torch's adaptive windows of the last len(output_size) dims.")
 define("adaptive_max_pool", _adaptive_infer("adaptive_max_pool", False), _adaptive_ref(np.max),
-       attrs={"output_size": req(AttrKind.INTS)}, operands=1, traits=(PURE,),
-       doc="Max over torch's adaptive windows of the last len(output_size) dims.")
+       attrs={"output_size": req(AttrKind.INTS), "with_indices": attr(AttrKind.BOOL, False)},
+       operands=1, traits=(PURE,),
+       doc="Max over torch's adaptive windows of the last len(output_size) dims; `with_indices` adds "
+           "the i64 flat index of each maximum within the pooled dims.")
