@@ -33,6 +33,9 @@ from xcomp.ops.structural import FusionKind
 MAX_CACHED = 64          # row elements a thread keeps in registers per input
 ROW_ELEMS_PER_THREAD = 32
 ELEMENTWISE_THREADS = 256
+ELEMENTWISE_UNROLL = 4   # vectors per thread (CUDA), all loads issued before the first use
+UNROLL_MIN_ELEMS = 1 << 20   # below this, one vector per thread (more threads for small tensors)
+ROW_UNROLL = 4           # chunks in flight per pass when a row is not kept in registers
 
 
 @dataclass
@@ -194,8 +197,12 @@ def _vec(dtypes: list[DType]) -> int:
 
 
 # -- elementwise and broadcast ------------------------------------------------------------------
-def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes: list[tuple]) -> KernelSpec:
-    """An elementwise kernel over `out_shape` (inputs contiguous, scalar, or broadcast)."""
+def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes: list[tuple],
+                     unroll: int | None = None) -> KernelSpec:
+    """An elementwise kernel over `out_shape` (inputs contiguous, scalar, or broadcast).
+
+    `unroll`: vectors per thread (CUDA; default ELEMENTWISE_UNROLL for large tensors, else 1).
+    """
     em = Emitter(dialect, graph)
     n = int(np.prod(out_shape, dtype=np.int64))
     inputs = []
@@ -210,10 +217,16 @@ def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes
                for i, o in enumerate(graph.outputs)]
     vec = _vec([t for t in [nd.dtype for nd in graph.inputs] + [o.dtype for o in graph.outputs]])
     kind = "broadcast" if any(i["mode"] == "index" for i in inputs) else "elementwise"
-    data = dict(n=n, vec=vec, inputs=inputs, outputs=outputs, stmts=em.stmts(graph.nodes), kind=kind)
-    body = render(dialect.name, "elementwise", **data)
     threads = ELEMENTWISE_THREADS
-    groups = max(1, -(-n // (vec * threads)))
+    if dialect.name != "cuda":
+        unroll = 1
+    elif unroll is None:
+        unroll = ELEMENTWISE_UNROLL if n >= UNROLL_MIN_ELEMS else 1
+    per_group = vec * threads * unroll
+    data = dict(n=n, vec=vec, inputs=inputs, outputs=outputs, stmts=em.stmts(graph.nodes), kind=kind,
+                threads=threads, unroll=unroll, exact=n % per_group == 0)
+    body = render(dialect.name, "elementwise", **data)
+    groups = max(1, -(-n // per_group))
     return KernelSpec(_kernel_name(kind, body), kind, dialect.name, body, render(dialect.name, "header"),
                       [i["name"] for i in inputs], [o["name"] for o in outputs],
                       [tuple(out_shape)] * len(outputs), [o.dtype for o in graph.outputs],
@@ -221,9 +234,22 @@ def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes
 
 
 # -- rows ---------------------------------------------------------------------------------------
+def default_row_threads(L: int) -> int:
+    """Threads per row: enough for ROW_ELEMS_PER_THREAD elements each, 32 to 1024."""
+    threads = 32
+    while threads < 1024 and threads * ROW_ELEMS_PER_THREAD < L:
+        threads *= 2
+    return threads
+
+
 def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: list[tuple],
-             out_shapes: list[tuple]) -> KernelSpec:
-    """A row kernel: one threadgroup per row of the last `k` axes of `full`."""
+             out_shapes: list[tuple], threads: int | None = None, cache: bool = True,
+             unroll: int = ROW_UNROLL) -> KernelSpec:
+    """A row kernel: one threadgroup per row of the last `k` axes of `full`.
+
+    `threads` per row (default `default_row_threads`); `cache`: keep rows in registers when they
+    fit (MAX_CACHED per thread); `unroll`: chunks in flight per pass otherwise.
+    """
     em = Emitter(dialect, graph)
     L = int(np.prod(full[len(full) - k:], dtype=np.int64))
     R = int(np.prod(full[:len(full) - k], dtype=np.int64))
@@ -251,11 +277,10 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
     vec = _vec([n.dtype for n in graph.inputs] + [o.dtype for o in graph.outputs])
     while vec > 1 and L % vec:
         vec //= 2
-    threads = 32
-    while threads < 1024 and threads * ROW_ELEMS_PER_THREAD < L:
-        threads *= 2
+    threads = threads or default_row_threads(L)
     chunks = -(-L // (threads * vec))
-    cached = chunks * vec <= MAX_CACHED
+    cached = cache and chunks * vec <= MAX_CACHED
+    unroll = max(1, min(unroll, chunks))
     guard = L % (threads * vec) != 0
 
     def uses(nodes):
@@ -287,7 +312,7 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
         if int(np.prod(out_shapes[i], dtype=np.int64)) != R:
             raise LoweringError(f"row kernel output {i} of shape {out_shapes[i]} is not one value per row")
     data = dict(
-        R=R, L=L, threads=threads, vec=vec, chunks=chunks, cached=cached, guard=guard,
+        R=R, L=L, threads=threads, vec=vec, chunks=chunks, cached=cached, guard=guard, unroll=unroll,
         nsg=threads // 32, inputs=[dict(i, node=None) for i in inputs], phases=phases,
         final={"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)},
         row_outputs=[{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "cty": em.cty(o),
@@ -315,9 +340,14 @@ def _row_ops(block) -> list[Operation]:
     return [o for o in block.ops if o.name in ROW_OPS]
 
 
-def plan(op: Operation, dialect: str | Dialect) -> KernelPlan:
-    """The kernel (and MLX prelude) for one `xc.fused` op; LoweringError when no skeleton fits."""
+def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None) -> KernelPlan:
+    """The kernel (and MLX prelude) for one `xc.fused` op; LoweringError when no skeleton fits.
+
+    `variant`: launch/shape parameters of the skeleton (`unroll` for elementwise kernels;
+    `threads`, `cache`, `unroll` for row kernels); None gives the defaults (`variants` lists others).
+    """
     d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
+    variant = variant or {}
     kind = op.attrs["kind"]
     block = op.regions[0].block
     out_shapes = _shapes(op.results)
@@ -325,24 +355,65 @@ def plan(op: Operation, dialect: str | Dialect) -> KernelPlan:
     prelude = None
     input_map = list(range(len(op.operands)))
     if kind in (FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE):
-        return _epilogue_plan(op, d)
+        return _epilogue_plan(op, d, variant)
     _shapes(op.operands)
     rows = _row_ops(block)
     if rows:
         x = rows[0].operands[0].type
         full, k = tuple(x.shape), reduced_trailing(rows[0])
         g = build_graph(block, in_types, full, k)
-        spec = row_spec(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes)
+        spec = row_spec(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
     else:
         g = build_graph(block, in_types)
         shapes = {s for s, o in zip(out_shapes, g.outputs)}
         if len(shapes) != 1:
             raise LoweringError(f"elementwise group with outputs of several shapes {sorted(shapes)}")
-        spec = elementwise_spec(g, out_shapes[0], d, [tuple(t.shape) for t in in_types])
+        spec = elementwise_spec(g, out_shapes[0], d, [tuple(t.shape) for t in in_types], **variant)
     return KernelPlan(spec, prelude, input_map)
 
 
-def _epilogue_plan(op: Operation, d: Dialect) -> KernelPlan:
+def variant_params(op: Operation) -> list[dict]:
+    """Skeleton parameters worth timing against each other for `op` (the defaults first).
+
+    Row kernels: the default threads per row, twice and half as many, and (for rows read by several
+    passes) rows re-read per pass instead of kept in registers, which leaves room for more rows per
+    multiprocessor on long rows. Elementwise kernels: several vectors per thread, or one.
+    """
+    rows = _row_ops(op.regions[0].block) if op.attrs["kind"] not in (
+        FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE) else []
+    if not rows:
+        return [{}, {"unroll": 1}, {"unroll": 2 * ELEMENTWISE_UNROLL}]
+    x = rows[0].operands[0].type
+    if not x.is_static:
+        return [{}]
+    L = int(np.prod(x.shape[x.rank - reduced_trailing(rows[0]):], dtype=np.int64))
+    t = default_row_threads(L)
+    out = [{}]
+    for threads in (2 * t, t // 2):
+        if 32 <= threads <= 1024:
+            out.append({"threads": threads})
+    for threads in sorted({t, min(1024, 2 * t), max(32, t // 2)}):
+        out.append({"threads": threads, "cache": False})
+    return out
+
+
+def variants(op: Operation, dialect: str | Dialect) -> list[KernelPlan]:
+    """Distinct kernel plans of `op` over `variant_params` (the default first; same source once)."""
+    out, seen = [], set()
+    for v in variant_params(op):
+        try:
+            pl = plan(op, dialect, v)
+        except LoweringError:
+            if not v:
+                raise
+            continue
+        if pl.spec.name not in seen:
+            seen.add(pl.spec.name)
+            out.append(pl)
+    return out
+
+
+def _epilogue_plan(op: Operation, d: Dialect, variant: dict | None = None) -> KernelPlan:
     """Anchor (matmul/conv) through MLX, then the elementwise rest as one kernel over its result."""
     from xcomp.ir.core import Block
     from xcomp.ops import registry
@@ -369,6 +440,6 @@ def _epilogue_plan(op: Operation, d: Dialect) -> KernelPlan:
     out_shapes = _shapes(op.results)
     if len(set(out_shapes)) != 1:
         raise LoweringError("matmul epilogue with outputs of several shapes")
-    spec = elementwise_spec(g, out_shapes[0], d, [tuple(a.type.shape) for a in sub.args])
+    spec = elementwise_spec(g, out_shapes[0], d, [tuple(a.type.shape) for a in sub.args], **(variant or {}))
     input_map = [-1] + [block.args.index(a) for a in used]
     return KernelPlan(spec, anchor, input_map)

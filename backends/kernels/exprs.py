@@ -140,7 +140,8 @@ COMMON["xc.bitwise_and:int"], COMMON["xc.bitwise_or:int"] = "({0} & {1})", "({0}
 # Metal spells math as metal::f (overloaded on float); `rint` rounds half to even like numpy.
 METAL: dict[str, Entry] = {**COMMON}
 # CUDA spells float32 math with the f suffix; lgamma exists there and not in Metal's stdlib.
-CUDA: dict[str, Entry] = {**COMMON, "xc.lgamma": _call1("lgamma")}
+CUDA: dict[str, Entry] = {**COMMON, "xc.lgamma": _call1("lgamma"), "xc.erfc": _call1("erfc"),
+                          "xc.i0": _call1("cyl_bessel_i0")}
 
 
 @dataclass(frozen=True)

@@ -48,20 +48,29 @@ def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | Non
     return launch(kplan.spec, inputs)
 
 
-def median_seconds(fn: Callable[[], list], repeat: int = 10) -> float:
-    """Median wall time of `fn()` evaluated and synchronized (after one warm-up)."""
+def median_seconds(fn: Callable[[], list], repeat: int = 7, batch: int = 4) -> float:
+    """Seconds per call of `fn()`: median over `repeat` batches of `batch` calls queued back to back
+    and then synchronized (after one warm-up), so launch overhead overlaps device work."""
     import mlx.core as mx
     mx.eval(fn())
     mx.synchronize()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        mx.eval(fn())
+        outs = [fn() for _ in range(batch)]
+        for o in outs:
+            mx.async_eval(o)
         mx.synchronize()
-        times.append(time.perf_counter() - t0)
+        times.append((time.perf_counter() - t0) / batch)
     return sorted(times)[len(times) // 2]
 
 
 def tuning() -> bool:
-    """XCOMP_KERNEL_TUNE=1: time each group's kernel against MLX built-ins on first call, keep the faster."""
-    return os.environ.get("XCOMP_KERNEL_TUNE", "") not in ("", "0")
+    """Whether each group's kernel variants are timed against MLX built-ins on first call (the
+    fastest kept). On by default for GPU targets; XCOMP_KERNEL_TUNE=0 turns it off (default kernels)."""
+    return os.environ.get("XCOMP_KERNEL_TUNE", "1") not in ("", "0")
+
+
+def mx_compile_enabled() -> bool:
+    """Whether the targets run the whole MLX graph under mx.compile (XCOMP_MX_COMPILE=0 turns it off)."""
+    return os.environ.get("XCOMP_MX_COMPILE", "1") not in ("", "0")

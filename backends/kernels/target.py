@@ -3,8 +3,10 @@
 Both run one MLX graph: `xc.fused` ops become one custom kernel each (`codegen.plan`), standalone
 row ops (softmax, norms, logsumexp) become one-op row kernels, and every other op (matmul,
 convolution, gathers, views) runs through the MLX lowering table. A group whose kernel cannot be
-generated, or (with XCOMP_KERNEL_TUNE=1) whose kernel measures slower than MLX built-ins, runs as
-MLX built-ins: the target is never slower than MLX eager on a group it tuned.
+generated, or whose kernel variants all measure slower than MLX built-ins on the first call (tuning is
+on by default; XCOMP_KERNEL_TUNE=0 turns it off), runs as MLX built-ins: the target is never slower
+than MLX eager on a group it tuned. After the first call the whole graph runs under mx.compile unless
+the program has data-dependent control flow (XCOMP_MX_COMPILE=0 keeps it eager).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from xcomp.ops.structural import FusionKind
 # standalone ops worth one kernel each: MLX runs them as several kernels (plain reductions and
 # single arithmetic ops are already one MLX kernel)
 STANDALONE_ROW_OPS = ("xc.softmax", "xc.log_softmax", "xc.logsumexp", "xc.layer_norm", "xc.rms_norm", "xc.var")
+CONTROL_OPS = ("xc.if", "xc.loop")   # data-dependent control flow: such programs stay eager
 STANDALONE_EW_OPS = ("xc.gelu", "xc.silu", "xc.mish", "xc.softplus", "xc.elu", "xc.hardswish",
                      "xc.hardsigmoid", "xc.leaky_relu", "xc.frac", "xc.copysign", "xc.hypot", "xc.fmod")
 
@@ -87,7 +90,13 @@ def source(program: Program, dialect: str) -> str:
 
 
 class KernelEvaluator(MLXEvaluator):
-    """The MLX evaluator with fused ops run as generated kernels (or MLX built-ins as fallback)."""
+    """The MLX evaluator with fused ops run as generated kernels (or MLX built-ins as fallback).
+
+    With tuning (the default on GPU targets; XCOMP_KERNEL_TUNE=0 turns it off), the first time a
+    fused op runs, each of its kernel variants (`codegen.variants`) and the MLX built-ins are timed
+    on the actual inputs and the fastest is kept for the op: the target is never slower than MLX
+    eager on a group it tuned. `decisions` records what was chosen and why.
+    """
 
     def __init__(self, program: Program, dialect: str):
         super().__init__(program)
@@ -100,39 +109,54 @@ class KernelEvaluator(MLXEvaluator):
     def op(self, op: Operation, env: dict) -> list:
         if op.name != "xc.fused":
             return super().op(op, env)
+        args = [env[v] for v in op.operands]
         if op not in self.choice:
-            try:
-                self.choice[op] = codegen.plan(op, self.dialect)
-            except LoweringError as e:
-                self.choice[op] = None
-                self.decisions.append(f"{op.attrs['kind'].value}: MLX built-ins ({e})")
+            self.choice[op] = self._choose(op, env, args)
         pl = self.choice[op]
         if pl is None:
             return super().op(op, env)
-        args = [env[v] for v in op.operands]
-        run_kernel = lambda: self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a))  # noqa: E731
-        if self.tune and op not in getattr(self, "_tuned", set()):
-            self._tuned = getattr(self, "_tuned", set()) | {op}
+        return self._run(pl, args)
+
+    def _run(self, pl: codegen.KernelPlan, args: list) -> list:
+        return self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a))
+
+    def _choose(self, op: Operation, env: dict, args: list):
+        """The plan to run `op` with (None: MLX built-ins)."""
+        what = op.attrs["kind"].value
+        try:
+            plans = codegen.variants(op, self.dialect) if self.tune else [codegen.plan(op, self.dialect)]
+        except LoweringError as e:
+            self.decisions.append(f"{what}: MLX built-ins ({e})")
+            return None
+        if not self.tune:
+            return plans[0]
+        timed = []
+        for pl in plans:
             try:
-                t_kernel = self.rt.median_seconds(run_kernel)
-            except RuntimeError as e:   # e.g. a launch the device refuses: use MLX built-ins
-                self.decisions.append(f"{pl.spec.name}: kernel failed ({e}) -> MLX built-ins")
-                self.choice[op] = None
-                return super().op(op, env)
-            t_mlx = self.rt.median_seconds(lambda: super(KernelEvaluator, self).op(op, env))
-            keep = t_kernel <= t_mlx
-            self.decisions.append(f"{pl.spec.name}: kernel {t_kernel * 1e6:.1f} us vs MLX {t_mlx * 1e6:.1f} us"
-                                  f" -> {'kernel' if keep else 'MLX built-ins'}")
-            if not keep:
-                self.choice[op] = None
-                return super().op(op, env)
-        return run_kernel()
+                timed.append((self.rt.median_seconds(lambda: self._run(pl, args)), pl))
+            except RuntimeError as e:   # e.g. a launch the device refuses: try the next variant
+                self.decisions.append(f"{pl.spec.name}: kernel failed ({str(e)[:200]})")
+        t_mlx = self.rt.median_seconds(lambda: super(KernelEvaluator, self).op(op, env))
+        if not timed:
+            self.decisions.append(f"{what}: every kernel failed -> MLX built-ins")
+            return None
+        t_best, best = min(timed, key=lambda tp: tp[0])
+        keep = t_best <= t_mlx
+        tried = ", ".join(f"{p.spec.kind}[{_params(p.spec)}] {t * 1e6:.1f}" for t, p in timed)
+        self.decisions.append(f"{best.spec.name}: kernels (us) {tried}; MLX {t_mlx * 1e6:.1f} us"
+                              f" -> {'kernel [' + _params(best.spec) + ']' if keep else 'MLX built-ins'}")
+        return best if keep else None
 
     def _prelude(self, pl: codegen.KernelPlan, args: list):
         anchor = pl.prelude
         block_args = anchor.parent.args
         vals = [args[block_args.index(v)] for v in anchor.operands]
         return self.impls[anchor.name](vals, anchor.attrs, [r.type for r in anchor.results])[0]
+
+
+def _params(spec: codegen.KernelSpec) -> str:
+    """A kernel's launch shape in a few words (for tuning decisions)."""
+    return spec.source.lstrip().splitlines()[0].lstrip("/ ")
 
 
 class KernelTarget(MLXTarget):
@@ -164,17 +188,37 @@ class KernelTarget(MLXTarget):
         return set(load_table()) | set(REGION_OPS)
 
     def build(self, program: Program):
+        """A runner over MLX arrays. The first call runs eagerly (choosing each group's kernel or
+        MLX built-ins); later calls run the whole graph under mx.compile when the program has no
+        data-dependent control flow (XCOMP_MX_COMPILE=0 keeps every call eager)."""
+        from xcomp.backends.kernels import runtime
         wrap_row_ops(program)
         ev = KernelEvaluator(program, self.dialect)
         self.evaluator = ev
 
         def run(inputs):
             return ev.run(list(inputs))
-        if os.environ.get("XCOMP_MX_COMPILE", "") not in ("", "0") and not ev.tune:
-            import mlx.core as mx
-            compiled = mx.compile(run)
-            return lambda inputs: compiled(list(inputs))
-        return run
+        if any(op.name in CONTROL_OPS for op in program.walk()) or not runtime.mx_compile_enabled():
+            return run
+        import mlx.core as mx
+        compiled = mx.compile(run)
+        state = {"calls": 0}
+
+        def call(inputs):
+            state["calls"] += 1
+            if state["calls"] == 1 or state.get("eager"):
+                return run(inputs)
+            if state["calls"] > 2:
+                return compiled(list(inputs))
+            try:   # the first compiled call is evaluated here, so a failure falls back to eager
+                outs = compiled(list(inputs))
+                mx.eval(outs)
+                return outs
+            except Exception as e:  # noqa: BLE001  (any MLX failure: stay eager, say why)
+                state["eager"] = True
+                ev.decisions.append(f"mx.compile failed ({type(e).__name__}: {str(e)[:200]}) -> eager")
+                return run(inputs)
+        return call
 
     def source(self, program: Program) -> str:
         """Every generated kernel of `program` (an optimized program), as one listing."""

@@ -77,6 +77,9 @@ CASES = {
         b.op("var", x, axes=(-1,), keepdim=False),
         b.op("sub", x, b.op("amin", x, axes=(-1,), keepdim=True))], RED),
     "wide_rows": ([tensor((2, 5000), F32)], lambda b, x: b.op("softmax", x, axis=-1), RED),
+    # a whole number of CUDA blocks at every unroll (no tail), with a broadcast input
+    "exact_bias_silu": ([tensor((16, 2048), F32), tensor((2048,), F32)],
+                        lambda b, x, w: b.op("mul", b.op("silu", x), b.op("add", x, w)), EW),
 }
 
 

@@ -22,3 +22,7 @@ inline void __syncthreads() { emu::sync_all(); }
 template <class T> inline T __shfl_xor_sync(unsigned, T v, int offset) { return emu::warp_xor(v, (unsigned)offset); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float erfinvf(float x) { return emu::erfinv(x); }
+struct alignas(8) uint2 { unsigned x, y; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+template <class T> inline T __ldcs(const T* p) { return *p; }
+template <class T> inline void __stcs(T* p, T v) { *p = v; }

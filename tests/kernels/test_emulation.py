@@ -18,10 +18,10 @@ FAST = ["chain_f32", "math_mix", "int_ops", "col_row_scalar", "softmax", "layer_
         "logsumexp_mean"]
 
 
-def _check(name, dialect, tmp_path, seed=0):
+def _check(name, dialect, tmp_path, seed=0, variant=None):
     in_types, body, kind = CASES[name]
     program = fused_program(in_types, body, kind)
-    spec = codegen.plan(fused_op(program), dialect).spec
+    spec = codegen.plan(fused_op(program), dialect, variant).spec
     inputs = random_inputs(in_types, np.random.default_rng(seed))
     got = run(spec, inputs, [t.dtype for t in in_types], str(tmp_path / f"{name}_{dialect}"))
     want = interpret(program, inputs)
@@ -53,3 +53,18 @@ def test_rows_too_long_for_registers(dialect, tmp_path, monkeypatch):
     spec = codegen.plan(fused_op(fused_program(*CASES["layer_norm"])), dialect).spec
     assert "kept in registers" not in spec.source
     _check("layer_norm", dialect, tmp_path, seed=3)
+
+
+@pytest.mark.parametrize("name,dialect", [("exact_bias_silu", "cuda"), ("chain_f16", "cuda"),
+                                          ("layer_norm", "cuda"), ("rms_norm_residual", "cuda"),
+                                          ("wide_rows", "metal")])
+def test_every_tuning_variant_on_cpu(name, dialect, tmp_path):
+    """Each variant the tuner may pick (threads, registers or re-reads, unroll) computes the same."""
+    op = fused_op(fused_program(*CASES[name][:3]))
+    params = codegen.variant_params(op)
+    assert len(params) >= 3 and params[0] == {}
+    names = set()
+    for i, v in enumerate(params):
+        names.add(codegen.plan(op, dialect, v).spec.name)
+        _check(name, dialect, tmp_path / str(i), seed=4 + i, variant=v)
+    assert len(names) >= 2 or dialect == "metal"

@@ -74,3 +74,20 @@ def test_every_elementwise_op_has_a_cuda_expression():
     floats = {n for n, d in REGISTRY.items() if d.has(Trait.ELEMENTWISE)}
     missing = [n for n in floats if not (DIALECTS["cuda"].supports(n, DType.F32) or DIALECTS["cuda"].supports(n, DType.I32))]
     assert missing == []
+
+
+def test_compiled_source(monkeypatch):
+    import xcomp
+    from xcomp import backends
+    from xcomp.backends.kernels.target import CudaTarget
+    from xcomp.errors import XcompError
+    x = np.ones((4, 64), np.float32)
+    mlx_fn = xcomp.compile(lambda t: t * 2, target="mlx", example_inputs=[x])
+    with pytest.raises(XcompError, match="no kernel source"):
+        mlx_fn.source()
+    # compile for cuda without a GPU: skip the device requirement and the build, keep the pipeline
+    monkeypatch.setattr(backends, "require_runnable", lambda t: None)
+    monkeypatch.setattr(CudaTarget, "build", lambda self, p: None)
+    cu = xcomp.compile(lambda t: t.softmax(-1) * t, target="cuda", example_inputs=[x])
+    src = cu.source()
+    assert src.count("// kernel xc_row_") == 1 and "xc_block_max" in src
