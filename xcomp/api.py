@@ -245,6 +245,15 @@ class Compiled:
             raise XcompError("not compiled yet: call it once or pass example_inputs")
         return self.cache[self._last_key]
 
+    def source(self) -> str:
+        """The generated kernel source of the last signature called, for targets that generate
+        source (`metal`, `cuda`); XcompError for targets that have none."""
+        emit = getattr(self.target, "source", None)
+        if emit is None:
+            raise XcompError(f"target '{self.target.name}' generates no kernel source; "
+                             "targets with generated source: metal, cuda")
+        return emit(self._current().optimized)
+
     def explain(self) -> str:
         """How the function was captured, optimized and lowered, per target.
 
