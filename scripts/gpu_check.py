@@ -21,13 +21,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "kernels"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
+os.environ.setdefault("XCOMP_KERNEL_TUNE", "0")   # check the generated kernels, not fallbacks
 import mlx.core as mx  # noqa: E402
 
-from cases import CASES, MM, fused_program, random_inputs  # noqa: E402
+from cases import CASES, EW, MM, RED, fused_program, random_inputs  # noqa: E402
 from helpers import assert_close  # noqa: E402
 from xcomp.api import optimize  # noqa: E402
 from xcomp.backends import get_target  # noqa: E402
-from xcomp.backends.kernels import runtime  # noqa: E402
+from xcomp.backends.kernels import codegen, runtime  # noqa: E402
 from xcomp.backends.mlx.dtypes import mx_dtype  # noqa: E402
 from xcomp.backends.mlx.target import MLXEvaluator  # noqa: E402
 from xcomp.interpreter import interpret  # noqa: E402
@@ -84,6 +85,12 @@ def check(name, program, in_types, rng, results):
         runner = target.build(opt)
         got = runner(to_mx(inputs, in_types))
         mx.eval(got)
+        again = runner(to_mx(inputs, in_types))   # second call: the whole graph under mx.compile
+        mx.eval(again)
+        compile_failed = [d for d in target.evaluator.decisions if "mx.compile failed" in d]
+        assert not compile_failed, compile_failed[0]
+        for i, (g, a) in enumerate(zip(got, again)):
+            assert_close(a, g, dtype="float32", scale=1.0, msg=f"{name} output {i}: compiled call vs first call")
         eager = MLXEvaluator(program).run(to_mx(inputs, in_types))
         want = interpret(program, inputs)
         kernels = sum(1 for op in opt.walk() if op.name == "xc.fused")
@@ -108,6 +115,42 @@ def check(name, program, in_types, rng, results):
         traceback.print_exc(limit=3)
 
 
+def check_variants(name, program, in_types, rng, results):
+    """Every kernel variant the tuner may pick, launched directly, against MLX eager."""
+    t0 = time.perf_counter()
+    try:
+        inputs = random_inputs(in_types, rng)
+        op = next(o for o in program.walk() if o.name == "xc.fused")
+        eager = MLXEvaluator(program).run(to_mx(inputs, in_types))
+        dt = in_types[0].dtype
+        dname = "bfloat16" if dt is DType.BF16 else str(dt.np)
+        plans = codegen.variants(op, "cuda")
+        for pl in plans:
+            if pl.prelude is not None:
+                continue
+            got = runtime.run_plan(pl, to_mx(inputs, in_types))
+            mx.eval(got)
+            for i, (g, e) in enumerate(zip(got, eager)):
+                assert_close(g, e, dtype=dname, scale=2.0, msg=f"{name} variant {pl.spec.source.splitlines()[0]} output {i}")
+        results.append({"check": f"{name} variants", "ok": True, "variants": len(plans),
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        print(f"PASS {name + ' variants':<28} {len(plans)} variants", flush=True)
+    except Exception as e:  # noqa: BLE001
+        results.append({"check": f"{name} variants", "ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
+        print(f"FAIL {name + ' variants':<28} {type(e).__name__}: {str(e)[:600]}", flush=True)
+
+
+LONG_ROWS = {   # tuning variants at the benchmark's long rows (several rows only, to stay quick)
+    "softmax_long": ([tensor((8, 32768))], lambda b, x: b.op("softmax", x, axis=-1), RED),
+    "rms_norm_long": ([tensor((8, 32768)), tensor((32768,))],
+                      lambda b, x, w: b.op("rms_norm", x, w, normalized_ndim=1, eps=1e-6), RED),
+    "layer_norm_4096": ([tensor((16, 4096)), tensor((4096,)), tensor((4096,))],
+                        lambda b, x, w, bb: b.op("layer_norm", x, w, bb, normalized_ndim=1), RED),
+    "gelu_big": ([tensor((1 << 21,))], lambda b, x: b.op("gelu", x), EW),
+    "silu_mul_tail": ([tensor(((1 << 20) + 12,)), tensor(((1 << 20) + 12,))], lambda b, x, y: b.op("mul", b.op("silu", x), y), EW),
+}
+
+
 def main() -> int:
     print(f"mlx {mx.__version__}, cuda available: {mx.cuda.is_available()}, device: {mx.default_device()}")
     if not mx.cuda.is_available():
@@ -119,6 +162,8 @@ def main() -> int:
         check(name, fused_program(in_types, body, kind), in_types, rng, results)
     for name, (in_types, body) in PROGRAMS.items():
         check(name, unfused_program(in_types, body), in_types, rng, results)
+    for name, (in_types, body, kind) in {**CASES, **LONG_ROWS}.items():
+        check_variants(name, fused_program(in_types, body, kind), in_types, rng, results)
     ok = sum(r["ok"] for r in results)
     print(f"gpu_check: {ok}/{len(results)} passed; {len(runtime.KERNELS)} kernels built")
     if os.environ.get("OUT"):
