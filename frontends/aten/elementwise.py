@@ -5,6 +5,9 @@ so every IR binary op sees one dtype. Comparisons promote to the operands' commo
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from xcomp.frontends.aten import aten
@@ -62,6 +65,7 @@ UNARY = {
     "lgamma": "lgamma", "sigmoid": "sigmoid", "floor": "floor", "ceil": "ceil", "round": "round",
     "trunc": "trunc", "frac": "frac", "relu": "relu", "silu": "silu", "mish": "mish",
     "hardsigmoid": "hardsigmoid", "hardswish": "hardswish", "bitwise_not": "bitwise_not",
+    "erfc": "erfc", "i0": "i0", "sgn": "sign",
 }
 for _aten, _xc in UNARY.items():
     aten(f"aten.{_aten}.default")(unary(_xc))
@@ -90,6 +94,9 @@ for _aten, _xc in BINARY.items():
 
 for _aten, _xc in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge"}.items():
     aten(f"aten.{_aten}.Tensor", f"aten.{_aten}.Scalar")(compare(_xc))
+
+for _aten, _xc in {"bitwise_left_shift": "shift_left", "bitwise_right_shift": "shift_right"}.items():
+    aten(*(f"aten.{_aten}.{ov}" for ov in ("Tensor", "Tensor_Scalar", "Scalar_Tensor")))(binary(_xc))
 
 for _aten in ("logical_and", "logical_or", "logical_xor"):
     aten(f"aten.{_aten}.default")((lambda n: lambda cx, a, b: cx.op(n, cx.tensor(a, DType.BOOL),
@@ -205,3 +212,119 @@ def softplus(cx, x, beta=1.0, threshold=20.0):
       "aten.detach.default", "aten.lift_fresh_copy.default", "aten.contiguous.default")
 def copy_like(cx, x, *args, **kwargs):
     return cx.cast(cx.tensor(x), cx.out_dtype)
+
+
+# -- decompositions into xc elementwise ops ----------------------------------------------------------
+def _float_out(cx, *xs):
+    dt = cx.out_dtype
+    return dt, [cx.tensor(x, dt) for x in xs]
+
+
+@aten("aten.signbit.default")
+def signbit(cx, x):
+    """x < 0, and -0.0 (whose reciprocal is -inf) too."""
+    if not x.type.dtype.is_float:
+        return cx.op("lt", x, cx.const(0, x.type.dtype))
+    zero = cx.const(0, x.type.dtype)
+    neg_zero = cx.op("logical_and", cx.op("eq", x, zero), cx.op("lt", cx.op("reciprocal", x), zero))
+    return cx.op("logical_or", cx.op("lt", x, zero), neg_zero)
+
+
+@aten("aten.isposinf.default", "aten.isneginf.default")
+def isposinf(cx, x):
+    if not x.type.dtype.is_float:
+        return cx.op("ne", x, x)  # integers are never infinite
+    side = "gt" if "isposinf" in str(cx.node.target) else "lt"
+    return cx.op("logical_and", cx.op("isinf", x), cx.op(side, x, cx.const(0, x.type.dtype)))
+
+
+@aten("aten.sinc.default")
+def sinc(cx, x):
+    """sin(pi x) / (pi x), 1 at 0."""
+    dt, (x,) = _float_out(cx, x)
+    px = cx.op("mul", x, cx.const(math.pi, dt))
+    return cx.op("where", cx.op("eq", x, cx.const(0, dt)), cx.const(1, dt), cx.op("div", cx.op("sin", px), px))
+
+
+@aten("aten.nan_to_num.default")
+def nan_to_num(cx, x, nan=0.0, posinf=None, neginf=None):
+    dt = cx.out_dtype
+    if not dt.is_float:
+        return x
+    info = np.finfo(dt.np) if dt is not DType.BF16 else torch.finfo(torch.bfloat16)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    zero = cx.const(0, dt)
+    y = cx.op("where", cx.op("isnan", x), cx.const(nan, dt), x)
+    inf = cx.op("isinf", y)
+    y = cx.op("where", cx.op("logical_and", inf, cx.op("gt", y, zero)), cx.const(posinf, dt), y)
+    return cx.op("where", cx.op("logical_and", inf, cx.op("lt", y, zero)), cx.const(neginf, dt), y)
+
+
+@aten("aten.logit.default")
+def logit(cx, x, eps=None):
+    dt, (x,) = _float_out(cx, x)
+    if eps is not None:
+        x = cx.op("minimum", cx.op("maximum", x, cx.const(eps, dt)), cx.const(1 - eps, dt))
+    return cx.op("log", cx.op("div", x, cx.op("sub", cx.const(1, dt), x)))
+
+
+@aten("aten.heaviside.default")
+def heaviside(cx, x, values):
+    """`values` where x == 0, else (x > 0)."""
+    dt = cx.out_dtype
+    x, values = cx.tensor(x, dt), cx.tensor(values, dt)
+    zero = cx.const(0, dt)
+    return cx.op("where", cx.op("eq", x, zero), values, cx.cast(cx.op("gt", x, zero), dt))
+
+
+def _x_log(log_op: str):
+    """x * log(y) (or log1p), 0 where x == 0, NaN where y is NaN (torch's xlogy/xlog1py)."""
+    def conv(cx, x, y):
+        dt, (x, y) = _float_out(cx, x, y)
+        zero = cx.const(0, dt)
+        prod = cx.op("where", cx.op("eq", x, zero), zero, cx.op("mul", x, cx.op(log_op, y)))
+        return cx.op("where", cx.op("isnan", y), y, prod)
+    return conv
+
+
+aten("aten.xlogy.Tensor", "aten.xlogy.Scalar_Self", "aten.xlogy.Scalar_Other")(_x_log("log"))
+aten("aten.special_xlog1py.default", "aten.special_xlog1py.self_scalar",
+     "aten.special_xlog1py.other_scalar")(_x_log("log1p"))
+
+
+@aten("aten.special_entr.default")
+def entr(cx, x):
+    """-x log x for x > 0, 0 at 0, -inf below, NaN stays NaN."""
+    dt, (x,) = _float_out(cx, x)
+    zero = cx.const(0, dt)
+    pos = cx.op("neg", cx.op("mul", x, cx.op("log", x)))
+    y = cx.op("where", cx.op("gt", x, zero), pos,
+              cx.op("where", cx.op("eq", x, zero), zero, cx.const(-math.inf, dt)))
+    return cx.op("where", cx.op("isnan", x), x, y)
+
+
+@aten("aten.special_ndtr.default")
+def ndtr(cx, x):
+    """The standard normal CDF: erfc(-x / sqrt 2) / 2."""
+    dt, (x,) = _float_out(cx, x)
+    z = cx.op("mul", x, cx.const(-math.sqrt(0.5), dt))
+    return cx.op("mul", cx.op("erfc", z), cx.const(0.5, dt))
+
+
+@aten("aten.fmax.default", "aten.fmin.default")
+def fmax(cx, a, b):
+    """maximum/minimum that ignore a NaN operand."""
+    dt = cx.out_dtype
+    a, b = cx.tensor(a, dt), cx.tensor(b, dt)
+    pick = cx.op("maximum" if "fmax" in str(cx.node.target) else "minimum", a, b)
+    if not dt.is_float:
+        return pick
+    return cx.op("where", cx.op("isnan", a), b, cx.op("where", cx.op("isnan", b), a, pick))
+
+
+@aten("aten.ldexp.Tensor", "aten.ldexp.default")
+def ldexp(cx, x, other):
+    """x * 2**other."""
+    dt, (x, other) = _float_out(cx, x, other)
+    return cx.op("mul", x, cx.op("exp2", other))

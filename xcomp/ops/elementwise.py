@@ -16,6 +16,7 @@ from xcomp.ops.registry import AttrKind, Trait, attr, define, req
 PURE, EW, COMM = Trait.PURE, Trait.ELEMENTWISE, Trait.COMMUTATIVE
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 _lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 
 
@@ -123,7 +124,8 @@ UNARY = {
     "asin": (np.arcsin, True), "acos": (np.arccos, True), "atan": (np.arctan, True),
     "sinh": (np.sinh, True), "cosh": (np.cosh, True), "tanh": (np.tanh, True),
     "asinh": (np.arcsinh, True), "acosh": (np.arccosh, True), "atanh": (np.arctanh, True),
-    "erf": (erf, True), "erfinv": (erfinv, True), "lgamma": (lambda x: _lgamma(x).astype(x.dtype), True),
+    "erf": (erf, True), "erfc": (lambda x: _erfc(x.astype(np.float64)), True), "erfinv": (erfinv, True),
+    "i0": (lambda x: np.i0(x.astype(np.float64)), True), "lgamma": (lambda x: _lgamma(x).astype(x.dtype), True),
     "sigmoid": (_sigmoid, True),
     "floor": (np.floor, False), "ceil": (np.ceil, False), "round": (np.round, False),
     "trunc": (np.trunc, False), "frac": (lambda x: x - np.trunc(x), True),
