@@ -460,6 +460,11 @@ def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
     per_target = _all_at_once(res, prepared, targets, check) if len(prepared) > 1 else None
     if per_target is None:
         per_target = _one_by_one(res, prepared, targets, check, skips)
+    return _finish(res, opinfo, per_target, targets, skips)
+
+
+def _finish(res: OpResult, opinfo, per_target: dict[str, list], targets, skips: list[str]) -> OpResult:
+    """Aggregate sample outcomes: the worst one per target, xfails applied."""
     if res.samples == 0:
         reasons = Counter(skips).most_common(1)
         return _all(res, targets, SKIP, reasons[0][0] if reasons else "no float32 samples")
@@ -472,6 +477,45 @@ def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
         else:
             res.status[t], res.reason[t] = worst.status, worst.reason
     return res
+
+
+def check_opinfos(opinfos: Sequence, targets: Sequence[str], limit: int | None = None,
+                  make_check: Callable[[str], Callable] = default_check) -> list[OpResult]:
+    """Like `check_opinfo` for several OpInfos, capturing all their samples in one program (one
+    torch.export instead of one per op). Ops that do not pass in the group are redone alone, so
+    every failure is attributed exactly."""
+    groups = []
+    for o in opinfos:
+        if skip_reason(o):
+            continue
+        try:
+            prepared = _prepare(o, float32_samples(o, limit), [])
+        except Exception:
+            continue
+        if prepared:
+            groups.append((o, prepared))
+    done: dict[str, OpResult] = {}
+    fn, tensors = _batched([p for _, ps in groups for p in ps])
+    try:
+        program = _capture(fn, tensors)
+        outs = {t: _run_program(program, tensors, t) for t in targets}
+    except Exception:
+        outs = None
+    if outs is not None and any(len(v) != sum(len(p.expected) for _, ps in groups for p in ps)
+                                for v in outs.values()):
+        outs = None
+    if outs is not None:
+        i = 0
+        for o, prepared in groups:
+            res, per_target = OpResult(full_name(o), samples=len(prepared)), {t: [] for t in targets}
+            for p in prepared:
+                n = len(p.expected)
+                for t in targets:
+                    per_target[t].append(compare(outs[t][i:i + n], p.expected, make_check(o.name)))
+                i += n
+            if all(x.status == PASS for v in per_target.values() for x in v):
+                done[res.name] = _finish(res, o, per_target, targets, [])
+    return [done.get(full_name(o)) or check_opinfo(o, targets, limit, make_check) for o in opinfos]
 
 
 def _all(res: OpResult, targets, status: str, reason: str) -> OpResult:
