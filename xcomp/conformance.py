@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
+import json
 import sys
 import time
 import traceback
@@ -626,27 +628,47 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"(?<![A-Za-z_])-?[0-9][0-9.]*(e[-+]?[0-9]+)?", "N", reason)[:70]
 
 
+def save_report(report: Report, path: str) -> None:
+    """Write a report as JSON (re-rendered later with `--load`)."""
+    with open(path, "w") as f:
+        json.dump({"targets": report.targets, "seconds": report.seconds,
+                   "results": [dataclasses.asdict(r) for r in report.results]}, f, indent=1)
+
+
+def load_report(path: str) -> Report:
+    with open(path) as f:
+        d = json.load(f)
+    return Report(d["targets"], [OpResult(**r) for r in d["results"]], d["seconds"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m xcomp.conformance", description=__doc__.splitlines()[0])
-    p.add_argument("--targets", default="reference,mlx", help="comma-separated targets")
-    p.add_argument("--ops", default=None, help="comma-separated OpInfo names (default: all of op_db)")
+    p.add_argument("--targets", nargs="+", default=["reference,mlx"], help="targets (space- or comma-separated)")
+    p.add_argument("--ops", nargs="+", default=None, help="OpInfo names, or name.variant (default: all of op_db)")
     p.add_argument("--limit-samples", type=int, default=None, help="at most N samples per op")
     p.add_argument("--in-table", action="store_true", help="only OpInfos named like an aten op in the table")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--skips", action="store_true", help="list skipped OpInfos too")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--load", metavar="PATH", help="print the table of a saved JSON run instead of running")
     p.add_argument("--verbose", action="store_true", help="print each op as it finishes (to stderr)")
     a = p.parse_args(argv)
-    targets = [t for t in a.targets.split(",") if t]
-    from xcomp.backends import get_target
-    for t in targets:
-        get_target(t)
-    ops = [o for o in a.ops.split(",") if o] if a.ops else None
+    targets = [t for arg in a.targets for t in arg.split(",") if t]
+    ops = [o for arg in a.ops for o in arg.split(",") if o] if a.ops else None
+    if a.load:
+        report = load_report(a.load)
+    else:
+        from xcomp.backends import get_target
+        for t in targets:
+            get_target(t)
 
-    def progress(r: OpResult):
-        if a.verbose:
-            print(f"{r.name:<40} " + " ".join(f"{r.status[t]:<12}" for t in targets) +
-                  " " + "; ".join(sorted(set(r.reason.values())))[:150], file=sys.stderr, flush=True)
-    report = run(targets, ops, a.limit_samples, a.in_table, progress)
+        def progress(r: OpResult):
+            if a.verbose:
+                print(f"{r.name:<40} " + " ".join(f"{r.status[t]:<12}" for t in targets) +
+                      " " + "; ".join(sorted(set(r.reason.values())))[:150], file=sys.stderr, flush=True)
+        report = run(targets, ops, a.limit_samples, a.in_table, progress)
+    if a.json:
+        save_report(report, a.json)
     print(format_table(report, a.markdown, a.skips))
     return 0
 
