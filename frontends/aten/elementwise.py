@@ -188,6 +188,21 @@ def assert_tensor_metadata(cx, x, *args, **kwargs):
     return None
 
 
+@aten("aten.hardtanh.default")
+def hardtanh(cx, x, min_val=-1.0, max_val=1.0):
+    dt = cx.out_dtype
+    return cx.op("minimum", cx.op("maximum", x, cx.const(min_val, dt)), cx.const(max_val, dt))
+
+
+@aten("aten.angle.default")
+def angle(cx, x):
+    """The argument of a real number: pi below zero, else 0; NaN stays NaN."""
+    dt, (x,) = _float_out(cx, x)
+    zero = cx.const(0, dt)
+    y = cx.op("where", cx.op("lt", x, zero), cx.const(math.pi, dt), zero)
+    return cx.op("where", cx.op("isnan", x), x, y)
+
+
 @aten("aten.gelu.default")
 def gelu(cx, x, approximate="none"):
     return cx.op("gelu", x, approximate=GeluApproximate(approximate))
