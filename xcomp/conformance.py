@@ -310,6 +310,9 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+CHUNK = 48  # samples captured together in one program (bounded, some OpInfos have 1000+ samples)
+
+
 @dataclass
 class _Prepared:
     """One sample ready to run: the function of its tensors, the tensors, torch's output leaves."""
@@ -459,9 +462,16 @@ def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
     check = make_check(opinfo.name)
     skips: list[str] = []
     prepared = _prepare(opinfo, samples, skips)
-    per_target = _all_at_once(res, prepared, targets, check) if len(prepared) > 1 else None
-    if per_target is None:
-        per_target = _one_by_one(res, prepared, targets, check, skips)
+    per_target: dict[str, list[SampleOutcome]] = {t: [] for t in targets}
+    for i in range(0, len(prepared), CHUNK):
+        chunk = prepared[i:i + CHUNK]
+        outcomes = _all_at_once(res, chunk, targets, check) if len(chunk) > 1 else None
+        if outcomes is None:
+            outcomes = _one_by_one(res, chunk, targets, check, skips)
+        for t in targets:
+            per_target[t].extend(outcomes[t])
+        if any(o.status == UNSUPPORTED for v in outcomes.values() for o in v):
+            break  # the op cannot pass; the remaining samples would only repeat this
     return _finish(res, opinfo, per_target, targets, skips)
 
 
