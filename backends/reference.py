@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from xcomp.backends import Target
 from xcomp.passes.manager import DEFAULT_PIPELINE
-from xcomp.interpreter import ReferenceInterpreter
+from xcomp.interpreter import REGION_OPS, ReferenceInterpreter
 from xcomp.ops.registry import REGISTRY
 
 
@@ -13,7 +13,7 @@ class ReferenceTarget(Target):
     pipeline = DEFAULT_PIPELINE
 
     def supported(self) -> set[str]:
-        return {n for n, d in REGISTRY.items() if d.reference is not None}
+        return {n for n, d in REGISTRY.items() if d.reference is not None} | set(REGION_OPS)
 
     def build(self, program):
         interp = ReferenceInterpreter(program)
