@@ -140,8 +140,16 @@ COMMON["xc.bitwise_and:int"], COMMON["xc.bitwise_or:int"] = "({0} & {1})", "({0}
 # Metal spells math as metal::f (overloaded on float); `rint` rounds half to even like numpy.
 METAL: dict[str, Entry] = {**COMMON}
 # CUDA spells float32 math with the f suffix; lgamma exists there and not in Metal's stdlib.
+def _scaled_bessel(fn: str) -> Entry:
+    """exp(-|x|) * fn(x): the exponentially scaled modified Bessel functions."""
+    return lambda a, at, ctx: (f"({ctx.dialect.call('exp')}(-{ctx.dialect.call('fabs')}({a[0]})) * "
+                               f"{ctx.dialect.call(fn)}({a[0]}))")
+
+
 CUDA: dict[str, Entry] = {**COMMON, "xc.lgamma": _call1("lgamma"), "xc.erfc": _call1("erfc"),
-                          "xc.i0": _call1("cyl_bessel_i0")}
+                          "xc.i0": _call1("cyl_bessel_i0"), "xc.i1": _call1("cyl_bessel_i1"),
+                          "xc.i0e": _scaled_bessel("cyl_bessel_i0"), "xc.i1e": _scaled_bessel("cyl_bessel_i1"),
+                          "xc.digamma": "xc_digamma({0})"}
 
 
 @dataclass(frozen=True)
