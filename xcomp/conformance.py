@@ -391,7 +391,8 @@ def _prepare(opinfo, samples, skips: list[str]) -> list[_Prepared]:
 def _unsupported(res: OpResult, e: UnsupportedOpError) -> SampleOutcome:
     names = sorted({o.name for o in e.ops})
     res.missing = sorted(set(res.missing) | set(names))
-    return SampleOutcome(UNSUPPORTED, "no converter for " + ", ".join(names))
+    partial = sorted({f"{o.name}: {o.reason}" for o in e.ops if o.reason})
+    return SampleOutcome(UNSUPPORTED, "; ".join(partial) if partial else "no converter for " + ", ".join(names))
 
 
 def _one_by_one(res: OpResult, prepared: list[_Prepared], targets, check, skips) -> dict[str, list]:

@@ -7,7 +7,7 @@ import mlx.core as mx
 
 from xcomp.backends.mlx.dtypes import mx_dtype
 from xcomp.backends.mlx.table import MLX_OPS, _as_list
-from xcomp.ops.elementwise import GeluApproximate
+from xcomp.ops.elementwise import GeluApproximate, bessel_i, digamma
 
 _LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
             -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
@@ -57,7 +57,9 @@ UNARY = {
     "sqrt": mx.sqrt, "rsqrt": mx.rsqrt, "reciprocal": mx.reciprocal, "square": mx.square,
     "sin": mx.sin, "cos": mx.cos, "tan": mx.tan, "asin": mx.arcsin, "acos": mx.arccos, "atan": mx.arctan,
     "sinh": mx.sinh, "cosh": mx.cosh, "tanh": mx.tanh, "asinh": mx.arcsinh, "acosh": mx.arccosh,
-    "atanh": mx.arctanh, "erf": mx.erf, "erfc": lambda x: 1 - mx.erf(x), "erfinv": mx.erfinv, "i0": _i0, "sigmoid": mx.sigmoid,
+    "atanh": mx.arctanh, "erf": mx.erf, "erfc": lambda x: 1 - mx.erf(x), "erfinv": mx.erfinv, "i0": _i0,
+    "i0e": lambda x: bessel_i(x, mx, 0, True), "i1": lambda x: bessel_i(x, mx, 1, False),
+    "i1e": lambda x: bessel_i(x, mx, 1, True), "digamma": lambda x: digamma(x, mx), "sigmoid": mx.sigmoid,
     "floor": mx.floor, "ceil": mx.ceil, "round": mx.round, "trunc": lambda x: mx.where(x < 0, mx.ceil(x), mx.floor(x)),
     "frac": lambda x: x - mx.where(x < 0, mx.ceil(x), mx.floor(x)),
     "relu": lambda x: mx.maximum(x, mx.array(0, x.dtype)), "silu": lambda x: x * mx.sigmoid(x),

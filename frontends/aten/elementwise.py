@@ -65,7 +65,8 @@ UNARY = {
     "lgamma": "lgamma", "sigmoid": "sigmoid", "floor": "floor", "ceil": "ceil", "round": "round",
     "trunc": "trunc", "frac": "frac", "relu": "relu", "silu": "silu", "mish": "mish",
     "hardsigmoid": "hardsigmoid", "hardswish": "hardswish", "bitwise_not": "bitwise_not",
-    "erfc": "erfc", "i0": "i0", "sgn": "sign",
+    "erfc": "erfc", "i0": "i0", "sgn": "sign", "special_i0e": "i0e", "special_i1": "i1", "special_i1e": "i1e",
+    "digamma": "digamma",
 }
 for _aten, _xc in UNARY.items():
     aten(f"aten.{_aten}.default")(unary(_xc))
@@ -186,6 +187,13 @@ def round_decimals(cx, x, decimals=0):
 def assert_tensor_metadata(cx, x, *args, **kwargs):
     """A trace-time check that `aten.to` leaves behind; the IR's types already carry it."""
     return None
+
+
+@aten("aten.polygamma.default")
+def polygamma(cx, n, x):
+    if n != 0:
+        raise NotImplementedError(f"polygamma of order {n} (only 0, the digamma function)")
+    return cx.op("digamma", cx.tensor(x, cx.out_dtype))
 
 
 @aten("aten.hardtanh.default")

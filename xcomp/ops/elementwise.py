@@ -38,6 +38,60 @@ def erfinv(x):
     return z.astype(np.asarray(x).dtype)
 
 
+# Special functions written once over an array namespace `xp` (numpy here, in float64; the MLX
+# backend calls the same code with mlx.core). Only abs/where/exp/log/... of both libraries are used.
+def bessel_i(x, xp, order: int, scaled: bool):
+    """Modified Bessel function I0 or I1 (`order`), times exp(-|x|) when `scaled`. Its power series
+    (all terms positive, so no cancellation) up to |x| = 15, the asymptotic expansion beyond."""
+    ax = xp.abs(x)
+    small = xp.minimum(ax, 15.0)
+    y = small * small / 4
+    term = xp.ones_like(x) if order == 0 else small / 2
+    series = term
+    for k in range(1, 41):
+        term = term * y / (k * (k + order))
+        series = series + term
+    if scaled:
+        series = series * xp.exp(-small)
+    big = xp.maximum(ax, 15.0)
+    inv = 1 / (8 * big)
+    mu, coef, poly = 4 * order * order, xp.ones_like(x), xp.ones_like(x)
+    for k in range(1, 7):  # prod_{j<=k} -(mu - (2j-1)^2) / (k! (8x)^k)
+        coef = coef * -(mu - (2 * k - 1) ** 2) / k * inv
+        poly = poly + coef
+    asym = poly / xp.sqrt(2 * math.pi * big)
+    if not scaled:
+        asym = asym * xp.exp(big)
+    out = xp.where(ax <= 15.0, series, asym)
+    return out if order == 0 else xp.where(x < 0, -out, out)
+
+
+def digamma(x, xp):
+    """psi(x): reflection below 1/2, six recurrence steps up, then the asymptotic series.
+    -inf at 0 and NaN at the negative integers, as torch."""
+    small = x < 0.5
+    y = xp.where(small, 1 - x, x)
+    acc = xp.zeros_like(x)
+    for i in range(6):
+        acc = acc - 1 / (y + i)
+    z = y + 6
+    iz2 = 1 / (z * z)
+    series = xp.log(z) - 0.5 / z - iz2 * (1 / 12 - iz2 * (1 / 120 - iz2 * (1 / 252 - iz2 * (1 / 240 - iz2 / 132))))
+    pos = acc + series
+    frac = x - xp.where(x < 0, xp.ceil(x), xp.floor(x))  # tan(pi * frac) is accurate, tan(pi * x) is not
+    out = xp.where(small, pos - math.pi / xp.tan(math.pi * frac), pos)
+    pole = xp.logical_and(x <= 0, x == xp.floor(x))
+    return xp.where(x == 0, -math.inf, xp.where(pole, math.nan, out))
+
+
+def _f64(fn):
+    """Run a special function in float64, quietly (poles give inf/NaN by design)."""
+    def run(x):
+        with np.errstate(all="ignore"):
+            return fn(x.astype(np.float64))
+    return run
+
+
 def _float_only(name):
     def check(t):
         if not t.dtype.is_float:
@@ -125,7 +179,9 @@ UNARY = {
     "sinh": (np.sinh, True), "cosh": (np.cosh, True), "tanh": (np.tanh, True),
     "asinh": (np.arcsinh, True), "acosh": (np.arccosh, True), "atanh": (np.arctanh, True),
     "erf": (erf, True), "erfc": (lambda x: _erfc(x.astype(np.float64)), True), "erfinv": (erfinv, True),
-    "i0": (lambda x: np.i0(x.astype(np.float64)), True), "lgamma": (lambda x: _lgamma(x).astype(x.dtype), True),
+    "i0": (lambda x: np.i0(x.astype(np.float64)), True),
+    "i0e": (_f64(lambda x: bessel_i(x, np, 0, True)), True), "i1": (_f64(lambda x: bessel_i(x, np, 1, False)), True),
+    "i1e": (_f64(lambda x: bessel_i(x, np, 1, True)), True), "digamma": (_f64(lambda x: digamma(x, np)), True), "lgamma": (lambda x: _lgamma(x).astype(x.dtype), True),
     "sigmoid": (_sigmoid, True),
     "floor": (np.floor, False), "ceil": (np.ceil, False), "round": (np.round, False),
     "trunc": (np.trunc, False), "frac": (lambda x: x - np.trunc(x), True),
