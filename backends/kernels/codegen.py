@@ -71,6 +71,7 @@ class KernelPlan:
     spec: KernelSpec
     prelude: Operation | None = None      # the anchor op run by MLX; its result is kernel input 0
     input_map: list[int] = field(default_factory=list)   # fused operand index per kernel input (-1: prelude)
+    partials: KernelSpec | None = None    # split rows: launched first; its outputs follow spec's inputs
 
 
 # -- templates ----------------------------------------------------------------------------------
@@ -242,15 +243,10 @@ def default_row_threads(L: int) -> int:
     return threads
 
 
-def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: list[tuple],
-             out_shapes: list[tuple], threads: int | None = None, cache: bool = True,
-             unroll: int = ROW_UNROLL) -> KernelSpec:
-    """A row kernel: one threadgroup per row of the last `k` axes of `full`.
-
-    `threads` per row (default `default_row_threads`); `cache`: keep rows in registers when they
-    fit (MAX_CACHED per thread); `unroll`: chunks in flight per pass otherwise.
-    """
-    em = Emitter(dialect, graph)
+def row_inputs(graph: Graph, full: tuple, k: int, em: Emitter, in_shapes: list[tuple]):
+    """Rows R, row length L and the template data of each input of a row kernel over the last `k`
+    axes of `full` (mode: perrow, vec for a contiguous row, general; base and column offsets)."""
+    dialect = em.d
     L = int(np.prod(full[len(full) - k:], dtype=np.int64))
     R = int(np.prod(full[:len(full) - k], dtype=np.int64))
     lead, trail = list(full[:len(full) - k]), list(full[len(full) - k:])
@@ -274,6 +270,19 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
         inputs.append({"name": f"in{node.value}", "ctype": dialect.ctype(node.dtype), "cty": em.cty(node),
                        "mode": mode, "base": base, "col": index_expr(trail, col_st, "col"),
                        "var": em.ref(node), "node": node})
+    return R, L, inputs
+
+
+def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: list[tuple],
+             out_shapes: list[tuple], threads: int | None = None, cache: bool = True,
+             unroll: int = ROW_UNROLL) -> KernelSpec:
+    """A row kernel: one threadgroup per row of the last `k` axes of `full`.
+
+    `threads` per row (default `default_row_threads`); `cache`: keep rows in registers when they
+    fit (MAX_CACHED per thread); `unroll`: chunks in flight per pass otherwise.
+    """
+    em = Emitter(dialect, graph)
+    R, L, inputs = row_inputs(graph, full, k, em, in_shapes)
     vec = _vec([n.dtype for n in graph.inputs] + [o.dtype for o in graph.outputs])
     while vec > 1 and L % vec:
         vec //= 2
@@ -344,7 +353,9 @@ def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None) -> 
     """The kernel (and MLX prelude) for one `xc.fused` op; LoweringError when no skeleton fits.
 
     `variant`: launch/shape parameters of the skeleton (`unroll` for elementwise kernels;
-    `threads`, `cache`, `unroll` for row kernels); None gives the defaults (`variants` lists others).
+    `threads`, `cache`, `unroll` for row kernels; `split` parts per row, and `threads`, for the
+    two-launch split-row form of long rows, see split.py); None gives the defaults (`variants`
+    lists others).
     """
     d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
     variant = variant or {}
@@ -362,6 +373,9 @@ def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None) -> 
         x = rows[0].operands[0].type
         full, k = tuple(x.shape), reduced_trailing(rows[0])
         g = build_graph(block, in_types, full, k)
+        if "split" in variant:
+            from xcomp.backends.kernels.split import split_plan
+            return split_plan(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
         spec = row_spec(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
     else:
         g = build_graph(block, in_types)
@@ -377,7 +391,8 @@ def variant_params(op: Operation) -> list[dict]:
 
     Row kernels: the default threads per row, twice and half as many, and (for rows read by several
     passes) rows re-read per pass instead of kept in registers, which leaves room for more rows per
-    multiprocessor on long rows. Elementwise kernels: several vectors per thread, or one.
+    multiprocessor on long rows; for long rows, split-row plans (several threadgroups per row).
+    Elementwise kernels: several vectors per thread, or one.
     """
     rows = _row_ops(op.regions[0].block) if op.attrs["kind"] not in (
         FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE) else []
@@ -394,6 +409,9 @@ def variant_params(op: Operation) -> list[dict]:
             out.append({"threads": threads})
     for threads in sorted({t, min(1024, 2 * t), max(32, t // 2)}):
         out.append({"threads": threads, "cache": False})
+    from xcomp.backends.kernels.split import split_counts
+    R = int(np.prod(x.shape[:x.rank - reduced_trailing(rows[0])], dtype=np.int64))
+    out += [{"split": parts} for parts in split_counts(R, L)]
     return out
 
 

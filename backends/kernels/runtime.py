@@ -42,9 +42,12 @@ def launch(spec: KernelSpec, inputs: list) -> list:
 
 
 def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | None = None) -> list:
-    """Run a fused op's plan: the MLX prelude (matmul/conv) first when there is one, then the kernel."""
+    """Run a fused op's plan: the MLX prelude (matmul/conv) first when there is one, then the kernel
+    (split-row plans: the partials kernel, then the kernel over the inputs and the partials)."""
     anchor = prelude(args) if kplan.prelude is not None else None
     inputs = [anchor if i < 0 else args[i] for i in kplan.input_map]
+    if kplan.partials is not None:   # split rows: the partials launch, then the combining one
+        inputs = inputs + launch(kplan.partials, inputs)
     return launch(kplan.spec, inputs)
 
 

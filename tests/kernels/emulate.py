@@ -97,3 +97,12 @@ def run(spec: KernelSpec, inputs: list[np.ndarray], in_dtypes: list[DType], work
         with open(os.path.join(workdir, f"out{i}"), "rb") as f:
             outs.append(_from_bytes(f.read(), t, s))
     return outs
+
+
+def run_plan(kplan, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str) -> list[np.ndarray]:
+    """A kernel plan without prelude: its partials kernel first (split rows), whose outputs follow
+    the inputs of the final kernel, as `runtime.run_plan` launches them."""
+    if kplan.partials is None:
+        return run(kplan.spec, inputs, in_dtypes, workdir)
+    parts = run(kplan.partials, inputs, in_dtypes, os.path.join(workdir, "partials"))
+    return run(kplan.spec, list(inputs) + parts, list(in_dtypes) + list(kplan.partials.output_dtypes), workdir)
