@@ -5,8 +5,9 @@ ATen, the aten table), compiled for each target with `xcomp.compile`, and compar
 by per-dtype tolerances. An op passes a target when all of its samples pass (or are explicitly,
 reasonably xfailed, see `XFAIL`).
 
-    python -m xcomp.conformance [--targets reference,mlx] [--ops add,mul] [--limit-samples N]
-                                [--markdown] [--json PATH] [--verbose]
+    python -m xcomp.conformance [--targets reference mlx] [--ops add mul ...] [--limit-samples N]
+                                [--in-table] [--markdown] [--skips] [--json PATH] [--load PATH]
+                                [--verbose]
 
 Torch (and op_db, which needs expecttest) is imported only when the harness runs, so `import xcomp`
 needs neither.
