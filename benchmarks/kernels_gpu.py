@@ -8,7 +8,8 @@ written, each tensor once) / time; the copy ceiling is measured in the same run 
 x + 0). xcomp runs with its defaults: on the first call each group's kernel variants and MLX
 built-ins are timed and the fastest kept (the choices are in the JSON's `decisions`); later calls run
 the whole graph under mx.compile. Writes $OUT/kernels_gpu.json and $OUT/kernels_gpu.md after every
-workload (a run cut short keeps what it measured).
+workload (a run cut short keeps what it measured). `--only a,b` runs the workloads whose names
+contain one of those strings (e.g. `--only 32768`).
 """
 from __future__ import annotations
 
@@ -218,7 +219,10 @@ def main() -> int:
     copy_bw = max(ceiling.values())
     print(f"device {dev}; copy ceiling " + ", ".join(f"{k} {v:.0f} GB/s" for k, v in ceiling.items()), flush=True)
     cuda = get_target("cuda")
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     for name, shapes, dt, xbody, mfn, fastfn, tfn in workloads():
+        if only is not None and not any(o in name for o in only):
+            continue
         rng = np.random.default_rng(0)
         host = [rng.standard_normal(s).astype(np.float32) * (0.05 if len(s) == 2 and "block" in name and s[0] != B * T and s[0] != 8192 else 1.0)
                 for s in shapes]
@@ -262,7 +266,7 @@ def main() -> int:
         print(f"{name:<40} " + "  ".join(f"{k.replace(' GB/s', '')}={r[k]:.0f}" for k in r if k.endswith("GB/s"))
               + f"  err={r['max_rel_err_vs_mlx']:.1e}", flush=True)
         for d in r["decisions"]:
-            print("    " + d[:400], flush=True)
+            print("    " + d[:1500], flush=True)
         write(out_dir, dev, ceiling, rows)
         del margs, res_x
         mx.clear_cache()

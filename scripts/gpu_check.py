@@ -6,6 +6,7 @@ the fusion pipeline run as generated CUDA kernels and are compared with MLX eage
 (and the reference interpreter), on fresh random inputs drawn per run. Outputs are poisoned: MLX
 allocates them uninitialized, and every element is checked. Prints one line per check and a
 summary; writes $OUT/gpu_check.json when OUT is set. Exit status 1 if any check fails.
+`--only name,name` runs only those cases (e.g. the row cases after a row-kernel change).
 """
 from __future__ import annotations
 
@@ -140,10 +141,13 @@ def check_variants(name, program, in_types, rng, results):
         print(f"FAIL {name + ' variants':<28} {type(e).__name__}: {str(e)[:600]}", flush=True)
 
 
-LONG_ROWS = {   # tuning variants at the benchmark's long rows (several rows only, to stay quick)
+LONG_ROWS = {   # tuning variants (split rows included) at long rows (several rows only, to stay quick)
     "softmax_long": ([tensor((8, 32768))], lambda b, x: b.op("softmax", x, axis=-1), RED),
     "rms_norm_long": ([tensor((8, 32768)), tensor((32768,))],
                       lambda b, x, w: b.op("rms_norm", x, w, normalized_ndim=1, eps=1e-6), RED),
+    "layer_norm_long": ([tensor((8, 32768)), tensor((32768,)), tensor((32768,))],
+                        lambda b, x, w, bb: b.op("layer_norm", x, w, bb, normalized_ndim=1), RED),
+    "logsumexp_long": ([tensor((16, 16384))], lambda b, x: b.op("logsumexp", x, axes=(-1,)), RED),
     "layer_norm_4096": ([tensor((16, 4096)), tensor((4096,)), tensor((4096,))],
                         lambda b, x, w, bb: b.op("layer_norm", x, w, bb, normalized_ndim=1), RED),
     "gelu_big": ([tensor((1 << 21,))], lambda b, x: b.op("gelu", x), EW),
@@ -151,18 +155,26 @@ LONG_ROWS = {   # tuning variants at the benchmark's long rows (several rows onl
 }
 
 
+def _selected(table: dict, only: set | None) -> dict:
+    return {k: v for k, v in table.items() if only is None or k in only}
+
+
 def main() -> int:
+    """`--only a,b,...` limits the checks to those case names (kernel cases, programs, long rows)."""
+    only = None
+    if "--only" in sys.argv:
+        only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
     print(f"mlx {mx.__version__}, cuda available: {mx.cuda.is_available()}, device: {mx.default_device()}")
     if not mx.cuda.is_available():
         print("MLX has no CUDA device here")
         return 2
     rng = np.random.default_rng(int(time.time()))
     results: list = []
-    for name, (in_types, body, kind) in {**CASES, **EXTRA}.items():
+    for name, (in_types, body, kind) in _selected({**CASES, **EXTRA}, only).items():
         check(name, fused_program(in_types, body, kind), in_types, rng, results)
-    for name, (in_types, body) in PROGRAMS.items():
+    for name, (in_types, body) in _selected(PROGRAMS, only).items():
         check(name, unfused_program(in_types, body), in_types, rng, results)
-    for name, (in_types, body, kind) in {**CASES, **LONG_ROWS}.items():
+    for name, (in_types, body, kind) in _selected({**CASES, **LONG_ROWS}, only).items():
         check_variants(name, fused_program(in_types, body, kind), in_types, rng, results)
     ok = sum(r["ok"] for r in results)
     print(f"gpu_check: {ok}/{len(results)} passed; {len(runtime.KERNELS)} kernels built")
