@@ -105,7 +105,7 @@ REGION_OPS = {"xc.if": _eval_if, "xc.loop": _eval_loop, "xc.fused": _eval_fused,
 
 def round_to_bf16(a: np.ndarray) -> np.ndarray:
     """Round float32 values to the nearest bfloat16 (ties to even), kept in float32."""
-    a = np.ascontiguousarray(a, np.float32)
+    a = np.array(a, np.float32, order="C")  # keeps 0-d arrays 0-d (ascontiguousarray makes them 1-d)
     bits = a.view(np.uint32).astype(np.uint64)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
     out = rounded.astype(np.uint32).view(np.float32)
