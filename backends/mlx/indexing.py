@@ -92,6 +92,8 @@ def _index(args, a, out):
 @lowers("index_put")
 def _index_put(args, a, out):
     x, v = args[0], args[1]
+    if x.size == 0 or any(i.size == 0 for i in args[2:]):
+        return x     # nothing is written (MLX rejects empty updates)
     tup = _index_tuple(x, a["axes"], args[2:])
     if a["accumulate"]:
         return x.at[tup].add(v)

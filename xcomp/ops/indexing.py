@@ -43,6 +43,8 @@ def _gather_infer(types, a):
     x, idx = types
     ax = check_axis(a["axis"], x.rank, "gather")
     _int_index(idx, "gather")
+    if idx.is_static and idx.numel == 0:
+        return [x.with_shape(idx.shape)]     # torch accepts an empty index of any rank
     if idx.rank != x.rank:
         raise ValueError(f"xc.gather: index {idx} must have the rank of {x}")
     for d in range(x.rank):
