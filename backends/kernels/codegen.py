@@ -375,7 +375,8 @@ def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None) -> 
         g = build_graph(block, in_types, full, k)
         if "split" in variant:
             from xcomp.backends.kernels.split import split_plan
-            return split_plan(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
+            sp = split_plan(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
+            return KernelPlan(sp.spec, prelude, input_map, sp.partials)
         spec = row_spec(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
     else:
         g = build_graph(block, in_types)

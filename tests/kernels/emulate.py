@@ -102,6 +102,9 @@ def run(spec: KernelSpec, inputs: list[np.ndarray], in_dtypes: list[DType], work
 def run_plan(kplan, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str) -> list[np.ndarray]:
     """A kernel plan without prelude: its partials kernel first (split rows), whose outputs follow
     the inputs of the final kernel, as `runtime.run_plan` launches them."""
+    assert kplan.prelude is None and len(kplan.input_map) == len(inputs), "plan's input map"
+    inputs = [inputs[i] for i in kplan.input_map]
+    in_dtypes = [in_dtypes[i] for i in kplan.input_map]
     if kplan.partials is None:
         return run(kplan.spec, inputs, in_dtypes, workdir)
     parts = run(kplan.partials, inputs, in_dtypes, os.path.join(workdir, "partials"))
