@@ -10,7 +10,9 @@ generated kernel body and helpers. Three skeletons (templates/<dialect>/*.j2):
   shape/stride arithmetic baked in as constants;
 - `row`: one threadgroup per row of length L; inputs that vary along the row are loaded once into
   registers (rows up to `MAX_CACHED` elements per thread), every reduction is a pass over them
-  with a simdgroup/warp reduction and one through threadgroup memory, then the epilogue stores.
+  with a simdgroup/warp reduction and one through threadgroup memory, then the epilogue stores;
+- `row_split` (split.py, a tuning variant for long rows): several threadgroups per row in two
+  launches, partials then combine and epilogue.
 
 Kernel and variable names are generated (`in0`, `v3`, `xc_row_<hash>`): nothing from the model's
 names reaches the source.
