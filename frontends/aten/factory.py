@@ -6,6 +6,7 @@ memory_format are ignored.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from xcomp.frontends.aten import aten
@@ -117,9 +118,9 @@ def _number(v):
 def arange(cx, start, end, step=1) -> Value:
     start, end, step = _number(start), _number(end), _number(step)
     dt = cx.out_dtype
-    if dt.is_int:
-        if all(isinstance(v, int) for v in (start, end, step)):
-            return cx.op("arange", start=start, end=end, step=step, dtype=dt)
+    if dt.is_int:  # torch computes integer aranges from the truncated bounds
+        start, end, step = (int(v) for v in (start, end, step))
+        return cx.op("arange", start=start, end=end, step=step, dtype=dt)
     return cx.op("arange", start=float(start), end=float(end), step=float(step), dtype=dt)
 
 
@@ -150,3 +151,18 @@ def eye_m(cx, n, m, **kwargs):
     cols = cx.op("arange", start=0, end=m, step=1, dtype=DType.I64)
     rows = cx.op("reshape", rows, shape=(n, 1))
     return cx.cast(cx.op("eq", rows, cols), cx.out_dtype)
+
+
+def _tri_indices(cx, fn, row, col, offset):
+    rows, cols = fn(static_int(row), static_int(offset), static_int(col))
+    return cx.constant_array(np.stack([rows, cols]).astype(np.int64).reshape(2, -1), DType.I64)
+
+
+@aten("aten.tril_indices.default")
+def tril_indices(cx, row, col, offset=0, **kwargs):
+    return cx.cast(_tri_indices(cx, np.tril_indices, row, col, offset), cx.out_dtype)
+
+
+@aten("aten.triu_indices.default")
+def triu_indices(cx, row, col, offset=0, **kwargs):
+    return cx.cast(_tri_indices(cx, np.triu_indices, row, col, offset), cx.out_dtype)

@@ -106,6 +106,18 @@ def index_add(cx, x, dim, index, source, alpha=1):
     return cx.op("scatter", x, along(cx, index, source, ax), source, axis=ax, reduce=ScatterReduce.ADD)
 
 
+@aten("aten.index_reduce.default")
+def index_reduce(cx, x, dim, index, source, reduce, include_self=True):
+    dt = cx.out_dtype
+    x, source = cx.tensor(x, dt), cx.tensor(source, dt)
+    if x.type.rank == 0:
+        y = index_reduce(cx, scalar_rank1(cx, x), 0, index, scalar_rank1(cx, source), reduce, include_self)
+        return reshape(cx, y, ())
+    ax = norm_dim(dim, x.type.rank)
+    return cx.op("scatter", x, along(cx, index, source, ax), source, axis=ax,
+                 reduce=_SCATTER_REDUCE[reduce], include_self=bool(include_self))
+
+
 @aten("aten.index_copy.default")
 def index_copy(cx, x, dim, index, source):
     dt = cx.out_dtype
@@ -234,6 +246,20 @@ def diagonal(cx, x, offset=0, dim1=0, dim2=1):
     pos = a if b == a + 1 else 0
     r = y.type.rank
     return transpose(cx, y, [d for d in range(r) if d != pos] + [pos])
+
+
+@aten("aten.diagonal_scatter.default")
+def diagonal_scatter(cx, x, src, offset=0, dim1=0, dim2=1):
+    dt = cx.out_dtype
+    x, src = cx.tensor(x, dt), cx.tensor(src, dt)
+    (a, b), rows, cols = diagonal_index(cx, x, offset, dim1, dim2)
+    if len(rows) == 0:
+        return x
+    # src has the diagonal last; index_put wants it where numpy's advanced indexing puts it
+    pos = a if b == a + 1 else 0
+    r = src.type.rank
+    src = transpose(cx, src, list(range(pos)) + [r - 1] + list(range(pos, r - 1)))
+    return cx.op("index_put", x, src, const_index(cx, rows), const_index(cx, cols), axes=(a, b))
 
 
 @aten("aten.unfold.default", "aten.unfold_copy.default")
