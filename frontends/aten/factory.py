@@ -139,6 +139,23 @@ def arange_start_step(cx, start, end, step=1, **kwargs):
     return arange(cx, start, end, step)
 
 
+@aten("aten.linspace.default")
+def linspace(cx, start, end, steps, **kwargs):
+    """torch's two-sided formula: start + i*step for the first half, end - (n-1-i)*step after."""
+    start, end, n = _number(start), _number(end), static_int(steps)
+    dt = cx.out_dtype
+    work = dt if dt.is_float else DType.F32
+    if n <= 1:
+        return full(cx, (n,), start)
+    step = (float(end) - float(start)) / (n - 1)
+    i = cx.op("arange", start=0, end=n, step=1, dtype=work)
+    lo = cx.op("add", cx.op("mul", i, cx.const(step, work)), cx.const(start, work))
+    back = cx.op("sub", cx.const(n - 1, work), i)
+    hi = cx.op("sub", cx.const(end, work), cx.op("mul", back, cx.const(step, work)))
+    first = cx.op("lt", i, cx.const(n // 2, work))
+    return cx.cast(cx.op("where", first, lo, hi), dt)
+
+
 @aten("aten.eye.default")
 def eye(cx, n, **kwargs):
     return eye_m(cx, n, n)

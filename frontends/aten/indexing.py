@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from xcomp.frontends.aten import aten
-from xcomp.frontends.aten.shape import norm_dim, reshape, size, slice_bounds, static_int, transpose
+from xcomp.frontends.aten.shape import (norm_dim, reshape, size, slice_bounds, static_int, transpose,
+                                        unsqueeze)
 from xcomp.ir.core import Value
 from xcomp.ir.types import DType
 from xcomp.ops.indexing import ScatterReduce
@@ -221,7 +222,7 @@ def select_scatter(cx, x, src, dim, index):
     ax = norm_dim(dim, x.type.rank)
     i = static_int(index)
     i = i + size(x, ax) if i < 0 else i
-    return cx.op("index_put", x, src, const_index(cx, i), axes=(ax,))
+    return cx.op("index_put", x, unsqueeze(cx, src, ax), const_index(cx, [i]), axes=(ax,))
 
 
 def diagonal_index(cx, x: Value, offset, dim1, dim2):

@@ -346,6 +346,18 @@ def repeat(cx, x, repeats):
     return cx.op("tile", x, repeats=static_ints(repeats))
 
 
+@aten("aten.repeat_interleave.self_int")
+def repeat_interleave(cx, x, repeats, dim=None, output_size=None):
+    if dim is None:
+        x, dim = reshape(cx, x, (-1,)), 0
+    ax = norm_dim(dim, x.type.rank)
+    shape = list(x.type.shape)
+    r = static_int(repeats)
+    y = unsqueeze(cx, x, ax + 1)
+    y = cx.op("broadcast_to", y, shape=tuple(shape[:ax + 1] + [r] + shape[ax + 1:]))
+    return reshape(cx, y, shape[:ax] + [shape[ax] * r] + shape[ax + 1:])
+
+
 @aten("aten.tile.default")
 def tile(cx, x, dims):
     reps = static_ints(dims)

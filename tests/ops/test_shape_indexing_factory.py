@@ -208,6 +208,7 @@ FACTORY = {
     "arange_neg_step": (lambda x: torch.arange(10, 0, -3) + x, [rand(4, dtype=torch.int64)]),
     "arange_dtype": (lambda x: torch.arange(6, dtype=torch.float16) * x, [rand(6, dtype=torch.float16)]),
     "linspace": (lambda x: torch.linspace(0, 1, 5) + x, [rand(5)]),
+    "linspace_int": (lambda x: torch.linspace(-3, 10, 6, dtype=torch.int64) + x, [rand(6, dtype=torch.int64)]),
     "eye": (lambda x: torch.eye(3, 4) + x, [rand(3, 4)]),
     "triu_indices": (lambda x: x[tuple(torch.triu_indices(3, 4, 1))], [rand(3, 4)]),
     "arange_int_from_float": (lambda x: torch.arange(0.0, -8.000001, -4.0, dtype=torch.int64) + x,
@@ -326,3 +327,16 @@ def test_bad_attributes_are_parse_errors(op, attrs, in_type, problem):
             f"    func.return %arg0 : {in_type}\n  }}\n}}\n")
     with pytest.raises(xcomp.XcompError, match=problem):
         xcomp.parse(text)
+
+
+@pytest.mark.parametrize("name", ["linspace", "linspace_int", "repeat_interleave", "select_scatter", "chunk",
+                                  "pad_reflect1d", "pad_circular", "flatten", "movedim", "tile", "index_put"])
+def test_undecomposed_export(name):
+    """Graphs straight from torch.export (no core-ATen decompositions) keep composite aten ops."""
+    from xcomp.frontends.torch_export import _FunctionModule, from_exported
+    fn, inputs = CASES[name]
+    ep = torch.export.export(_FunctionModule(fn), tuple(inputs), strict=False)
+    program = from_exported(ep, decompose=False).program
+    got = xcomp.interpret(program, [x.numpy() for x in inputs])
+    for g, e in zip(got, _flat(fn(*inputs))):
+        assert_close(g, e, dtype=str(e.dtype))
