@@ -5,6 +5,7 @@ import mlx.core as mx
 
 from xcomp.backends.mlx.dtypes import mx_dtype
 from xcomp.backends.mlx.table import lowers
+from xcomp.ir.types import DType
 from xcomp.ops.factory import fill_value
 
 
@@ -20,5 +21,6 @@ def _arange(args, a, out):
     start, step = a["start"], a["step"]
     if isinstance(start, int) and isinstance(step, int):
         return (start + step * mx.arange(n, dtype=mx.int64)).astype(mx_dtype(out[0].dtype))
-    # float32 is MLX's widest float on the GPU; compute start + i*step there like torch does
-    return (start + step * mx.arange(n, dtype=mx.float32)).astype(mx_dtype(out[0].dtype))
+    # start + i*step in float32 (float64 for f64 results: MLX has float64 on the CPU only)
+    work = mx.float64 if out[0].dtype is DType.F64 else mx.float32
+    return (start + step * mx.arange(n, dtype=work)).astype(mx_dtype(out[0].dtype))

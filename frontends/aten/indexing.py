@@ -173,7 +173,7 @@ def _mask_put(cx, x: Value, ax: int, mask: Value, values: Value, accumulate: boo
     values = reshape(cx, values, vshape[:ax] + [1] * m + vshape[ax + 1:])
     mask = reshape(cx, mask, [1] * ax + list(mask.type.shape) + [1] * (rank - ax - m))
     if accumulate:
-        values = cx.op("add", x, cx.broadcast(values, x.type.shape) if values.type.rank else values)
+        values = cx.op("add", x, values)
     return cx.op("where", mask, values, x)
 
 
