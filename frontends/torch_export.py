@@ -128,10 +128,10 @@ class ConvertContext:
 
     def constant_array(self, value: np.ndarray, dtype: DType, stored: DType | None = None) -> Value:
         if value.size <= 16:
-            v = self.op("dense", value=np.ascontiguousarray(value), dtype=stored or dtype)
+            v = self.op("dense", value=np.array(value, order="C"), dtype=stored or dtype)
         else:
             name = f"__const{len(self.program.weights)}"
-            self.program.weights[name] = np.ascontiguousarray(value)
+            self.program.weights[name] = np.array(value, order="C")
             v = self.b.create("weight", (), {"name": name},
                               result_types=[TensorType(value.shape, stored or dtype)]).result
         return self.cast(v, dtype)
