@@ -305,10 +305,8 @@ def default_check(name: str) -> Callable[[Any, Any], None]:
 
 
 def _to_numpy(x) -> np.ndarray:
-    import torch
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+    from xcomp.arrays import to_numpy
+    return to_numpy(x)  # bfloat16 as float32, as xcomp holds it
 
 
 CHUNK = 48  # samples captured together in one program (bounded, some OpInfos have 1000+ samples)
@@ -352,6 +350,8 @@ def compare(outs: list, expected: list, check) -> SampleOutcome:
             check(np.asarray(o), _to_numpy(e))
         except AssertionError as err:
             return SampleOutcome(FAIL, f"output {i}: {_first_line(err)}")
+        except Exception as err:
+            return SampleOutcome(ERROR, f"comparing output {i}: {type(err).__name__}: {_first_line(err)}")
     return SampleOutcome(PASS)
 
 
