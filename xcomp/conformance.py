@@ -637,7 +637,7 @@ def summary(report: Report, markdown: bool = False) -> str:
 def _reason_kind(reason: str) -> str:
     """The leading words of a reason, numbers dropped, to group similar failures."""
     import re
-    return re.sub(r"(?<![A-Za-z_])-?[0-9][0-9.]*(e[-+]?[0-9]+)?", "N", reason)[:70]
+    return re.sub(r"(?<![A-Za-z_0-9.])-?[0-9][0-9.]*(e[-+]?[0-9]+)?", "N", reason)[:70]
 
 
 def save_report(report: Report, path: str) -> None:
