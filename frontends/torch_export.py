@@ -66,6 +66,9 @@ def source_location(node) -> Location | None:
     return Location(pick[0][0], int(pick[0][1])) if pick else None
 
 
+EFFECT_TOKEN = object()  # torch.export's token threading side effects (InputKind.TOKEN)
+
+
 class ConvertContext:
     """What a converter sees: a builder, the node's torch result type, and helpers."""
 
@@ -227,6 +230,8 @@ def _fix_result(cx: ConvertContext, out):
 
 
 def _target_name(target) -> str:
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return f"higher_order.{target.name()}.default"
     if isinstance(target, torch._ops.OpOverload):
         return str(target)  # "aten.add.Tensor"
     if isinstance(target, torch._ops.OpOverloadPacket):
@@ -251,7 +256,9 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
     nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
     for spec in sig.input_specs:
         node = nodes[spec.arg.name]
-        if spec.kind == InputKind.USER_INPUT:
+        if spec.kind == InputKind.TOKEN:
+            inputs[node.name] = EFFECT_TOKEN
+        elif spec.kind == InputKind.USER_INPUT:
             val = node.meta.get("val")
             if isinstance(val, torch.Tensor):
                 inputs[node.name] = body.add_arg(meta_type(val), node.name)

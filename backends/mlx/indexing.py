@@ -107,7 +107,7 @@ def _argsort(x, axis: int, descending: bool):
         return mx.argsort(x, axis=axis)
     n = x.shape[axis]
     flip = tuple(slice(None, None, -1) if d == axis else slice(None) for d in range(x.ndim))
-    return (n - 1 - mx.argsort(x[flip], axis=axis))[flip]
+    return (n - 1 - mx.argsort(x[flip], axis=axis).astype(mx.int32))[flip]
 
 
 @lowers("sort")

@@ -62,7 +62,7 @@ def _affine(y, params, shape):
 def _group_norm(args, a, out):
     x = args[0]
     n, c = x.shape[:2]
-    g = x.reshape(n, a["groups"], -1)
+    g = x.reshape(n, a["groups"], (c // a["groups"]) * math.prod(x.shape[2:]))
     mean = mx.mean(g, axis=-1, keepdims=True)
     var = mx.var(g, axis=-1, keepdims=True)
     y = ((g - mean) * mx.rsqrt(var + a["eps"])).reshape(x.shape)

@@ -114,7 +114,7 @@ def native_group_norm(cx, x, weight, bias, n, c, hxw, group, eps):
     y = group_norm(cx, x, group, weight, bias, eps)
     if not used_outputs(cx) & {1, 2}:
         return [y, None, None]
-    g = cx.op("reshape", cx.tensor(x, cx.out_types()[1].dtype), shape=(int(n), int(group), -1))
+    g = cx.op("reshape", cx.tensor(x, cx.out_types()[1].dtype), shape=(int(n), int(group), (int(c) // int(group)) * int(hxw)))
     mean, rstd = _stats(cx, g, (2,), eps, keepdim=False)
     return [y, mean, rstd]
 

@@ -136,7 +136,7 @@ def _group_norm_infer(types, a):
 def _group_norm_ref(args, a, out):
     x = args[0].astype(np.float64)
     n, c = x.shape[:2]
-    g = x.reshape((n, a["groups"], -1))
+    g = x.reshape((n, a["groups"], (c // a["groups"]) * int(np.prod(x.shape[2:], dtype=np.int64))))
     y = _normalize64(g, (2,), a["eps"]).reshape(x.shape)
     return [_affine(y, args[1:], (1, c) + (1,) * (x.ndim - 2))]
 

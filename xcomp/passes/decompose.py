@@ -117,7 +117,8 @@ def _group_norm(m):
     shape = x.type.shape
     if not x.type.is_static:
         return None
-    g = b.op("reshape", _wide(b, x), shape=(shape[0], a["groups"], -1))
+    group_size = (shape[1] // a["groups"]) * math.prod(shape[2:])
+    g = b.op("reshape", _wide(b, x), shape=(shape[0], a["groups"], group_size))
     y = b.op("reshape", _normalize(b, g, (2,), a["eps"]), shape=tuple(shape))
     per_channel = (1, shape[1]) + (1,) * (len(shape) - 2)
     return _narrow(b, _affine(b, y, m.op.operands[1:], per_channel), x)
