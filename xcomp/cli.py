@@ -7,6 +7,7 @@
                                               capture a model (a factory returning (model, inputs)) and
                                               write the target's artifact
     xcomp targets                             list targets and whether they run here
+    xcomp ops                                 the op catalog (Markdown), as in docs/ops.md
 """
 from __future__ import annotations
 
@@ -56,6 +57,40 @@ def _export(args) -> int:
     return 0
 
 
+def op_catalog() -> str:
+    """Markdown: IR ops by family with their traits, aten names covered, and per-target coverage."""
+    import collections
+    from xcomp.backends import TARGETS, get_target
+    from xcomp.frontends.aten import ATEN
+    from xcomp.ops.registry import REGISTRY
+    from xcomp.passes.decompose import DECOMPOSITIONS
+    targets = {}
+    for name in TARGETS:
+        try:
+            targets[name] = get_target(name).supported()
+        except Exception as e:  # a target whose library is missing here  # noqa: BLE001
+            targets[name] = e
+    families = collections.defaultdict(list)
+    for name, d in REGISTRY.items():
+        if not d.is_terminator and not d.is_structural:
+            families[d.infer.__module__.rsplit(".", 1)[-1]].append(d)
+    lines = [f"{len(ATEN)} aten op overloads convert to {sum(map(len, families.values()))} IR ops.", "",
+             "| family | op | traits | " + " | ".join(targets) + " |", "|---|---|---|" + "---|" * len(targets)]
+    for fam in sorted(families):
+        for d in sorted(families[fam], key=lambda d: d.name):
+            traits = ", ".join(sorted(t.value for t in d.traits if t.value != "pure"))
+            cells = ["n/a" if isinstance(s, Exception) else "yes" if d.name in s
+                     else "decomposed" if d.name in DECOMPOSITIONS else "**missing**" for s in targets.values()]
+            lines.append(f"| {fam} | `{d.name}` | {traits} | " + " | ".join(cells) + " |")
+    lines += ["", "aten overloads: " + ", ".join(f"`{k}`" for k in sorted(ATEN))]
+    return "\n".join(lines) + "\n"
+
+
+def _ops(args) -> int:
+    print(op_catalog(), end="")
+    return 0
+
+
 def _targets(args) -> int:
     from xcomp.backends import TARGETS, get_target
     for name in TARGETS:
@@ -82,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default="reference")
     p.add_argument("-o", "--output", default="xcomp_out")
     p.set_defaults(run=_export)
+    p = sub.add_parser("ops", help="the op catalog (Markdown): IR ops, traits, coverage per target")
+    p.set_defaults(run=_ops)
     p = sub.add_parser("targets", help="list targets")
     p.set_defaults(run=_targets)
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ def full_default(cx, size, fill_value, **kwargs):
     return full(cx, size, fill_value)
 
 
-@aten("aten.zeros.default", "aten.empty.memory_format", "aten.empty.default")
+@aten("aten.zeros.default", "aten.empty.memory_format")
 def zeros(cx, size, **kwargs):
     return full(cx, size, 0)
 

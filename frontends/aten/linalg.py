@@ -7,6 +7,8 @@ string-padding overloads, `conv_transpose1d/2d/3d`) builds one `xc.conv` with pe
 """
 from __future__ import annotations
 
+import torch
+
 from xcomp.frontends.aten import aten
 
 
@@ -100,4 +102,5 @@ def _conv_transpose_nd(cx, x, w, bias=None, stride=1, padding=0, output_padding=
 
 for _n in (1, 2, 3):
     aten(f"aten.conv{_n}d.default", f"aten.conv{_n}d.padding")(_conv_nd)
-    aten(f"aten.conv_transpose{_n}d.input")(_conv_transpose_nd)
+    aten(*(f"aten.conv_transpose{_n}d.{ov}" for ov in ("default", "input")
+           if ov in getattr(torch.ops.aten, f"conv_transpose{_n}d").overloads()))(_conv_transpose_nd)
