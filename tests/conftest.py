@@ -10,3 +10,35 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=100)
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# Counters that tests report in the terminal summary (summed over xdist workers through files).
+STATS_ENV = "XCOMP_TEST_STATS_DIR"
+
+
+def pytest_configure(config):
+    import tempfile
+    if STATS_ENV not in os.environ:  # the controller: workers inherit the directory
+        os.environ[STATS_ENV] = tempfile.mkdtemp(prefix="xcomp-test-stats-")
+
+
+def record_stat(name: str, count: int) -> None:
+    """Add `count` to the summary line `name` (call from tests)."""
+    path = os.path.join(os.environ[STATS_ENV], f"{name}.{os.getpid()}")
+    with open(path, "w") as f:
+        f.write(str(count))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if hasattr(config, "workerinput"):
+        return
+    root = os.environ.get(STATS_ENV)
+    if not root or not os.path.isdir(root):
+        return
+    totals = {}
+    for entry in os.listdir(root):
+        name = entry.rsplit(".", 1)[0]
+        with open(os.path.join(root, entry)) as f:
+            totals[name] = totals.get(name, 0) + int(f.read() or 0)
+    for name, count in sorted(totals.items()):
+        terminalreporter.write_line(f"{name}: {count}")

@@ -26,10 +26,10 @@ BINARY = ["add", "sub", "mul", "maximum", "minimum"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _summary(request):
+def _summary():
     yield
-    line = f"random programs: {RAN['programs']} ran through the full pipeline (for 2 targets each)"
-    request.config.add_cleanup(lambda: print("\n" + line))
+    from conftest import record_stat
+    record_stat("random programs run through the full pipeline (2 targets each)", RAN["programs"])
 
 
 @st.composite
@@ -76,7 +76,7 @@ def programs(draw):
     return Program({"main": Func("main", block)})
 
 
-@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(programs(), st.integers(0, 2**16))
 def test_pipeline_keeps_reference_results(program, seed):
     xcomp.verify(program)
