@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("targets", help="list targets")
     p.set_defaults(run=_targets)
     args = parser.parse_args(argv)
+    import warnings
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch's own pytree
     from xcomp.errors import XcompError
     try:
         return args.run(args)
