@@ -163,8 +163,10 @@ class Compiled:
         if dynamic:
             raise XcompError("dynamic=True (symbolic shapes through the whole pipeline) is not supported yet; "
                              "with dynamic=False each new input shape compiles its own program")
+        from xcomp.backends import require_runnable
         self.fn = fn
         self.target = get_target(target)
+        require_runnable(self.target)  # fail at compile time, naming the missing device or library
         self.dynamic = dynamic
         self.passes = passes
         self.check = check
@@ -189,8 +191,6 @@ class Compiled:
         self._last_key = key
         if key in self.cache:
             return self.cache[key]
-        from xcomp.backends import require_runnable
-        require_runnable(self.target)
         t0 = time.perf_counter()
         cap = _capture(self.fn, args, self.dynamic)
         opt, report = optimize(cap.program, self.target.name, self.passes)
