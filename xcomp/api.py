@@ -294,7 +294,7 @@ class Compiled:
 
 def compute_ops(program: Program) -> int:
     """Compute ops of a program, counting the ops inside fused groups but not the groups themselves."""
-    return sum(1 for op in program.walk() if not op.opdef.is_structural and op.name != "xc.fused")
+    return program.op_count()
 
 
 def _target_summary(target, before: Program, after: Program) -> str:

@@ -182,9 +182,11 @@ class Program:
             yield from f.walk()
 
     def op_count(self, include_nested: bool = True) -> int:
-        """Number of ops other than returns/yields/weights/constants."""
+        """Compute ops: not returns/yields/weights/constants, and not the fused-group containers
+        (the ops inside them count)."""
+        from xcomp.ops.registry import Trait
         ops = self.walk() if include_nested else (o for f in self.funcs.values() for o in f.body.ops)
-        return sum(1 for o in ops if not o.opdef.is_structural)
+        return sum(1 for o in ops if not o.opdef.is_structural and not o.opdef.has(Trait.ISOLATED))
 
     def __str__(self) -> str:
         from xcomp.ir.printer import print_program
