@@ -104,22 +104,19 @@ for _aten in ("logical_and", "logical_or", "logical_xor"):
                                                                       cx.tensor(b, DType.BOOL)))(_aten))
 
 
-@aten("aten.add.Tensor", "aten.add.Scalar")
-def add(cx, a, b, alpha=1):
-    dt = cx.out_dtype
-    b = cx.tensor(b, dt)
-    if alpha != 1:
-        b = cx.op("mul", b, cx.const(alpha, dt))
-    return cx.op("add", cx.tensor(a, dt), b)
+def with_alpha(op: str):
+    """`aten.add`/`aten.sub`: self op alpha * other, in the result dtype."""
+    def conv(cx, a, b, alpha=1):
+        dt = cx.out_dtype
+        b = cx.tensor(b, dt)
+        if alpha != 1:
+            b = cx.op("mul", b, cx.const(alpha, dt))
+        return cx.op(op, cx.tensor(a, dt), b)
+    return conv
 
 
-@aten("aten.sub.Tensor", "aten.sub.Scalar")
-def sub(cx, a, b, alpha=1):
-    dt = cx.out_dtype
-    b = cx.tensor(b, dt)
-    if alpha != 1:
-        b = cx.op("mul", b, cx.const(alpha, dt))
-    return cx.op("sub", cx.tensor(a, dt), b)
+add = aten("aten.add.Tensor", "aten.add.Scalar")(with_alpha("add"))
+sub = aten("aten.sub.Tensor", "aten.sub.Scalar")(with_alpha("sub"))
 
 
 @aten("aten.rsub.Scalar", "aten.rsub.Tensor")

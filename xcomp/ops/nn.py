@@ -78,13 +78,20 @@ def _affine(y, params, shape):
     return y
 
 
-def _layer_norm_infer(types, a):
-    _floats(types, "layer_norm", (1, 2, 3))
-    n = a["normalized_ndim"]
-    if not 1 <= n <= types[0].rank:
-        raise ValueError(f"xc.layer_norm: normalized_ndim {n} out of range for {types[0]}")
-    _param_shape(types, "layer_norm", 1, types[0].shape[-n:])
-    return [types[0]]
+def _last_dims_norm_infer(name: str, operand_counts: tuple):
+    """Type rule of norms over the last `normalized_ndim` dims with optional per-element params."""
+    def infer(types, a):
+        _floats(types, name, operand_counts)
+        n = a["normalized_ndim"]
+        if not 1 <= n <= types[0].rank:
+            raise ValueError(f"xc.{name}: normalized_ndim {n} out of range for {types[0]}")
+        _param_shape(types, name, 1, types[0].shape[-n:])
+        return [types[0]]
+    return infer
+
+
+_layer_norm_infer = _last_dims_norm_infer("layer_norm", (1, 2, 3))
+_rms_norm_infer = _last_dims_norm_infer("rms_norm", (1, 2))
 
 
 def _layer_norm_ref(args, a, out):
@@ -97,15 +104,6 @@ def _layer_norm_ref(args, a, out):
 define("layer_norm", _layer_norm_infer, _layer_norm_ref, traits=(PURE,),
        attrs={"normalized_ndim": req(AttrKind.INT), "eps": attr(AttrKind.FLOAT, 1e-5)},
        doc="Normalize over the last `normalized_ndim` dims, then scale by weight and add bias.")
-
-
-def _rms_norm_infer(types, a):
-    _floats(types, "rms_norm", (1, 2))
-    n = a["normalized_ndim"]
-    if not 1 <= n <= types[0].rank:
-        raise ValueError(f"xc.rms_norm: normalized_ndim {n} out of range for {types[0]}")
-    _param_shape(types, "rms_norm", 1, types[0].shape[-n:])
-    return [types[0]]
 
 
 def _rms_norm_ref(args, a, out):
