@@ -80,6 +80,25 @@ def test_matmul_epilogue_bias_activation_residual():
     assert [str(g) for g in fusion_groups(q)] == ["matmul_epilogue[matmul, add, relu, add]"]
 
 
+def test_residual_add_behind_a_reshape_joins_the_matmul_epilogue():
+    """(B*T, C) matmul output viewed as (B, T, C) plus a (B, T, C) residual: canonicalize moves the
+    add into the matmul's iteration space (the residual's reshape is a free view), so it fuses."""
+    def f(b, x, w, bias, residual):
+        y = b.op("reshape", b.op("add", b.op("matmul", x, w), bias), shape=(2, 3, 8))
+        z = b.op("add", y, b.op("reshape", x, shape=(2, 3, 8)))  # both sides reshaped from (6, 8)
+        return b.op("add", z, residual)
+    q = run_checked(build([(6, 8), (8, 8), (8,), (2, 3, 8)], f), ["canonicalize", "cse", "dce", "fuse"])
+    assert [str(g) for g in fusion_groups(q)] == ["matmul_epilogue[matmul, add, add, add]"]
+    assert kernels_per_call(q) == 1
+
+
+def test_reshape_sinking_leaves_broadcast_peers_alone():
+    def f(b, x, w, bias3):
+        return b.op("add", b.op("reshape", b.op("matmul", x, w), shape=(2, 3, 8)), bias3)
+    q = run_checked(build([(6, 8), (8, 8), (3, 8)], f), ["canonicalize"])
+    assert names(q) == ["matmul", "reshape", "add"]  # a (3, 8) bias broadcasts: no rewrite
+
+
 def test_elementwise_prologue_of_a_matmul_is_not_fused_into_it():
     q = run_checked(build([(4, 8), (8, 8)], lambda b, x, w: b.op("matmul", b.op("exp", x), w)), ["fuse"])
     assert fusion_groups(q) == [] and kernels_per_call(q) == 2

@@ -186,7 +186,41 @@ def _sink_reshape(m) -> Value | None:
     return m.b.op("reshape", inner, shape=tuple(m.op.results[0].type.shape))
 
 
-SINK = PatternSet([(Pat(Trait.ELEMENTWISE, where=_reshaped_operand), _sink_reshape)])
+def _expanding_views(v: Value) -> list[Value]:
+    """Operands that are rank-raising reshapes (e.g. a matmul's (B*T, C) viewed as (B, T, C))."""
+    return [o for o in v.op.operands if o.type.rank > 0 and o.op is not None and o.op.name == "xc.reshape"
+            and o.op.operands[0].type.rank < o.type.rank]
+
+
+def _expanding_reshape_with_peers(v: Value) -> bool:
+    """An elementwise op over rank-raising reshapes of one source shape, tensors of exactly the
+    result's shape, and 0-d scalars."""
+    ops, out = v.op.operands, v.op.results[0].type
+    if len(v.op.results) != 1 or not all(_tensor(o) for o in ops) or not out.is_static:
+        return False
+    views = _expanding_views(v)
+    if not views or len({o.op.operands[0].type.shape for o in views}) != 1:
+        return False
+    return all(o.type.rank == 0 or o.type.shape == out.shape for o in ops)
+
+
+def _sink_expanding_reshape(m) -> Value | None:
+    """ew(reshape(x), y) -> reshape(ew(x, reshape(y))): the elementwise work moves into x's
+    (lower-rank) iteration space, so it fuses with the matmul or reduction that produced x; the
+    peers' reshapes are free views of contiguous data."""
+    views = _expanding_views(m.op.results[0])
+    shape = tuple(views[0].op.operands[0].type.shape)
+
+    def lowered(o):
+        if o in views:
+            return o.op.operands[0]
+        return o if o.type.rank == 0 else m.b.op("reshape", o, shape=shape)
+    inner = m.b.create(m.op.name, [lowered(o) for o in m.op.operands], m.op.attrs).result
+    return m.b.op("reshape", inner, shape=tuple(m.op.results[0].type.shape))
+
+
+SINK = PatternSet([(Pat(Trait.ELEMENTWISE, where=_reshaped_operand), _sink_reshape),
+                   (Pat(Trait.ELEMENTWISE, where=_expanding_reshape_with_peers), _sink_expanding_reshape)])
 
 CANONICAL = IDENTITIES + VIEWS + BROADCASTS + SINK
 
