@@ -5,19 +5,7 @@ import numpy as np
 
 from xcomp.arrays import to_numpy
 
-# (rtol, atol) per dtype, the JAX convention with room for reassociated float math.
-TOL = {
-    np.dtype("float64"): (1e-7, 1e-7),
-    np.dtype("float32"): (1e-4, 1e-5),
-    np.dtype("float16"): (1e-2, 1e-2),
-    "bfloat16": (5e-2, 5e-2),
-}
-
-
-def tolerance(dtype_name: str, scale: float = 1.0) -> tuple[float, float]:
-    key = "bfloat16" if "bfloat16" in str(dtype_name) else np.dtype(str(dtype_name).replace("torch.", ""))
-    r, a = TOL.get(key, (0.0, 0.0))
-    return r * scale, a * scale
+from xcomp.tolerances import tolerance  # noqa: F401  (the one table, re-exported for tests)
 
 
 def assert_close(actual, expected, *, dtype: str | None = None, scale: float = 1.0, msg: str = ""):

@@ -13,10 +13,8 @@ from xcomp.arrays import convert, kind_of, to_numpy
 from xcomp.errors import NumericsError, TargetError, XcompError
 from xcomp.ir.core import Program
 from xcomp.ir.types import TensorType
+from xcomp.tolerances import tolerance
 
-TOLERANCES = {  # (rtol, atol) by dtype name, as in JAX's test suite with room for fused math
-    "f64": (1e-7, 1e-7), "f32": (1e-4, 1e-5), "f16": (1e-2, 1e-2), "bf16": (5e-2, 5e-2),
-}
 
 
 @dataclass
@@ -220,7 +218,7 @@ class Compiled:
         ref = interpret(entry.captured.program, [to_numpy(t) for t in tensors])
         for i, (r, o) in enumerate(zip(ref, outs)):
             t = entry.optimized.main.result_types[i]
-            rtol, atol = TOLERANCES.get(t.dtype.value, (0, 0)) if isinstance(t, TensorType) else (0, 0)
+            rtol, atol = tolerance(t.dtype) if isinstance(t, TensorType) else (0.0, 0.0)
             o = to_numpy(o)
             if r.shape != o.shape or not np.allclose(o, r, rtol=rtol, atol=atol, equal_nan=True):
                 err = float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64)))) if r.shape == o.shape else None

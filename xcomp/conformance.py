@@ -29,13 +29,12 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from xcomp.errors import LoweringError, UnsupportedOpError, XcompError
+from xcomp.tolerances import tolerance
 
 # Outcomes of one sample (and, aggregated, of one op) on one target, worst first.
 FAIL, ERROR, UNSUPPORTED, XFAIL, PASS, SKIP = "fail", "error", "unsupported", "xfail", "pass", "skip"
 _ORDER = [FAIL, ERROR, UNSUPPORTED, PASS, XFAIL, SKIP]
 
-# (rtol, atol) per result dtype name: the same numbers as tests/helpers.py and xcomp.api.
-DTYPE_TOL = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5), "float16": (1e-2, 1e-2)}
 
 # Looser tolerances (a multiplier of the dtype's) only where float32 accumulation order legitimately
 # differs between torch and a target: long dot products, convolutions, running sums and
@@ -293,7 +292,7 @@ def default_check(name: str) -> Callable[[Any, Any], None]:
             return
         if actual.dtype != expected.dtype:
             raise AssertionError(f"dtype {actual.dtype} != {expected.dtype}")
-        rtol, atol = DTYPE_TOL.get(expected.dtype.name, (0.0, 0.0))
+        rtol, atol = tolerance(expected.dtype.name)
         a, e = actual.astype(np.float64), expected.astype(np.float64)
         if not np.allclose(a, e, rtol=rtol * scale, atol=atol * scale, equal_nan=True):
             with np.errstate(invalid="ignore"):
