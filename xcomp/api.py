@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import copy
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from xcomp.arrays import convert, kind_of, to_numpy
-from xcomp.errors import NumericsError, TargetError, XcompError
+from xcomp.errors import NumericsError, XcompError
 from xcomp.ir.core import Program
 from xcomp.ir.types import TensorType
 from xcomp.tolerances import tolerance

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from xcomp.ir.types import DType, TensorType
+from xcomp.ir.types import TensorType
 
 
 def kind_of(x: Any) -> str | None:
@@ -32,17 +32,6 @@ def to_numpy(x: Any) -> np.ndarray:
         import mlx.core as mx
         return np.array(x.astype(mx.float32) if x.dtype == mx.bfloat16 else x)
     return np.asarray(x)
-
-
-def dtype_of(x: Any) -> DType:
-    k = kind_of(x)
-    if k == "torch":
-        from xcomp.frontends.torch_export import to_dtype
-        return to_dtype(x.dtype)
-    if k == "mlx":
-        from xcomp.backends.mlx.dtypes import FROM_MX
-        return FROM_MX[x.dtype]
-    return DType.from_numpy(np.asarray(x).dtype)
 
 
 def convert(x: Any, kind: str, type: TensorType | None = None) -> Any:

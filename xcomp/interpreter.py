@@ -132,6 +132,12 @@ def _reference_impl(opdef) -> Impl:
     return run
 
 
+def weight_value(program: Program, name: str, type: TensorType) -> np.ndarray:
+    """A weight as the reference computes with it: its dtype's numpy type, bfloat16 rounded."""
+    w = np.asarray(program.weights[name])
+    return round_to_bf16(w) if type.dtype is DType.BF16 else w.astype(type.dtype.np, copy=False)
+
+
 class ReferenceInterpreter(Evaluator):
     """The numpy reference: every op runs its definition's numpy reference implementation."""
 
@@ -141,8 +147,7 @@ class ReferenceInterpreter(Evaluator):
         super().__init__(program, impls)
 
     def weight(self, name, type):
-        w = np.asarray(self.program.weights[name])
-        return round_to_bf16(w) if type.dtype is DType.BF16 else w.astype(type.dtype.np, copy=False)
+        return weight_value(self.program, name, type)
 
     def iteration(self, i: int):
         return np.int64(i)

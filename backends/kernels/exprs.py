@@ -63,7 +63,7 @@ def _elu(a, at, ctx):
 
 
 def _cast(a, at, ctx):
-    src, dst = ctx.in_dtype, at["dtype"]
+    dst = at["dtype"]
     d = ctx.dialect
     x = a[0]
     if dst.is_bool:

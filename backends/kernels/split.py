@@ -125,11 +125,10 @@ def split_plan(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: l
         slot[(id(r), what)] = name
         return name
 
-    steps, emitted, p1_nodes = [], set(), []
+    steps, emitted = [], set()
     for r, form, parts in forms:
         x = parts["x"]
         body = _needed([x], row_only=True)
-        p1_nodes += body
         acc = f"acc{em.ids[r]}"
         if form == "plain":
             steps.append({"before": [], "inputs": uses(body, 1), "stmts": em.stmts(body), "acc": acc,

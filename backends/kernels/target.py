@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 
 from xcomp.backends.kernels import codegen
-from xcomp.backends.kernels.graph import ROW_OPS
 from xcomp.backends.mlx.target import MLXEvaluator, MLXTarget, load_table, mlx_unavailable
 from xcomp.errors import LoweringError
 from xcomp.interpreter import REGION_OPS
 from xcomp.ir.core import Block, Operation, Program, Region
 from xcomp.ops import registry
 from xcomp.ops.structural import FusionKind
+from xcomp.rewrite import replace_uses
 
 # standalone ops worth one kernel each: MLX runs them as several kernels (plain reductions and
 # single arithmetic ops are already one MLX kernel)
@@ -50,13 +50,9 @@ def wrap_row_ops(program: Program) -> int:
 
 
 def _replace(block: Block, old: Operation, new: Operation) -> None:
-    idx = block.ops.index(old)
-    block.ops[idx] = new
+    block.ops[block.ops.index(old)] = new
     new.parent = block
-    table = dict(zip(old.results, new.results))
-    for op in block.ops:
-        for inner in op.walk():
-            inner.operands = [table.get(v, v) for v in inner.operands]
+    replace_uses(block, old.results, new.results)
 
 
 def plans(program: Program, dialect: str) -> list[tuple[Operation, codegen.KernelPlan | LoweringError]]:

@@ -9,7 +9,7 @@ import numpy as np
 from xcomp.backends import Target
 from xcomp.passes.manager import DEFAULT_PIPELINE
 from xcomp.interpreter import REGION_OPS, Evaluator
-from xcomp.ir.types import DType, TensorType
+from xcomp.ir.types import TensorType
 
 
 def mlx_unavailable() -> str | None:

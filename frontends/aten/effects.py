@@ -5,7 +5,6 @@ are dropped; any other side-effecting op is reported as unsupported.
 """
 from __future__ import annotations
 
-import torch
 
 from xcomp.frontends.aten import aten
 

@@ -192,12 +192,3 @@ class Program:
         from xcomp.ir.printer import print_program
         return print_program(self)
 
-
-def uses(block: Block) -> dict[Value, list[Operation]]:
-    """Map every value to the ops (at any depth below `block`) that use it."""
-    out: dict[Value, list[Operation]] = {}
-    for op in block.ops:
-        for o in op.walk():
-            for v in o.operands:
-                out.setdefault(v, []).append(o)
-    return out

@@ -167,15 +167,3 @@ def broadcast_shapes(*shapes: tuple[Dim, ...]) -> tuple[Dim, ...]:
         out.append(dim)
     return tuple(out)
 
-
-_RANK = [DType.BOOL, DType.U8, DType.I8, DType.I16, DType.I32, DType.I64, DType.F16, DType.BF16,
-         DType.F32, DType.F64]
-
-
-def promote(a: DType, b: DType) -> DType:
-    """A simple type promotion lattice (bool < ints < floats); f16 with bf16 gives f32."""
-    if {a, b} == {DType.F16, DType.BF16}:
-        return DType.F32
-    if {a, b} == {DType.U8, DType.I8}:
-        return DType.I16
-    return a if _RANK.index(a) >= _RANK.index(b) else b

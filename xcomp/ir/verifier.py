@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from xcomp.errors import VerifyError
-from xcomp.ir.core import Block, Operation, Program, Value
+from xcomp.ir.core import Block, Operation, Program
 from xcomp.ir.types import DType, ScalarType, TensorType
 from xcomp.ops.registry import Trait
 

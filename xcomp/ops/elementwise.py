@@ -99,10 +99,6 @@ def _float_only(name):
     return check
 
 
-def same_type(types, a):
-    return [types[0]]
-
-
 def _tensor(types, name):
     for t in types:
         if not isinstance(t, TensorType):

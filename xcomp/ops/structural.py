@@ -10,7 +10,7 @@ import enum
 import numpy as np
 
 from xcomp.ir.types import DType, ListType, NoneType, ScalarType, TensorType
-from xcomp.ops.registry import AttrKind, Trait, attr, define, req
+from xcomp.ops.registry import AttrKind, Trait, define, req
 
 S, T, C = Trait.STRUCTURAL, Trait.TERMINATOR, Trait.CONTROL
 
@@ -72,17 +72,15 @@ define("return", lambda types, a: [], None, traits=(T, S), doc="Ends a function 
 define("yield", lambda types, a: [], None, traits=(T, S), doc="Ends a region with its outputs.")
 
 
-def _yielded(region_index):
-    """Result types of a region-holding op are the types its region yields (set by the builder)."""
-    def infer(types, a):
-        raise TypeError("result types of region ops come from their regions")
-    return infer
+def _from_regions(types, a):
+    """Result types of a region-holding op are the types its region yields: builders pass them."""
+    raise TypeError("result types of region ops come from their regions")
 
 
-define("if", _yielded(0), None, traits=(C,), operands=1, regions=2,
+define("if", _from_regions, None, traits=(C,), operands=1, regions=2,
        doc="`xc.if(cond) ({then}, {else})`: runs one region and returns what it yields.")
 
-define("loop", _yielded(0), None, traits=(C,), regions=1,
+define("loop", _from_regions, None, traits=(C,), regions=1,
        doc="`xc.loop(trip_count, cond, *carried)`: TorchScript prim::Loop. The body takes "
            "(iteration, *carried) and yields (cond, *carried).")
 
@@ -96,9 +94,9 @@ class FusionKind(enum.Enum):
     CONV_EPILOGUE = "conv_epilogue"
 
 
-define("fused", _yielded(0), None, attrs={"kind": req(AttrKind.ENUM, enum=FusionKind)},
+define("fused", _from_regions, None, attrs={"kind": req(AttrKind.ENUM, enum=FusionKind)},
        traits=(Trait.PURE, Trait.ISOLATED), regions=1,
        doc="A fusion group: its body sees only its block arguments (one per operand).")
 
-define("call", _yielded(0), None, attrs={"callee": req(AttrKind.SYMBOL)}, traits=(C,),
+define("call", _from_regions, None, attrs={"callee": req(AttrKind.SYMBOL)}, traits=(C,),
        doc="Call another function of the program.")

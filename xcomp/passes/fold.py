@@ -20,11 +20,15 @@ from xcomp.rewrite import Pat, PatternSet, apply_patterns, constant_value
 FOLD_LIMIT = 1024  # elements
 
 
-def _foldable(v: Value) -> bool:
-    op = v.op
+def foldable_op(op) -> bool:
+    """A pure op with operands and a reference, whose results are static tensors."""
     d = op.opdef
     return (bool(op.operands) and not op.regions and d.reference is not None and not d.is_structural
             and d.has(Trait.PURE) and all(isinstance(r.type, TensorType) and r.type.is_static for r in op.results))
+
+
+def _foldable(v: Value) -> bool:
+    return foldable_op(v.op)
 
 
 def within_bound(out: np.ndarray, inputs: list[np.ndarray], limit: int = FOLD_LIMIT) -> bool:
@@ -40,19 +44,23 @@ def materialize(b, array: np.ndarray, t: TensorType) -> Value:
     return b.op("dense", value=array, dtype=t.dtype)
 
 
-def _fold(m) -> Value | None:
-    op = m.op
-    args = [constant_value(v) for v in op.operands]
+def evaluate(op, args: list[np.ndarray]) -> np.ndarray | None:
+    """`op`'s first result on `args` by its reference, or None when the reference cannot evaluate
+    it or the result would grow the program (see `within_bound`)."""
     t = op.results[0].type
     try:
         with np.errstate(all="ignore"):
-            out = _reference_impl(op.opdef)(args, op.attrs, [t])[0]
+            out = np.asarray(_reference_impl(op.opdef)(args, op.attrs, [t])[0])
     except Exception:  # an op the reference cannot evaluate on these values stays as it is
         return None
-    out = np.asarray(out)
     if out.shape != tuple(t.shape) or not within_bound(out, args):
         return None
-    return materialize(m.b, out, t)
+    return out
+
+
+def _fold(m) -> Value | None:
+    out = evaluate(m.op, [constant_value(v) for v in m.op.operands])
+    return None if out is None else materialize(m.b, out, m.op.results[0].type)
 
 
 FOLDING = PatternSet([(Pat(where=_foldable, each=Pat.const()), _fold)])

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from xcomp.interpreter import _reference_impl, round_to_bf16
+from xcomp.interpreter import weight_value
 from xcomp.ir.core import Program, Value
-from xcomp.ir.types import DType, TensorType
-from xcomp.ops.registry import Trait
-from xcomp.passes.fold import FOLD_LIMIT, within_bound
+from xcomp.ir.types import DType
+from xcomp.passes.fold import evaluate, foldable_op
 from xcomp.passes.manager import Pass, register_pass
 from xcomp.rewrite import CONSTANT_OPS, Pat, PatternSet, apply_patterns, constant_value
 
@@ -116,27 +115,19 @@ PRELAYOUT = PatternSet([
 def _weight_folding(program: Program) -> PatternSet:
     def foldable(v: Value) -> bool:
         op = v.op
-        return (bool(op.operands) and not op.regions and op.opdef.reference is not None
-                and op.opdef.has(Trait.PURE) and not op.opdef.is_structural
-                and any(o.op is not None and o.op.name == "xc.weight" for o in op.operands)
-                and isinstance(v.type, TensorType) and v.type.is_static and len(op.results) == 1)
+        return (foldable_op(op) and len(op.results) == 1
+                and any(o.op is not None and o.op.name == "xc.weight" for o in op.operands))
 
     def value(v: Value) -> np.ndarray:
         if v.op.name == "xc.weight":
-            w = np.asarray(program.weights[v.op.attrs["name"]])
-            return round_to_bf16(w) if v.type.dtype is DType.BF16 else w.astype(v.type.dtype.np)
+            return weight_value(program, v.op.attrs["name"], v.type)
         return constant_value(v)
 
     def fold(m):
         op = m.op
-        args = [value(v) for v in op.operands]
         t = op.results[0].type
-        try:
-            with np.errstate(all="ignore"):
-                out = np.asarray(_reference_impl(op.opdef)(args, op.attrs, [t])[0])
-        except Exception:  # the reference cannot evaluate it: keep the op
-            return None
-        if out.shape != tuple(t.shape) or not within_bound(out, args, FOLD_LIMIT):
+        out = evaluate(op, [value(v) for v in op.operands])
+        if out is None:
             return None
         base = next(o.op.attrs["name"] for o in op.operands if o.op.name == "xc.weight")
         name = _fresh(program, f"{base}.{op.name.removeprefix('xc.')}")
