@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import operator
 import re
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from xcomp.errors import UnsupportedOp, UnsupportedOpError
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Location, Program, Value
 from xcomp.ir.types import DType, TensorType
+from xcomp.frontends import Captured
 from xcomp.frontends.aten import ATEN
 
 TORCH_DTYPES = {
@@ -146,21 +146,6 @@ class ConvertContext:
         return v if tuple(v.type.shape) == tuple(shape) else self.op("broadcast_to", v, shape=tuple(shape))
 
 
-@dataclass
-class Captured:
-    """A captured program with its input/output pytree structure."""
-
-    program: Program
-    in_spec: Any = None
-    out_spec: Any = None
-    source: str = "torch.export"
-    notes: list[str] = field(default_factory=list)
-
-
-def _is_sym(x) -> bool:
-    return isinstance(x, (torch.SymInt, torch.SymFloat, torch.SymBool))
-
-
 def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: ConvertContext,
                   body: Block) -> list[Value]:
     """Convert the nodes of an FX graph (aten level) into `body`; returns the output values."""
@@ -281,7 +266,7 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
     outs = [cx.tensor(o) if not isinstance(o, Value) else o for o in outs]
     builder.create("return", outs)
     program.funcs["main"] = Func("main", body, arg_names)
-    return Captured(program, ep.call_spec.in_spec, ep.call_spec.out_spec, "torch.export")
+    return Captured(program, ep.call_spec.out_spec, "torch.export")
 
 
 def _anchor_stack_traces(fn) -> None:

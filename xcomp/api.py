@@ -9,21 +9,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from xcomp.arrays import convert, kind_of, to_numpy
+from xcomp.frontends import Captured
 from xcomp.errors import NumericsError, XcompError
 from xcomp.ir.core import Program
 from xcomp.ir.types import TensorType
 from xcomp.tolerances import tolerance
 
-
-
-@dataclass
-class Captured:
-    """A captured program and how to map a caller's arguments onto its inputs."""
-
-    program: Program
-    out_spec: Any = None         # torch pytree spec of the outputs (None: flat list/single)
-    source: str = ""
-    single_output: bool = False
 
 
 def _is_tensor_like(x) -> bool:
@@ -89,8 +80,7 @@ def _capture(fn, args: list, dynamic: bool = False) -> Captured:
         program, out_spec = torchscript.capture(fn, torch_inputs)
         return Captured(program, out_spec, "TorchScript")
     target = fn if not _split_args(args)[1] else _BoundModule(fn, args)
-    cap = torch_export.capture_module(target, torch_inputs, dynamic)
-    return Captured(cap.program, cap.out_spec, cap.source)
+    return torch_export.capture_module(target, torch_inputs, dynamic)
 
 
 class _BoundModule:
@@ -229,7 +219,7 @@ class Compiled:
         if cap.out_spec is not None:
             from torch.utils import _pytree
             return _pytree.tree_unflatten(outs, cap.out_spec)
-        return outs[0] if len(outs) == 1 and cap.single_output else tuple(outs) if len(outs) != 1 else outs[0]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
     # introspection -------------------------------------------------------------------------------
     def program(self, optimized: bool = True) -> Program:
