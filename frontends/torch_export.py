@@ -296,10 +296,17 @@ def capture_module(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> 
 
 
 class _FunctionModule(torch.nn.Module):
+    """A function as a module for torch.export. When the function wraps a module (`__wrapped__`, as
+    xcomp's argument binding sets), that module is registered so its parameters stay named weights."""
+
     def __init__(self, fn):
         super().__init__()
         self.fn = fn
-        _anchor_stack_traces(fn)
+        inner = getattr(fn, "__wrapped__", fn)
+        if isinstance(inner, torch.nn.Module):
+            self.inner = inner
+        else:
+            _anchor_stack_traces(inner)
 
     def forward(self, *args):
         return self.fn(*args)

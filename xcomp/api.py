@@ -38,6 +38,7 @@ def _bind(fn, args: Sequence[Any]):
         for i, t in zip(positions, tensors):
             full[i] = t
         return fn(*full)
+    bound.__wrapped__ = fn  # frontends find the user's function or module behind the binding
     return bound
 
 
@@ -79,29 +80,8 @@ def _capture(fn, args: list, dynamic: bool = False) -> Captured:
         torchscript = _frontend("torchscript", "TorchScript modules")
         program, out_spec = torchscript.capture(fn, torch_inputs)
         return Captured(program, out_spec, "TorchScript")
-    target = fn if not _split_args(args)[1] else _BoundModule(fn, args)
+    target = fn if not _split_args(args)[1] else _bind(fn, args)
     return torch_export.capture_module(target, torch_inputs, dynamic)
-
-
-class _BoundModule:
-    """Wraps a module or function so torch.export sees only tensor arguments."""
-
-    def __new__(cls, fn, args):
-        import torch
-
-        class Bound(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                if isinstance(fn, torch.nn.Module):
-                    self.inner = fn
-                else:
-                    from xcomp.frontends.torch_export import _anchor_stack_traces
-                    _anchor_stack_traces(fn)
-                self.call = _bind(fn, args)
-
-            def forward(self, *tensors):
-                return self.call(*tensors)
-        return Bound()
 
 
 def optimize(program: Program, target: str = "reference", passes: Sequence[str] | None = None,

@@ -101,6 +101,12 @@ def _eval_call(ev: Evaluator, op: Operation, args: list, env: dict) -> list:
 
 
 REGION_OPS = {"xc.if": _eval_if, "xc.loop": _eval_loop, "xc.fused": _eval_fused, "xc.call": _eval_call}
+DATA_DEPENDENT = ("xc.if", "xc.loop")  # ops whose control flow reads values: no graph tracing (mx.compile)
+
+
+def has_data_dependent_control(program: Program) -> bool:
+    """True when running the program needs values on the host (xc.if / xc.loop)."""
+    return any(op.name in DATA_DEPENDENT for op in program.walk())
 
 
 def round_to_bf16(a: np.ndarray) -> np.ndarray:

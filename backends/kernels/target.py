@@ -15,7 +15,7 @@ import os
 from xcomp.backends.kernels import codegen
 from xcomp.backends.mlx.target import MLXEvaluator, MLXTarget, load_table, mlx_unavailable
 from xcomp.errors import LoweringError
-from xcomp.interpreter import REGION_OPS
+from xcomp.interpreter import REGION_OPS, has_data_dependent_control
 from xcomp.ir.core import Block, Operation, Program, Region
 from xcomp.ops import registry
 from xcomp.ops.structural import FusionKind
@@ -24,7 +24,6 @@ from xcomp.rewrite import replace_uses
 # standalone ops worth one kernel each: MLX runs them as several kernels (plain reductions and
 # single arithmetic ops are already one MLX kernel)
 STANDALONE_ROW_OPS = ("xc.softmax", "xc.log_softmax", "xc.logsumexp", "xc.layer_norm", "xc.rms_norm", "xc.var")
-CONTROL_OPS = ("xc.if", "xc.loop")   # data-dependent control flow: such programs stay eager
 STANDALONE_EW_OPS = ("xc.gelu", "xc.silu", "xc.mish", "xc.softplus", "xc.elu", "xc.hardswish",
                      "xc.hardsigmoid", "xc.leaky_relu", "xc.frac", "xc.copysign", "xc.hypot", "xc.fmod")
 
@@ -194,7 +193,7 @@ class KernelTarget(MLXTarget):
 
         def run(inputs):
             return ev.run(list(inputs))
-        if any(op.name in CONTROL_OPS for op in program.walk()) or not runtime.mx_compile_enabled():
+        if has_data_dependent_control(program) or not runtime.mx_compile_enabled():
             return run
         import mlx.core as mx
         compiled = mx.compile(run)

@@ -8,7 +8,7 @@ import numpy as np
 
 from xcomp.backends import Target
 from xcomp.passes.manager import DEFAULT_PIPELINE
-from xcomp.interpreter import REGION_OPS, Evaluator
+from xcomp.interpreter import REGION_OPS, Evaluator, has_data_dependent_control
 from xcomp.ir.types import TensorType
 
 
@@ -83,11 +83,10 @@ class MLXTarget(Target):
     def build(self, program):
         import mlx.core as mx
         ev = MLXEvaluator(program)
-        has_control = any(op.name in ("xc.if", "xc.loop") for op in program.walk())
 
         def run(inputs):
             return ev.run(list(inputs))
-        if has_control:
+        if has_data_dependent_control(program):
             return run
         compiled = mx.compile(run)
         return lambda inputs: compiled(list(inputs))
