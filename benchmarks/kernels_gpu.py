@@ -26,8 +26,7 @@ import mlx.core as mx  # noqa: E402
 
 from xcomp.api import optimize  # noqa: E402
 from xcomp.backends import get_target  # noqa: E402
-from xcomp.ir.builder import Builder  # noqa: E402
-from xcomp.ir.core import Block, Func, Program  # noqa: E402
+from xcomp.ir.builder import build_program  # noqa: E402
 from xcomp.ir.types import DType, tensor  # noqa: E402
 from xcomp.ops.elementwise import GeluApproximate  # noqa: E402
 
@@ -64,13 +63,7 @@ def torch_sync(outs):
     torch.cuda.synchronize()
 
 
-def program(in_types, body) -> Program:
-    main = Block(list(in_types))
-    b = Builder(main)
-    outs = body(b, *main.args)
-    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-    b.create("return", outs)
-    return Program({"main": Func("main", main, [f"x{i}" for i in range(len(in_types))])})
+program = build_program  # a program of plain (unfused) ops around `body`
 
 
 # -- workloads: (xcomp body, mlx fn, mx.fast fn or None, torch fn), shapes, dtype ---------------------

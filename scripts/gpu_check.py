@@ -33,8 +33,7 @@ from xcomp.backends.kernels import codegen, runtime  # noqa: E402
 from xcomp.backends.mlx.dtypes import mx_dtype  # noqa: E402
 from xcomp.backends.mlx.target import MLXEvaluator  # noqa: E402
 from xcomp.interpreter import interpret  # noqa: E402
-from xcomp.ir.builder import Builder  # noqa: E402
-from xcomp.ir.core import Block, Func, Program  # noqa: E402
+from xcomp.ir.builder import build_program  # noqa: E402
 from xcomp.ir.types import DType, tensor  # noqa: E402
 
 
@@ -47,13 +46,7 @@ EXTRA = {"matmul_bias_gelu_residual": ([tensor((64, 96)), tensor((96, 80)), tens
                                        _mm_epilogue, MM)}
 
 
-def unfused_program(in_types, body) -> Program:
-    main = Block(list(in_types))
-    b = Builder(main)
-    outs = body(b, *main.args)
-    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-    b.create("return", outs)
-    return Program({"main": Func("main", main, [f"x{i}" for i in range(len(in_types))])})
+unfused_program = build_program  # a program of plain (unfused) ops around `body`
 
 
 def _mlp(b, x, w1, b1, w2, b2):

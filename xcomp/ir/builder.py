@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from xcomp.ir.core import Block, Location, Operation, Region, Value
+from xcomp.ir.core import Block, Func, Location, Operation, Program, Region, Value
 from xcomp.ir.types import Type
 from xcomp.ops import registry
 
@@ -40,3 +40,13 @@ class Builder:
     def ops(self, name: str, *operands: Value, **attrs: Any) -> list[Value]:
         """Create an op and return all of its results."""
         return self.create(name, operands, attrs).results
+
+
+def build_program(in_types: Sequence[Type], body, weights: dict | None = None) -> Program:
+    """A program whose @main takes `in_types` and returns what `body(builder, *args)` returns
+    (a Value or a list of Values)."""
+    main = Block(list(in_types))
+    b = Builder(main)
+    outs = body(b, *main.args)
+    b.create("return", list(outs) if isinstance(outs, (list, tuple)) else [outs])
+    return Program({"main": Func("main", main, [f"x{i}" for i in range(len(in_types))])}, dict(weights or {}))
