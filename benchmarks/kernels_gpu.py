@@ -1,15 +1,22 @@
 """xcomp `cuda` vs MLX eager vs mx.compile (vs mx.fast) vs PyTorch eager vs torch.compile, on one GPU.
 
 Workloads: a long elementwise chain, GELU, SiLU-multiply, softmax / layer norm / rms norm (rows of
-4096 and 32768), an MLP block and a transformer block. Each is timed as the median over batches of
-calls queued back to back and then synchronized (after warm-up), so launch overhead overlaps GPU work
-the same way for every column. Achieved GB/s = (bytes read + bytes
-written, each tensor once) / time; the copy ceiling is measured in the same run (torch clone, MLX
-x + 0). xcomp runs with its defaults: on the first call each group's kernel variants and MLX
-built-ins are timed and the fastest kept (the choices are in the JSON's `decisions`); later calls run
-the whole graph under mx.compile. Writes $OUT/kernels_gpu.json and $OUT/kernels_gpu.md after every
-workload (a run cut short keeps what it measured). `--only a,b` runs the workloads whose names
-contain one of those strings (e.g. `--only 32768`).
+4096 and 32768), an MLP block and a transformer block.
+
+Timing: every call is queued for the GPU as soon as it is made (MLX: `mx.async_eval` per call;
+PyTorch launches eagerly) and each batch of calls is synchronized once, so launch overhead overlaps
+GPU work the same way for every column. The columns of a workload are timed in ROUNDS interleaved
+rounds (each round times every column in turn; the median over rounds is kept), so clock or thermal
+drift hits all columns alike. Achieved GB/s = (bytes read + bytes written, each tensor once) / time.
+Copy ceilings come from the same run: a large copy (MLX x + 0 and torch clone, 512 MB moved) and, per
+workload and interleaved with its columns, a copy moving the same number of bytes (short kernels pay
+launch overhead that a large copy hides).
+
+xcomp runs with its defaults: on the first call each group's kernel variants and MLX built-ins are
+timed and the fastest kept (the choices are in the JSON's `decisions`); later calls run the whole
+graph under mx.compile. Writes $OUT/kernels_gpu.json and $OUT/kernels_gpu.md after every workload (a
+run cut short keeps what it measured). `--only a,b` runs the workloads whose names contain one of
+those strings (e.g. `--only 32768`).
 """
 from __future__ import annotations
 
@@ -36,31 +43,67 @@ try:
 except ImportError:  # torch columns stay empty
     torch = None
 
-REPEAT, WARMUP, BATCH = 7, 3, 10
+REPEAT, WARMUP, BATCH, ROUNDS = 5, 2, 20, 5
 TORCH_DT = {DType.F32: "float32", DType.BF16: "bfloat16", DType.F16: "float16"}
 MX_DT = {DType.F32: mx.float32, DType.BF16: mx.bfloat16, DType.F16: mx.float16}
 
 
-def timed(fn, sync) -> float:
-    """Seconds per call: median over REPEAT batches of BATCH calls queued back to back, then synced."""
+def timed(fn, framework: str) -> float:
+    """Seconds per call: median over REPEAT batches of BATCH calls, each queued as soon as it is made
+    (MLX: async_eval; torch launches eagerly), then synchronized once per batch."""
+    queue, wait = QUEUE[framework]
     for _ in range(WARMUP):
-        sync([fn()])
+        queue(fn())
+        wait()
     ts = []
     for _ in range(REPEAT):
         t0 = time.perf_counter()
-        sync([fn() for _ in range(BATCH)])
+        outs = [queue(fn()) for _ in range(BATCH)]
+        wait()
         ts.append((time.perf_counter() - t0) / BATCH)
+        del outs
     return sorted(ts)[len(ts) // 2]
 
 
-def mx_sync(outs):
-    for o in outs:
-        mx.async_eval(o)
-    mx.synchronize()
+def _mx_queue(out):
+    mx.async_eval(out)
+    return out
 
 
-def torch_sync(outs):
-    torch.cuda.synchronize()
+QUEUE = {"mx": (_mx_queue, mx.synchronize),
+         "torch": (lambda out: out, lambda: torch.cuda.synchronize())}
+
+
+def copy_ceilings(nbytes: int) -> dict:
+    """GB/s of a plain copy moving `nbytes` in all (half read, half written): MLX x + 0, torch clone."""
+    n = max(1, nbytes // 8)
+    xm = mx.random.normal((n,))
+    mx.eval(xm)
+    out = {"mlx x+0": nbytes / timed(lambda: xm + 0, "mx") / 1e9}
+    if torch is not None:
+        xt = torch.randn(n, device="cuda")
+        out["torch clone"] = nbytes / timed(lambda: xt.clone(), "torch") / 1e9
+        del xt
+    del xm
+    return out
+
+
+def interleaved(cols: dict) -> dict:
+    """Seconds per call of each column: ROUNDS rounds, each timing every column in turn (so clock or
+    thermal drift hits all columns alike); the median over rounds."""
+    times = {k: [] for k in cols}
+    for _ in range(ROUNDS):
+        for k, (fn, framework) in cols.items():
+            times[k].append(timed(fn, framework))
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 program = build_program  # a program of plain (unfused) ops around `body`
@@ -99,9 +142,10 @@ def rms_m(x, w):
     return x * mx.rsqrt(mx.mean(x * x, axis=-1, keepdims=True) + 1e-6) * w
 
 
-def mlp_x(b, x, w1, b1, w2, b2):
+def mlp_x(b, x, w1, b1, w2, b2, residual=None):
+    """gelu(x @ w1 + b1) @ w2 + b2 + residual (x by default)."""
     h = b.op("gelu", b.op("add", b.op("matmul", x, w1), b1), approximate=GeluApproximate.TANH)
-    return b.op("add", b.op("add", b.op("matmul", h, w2), b2), x)
+    return b.op("add", b.op("add", b.op("matmul", h, w2), b2), x if residual is None else residual)
 
 
 def mlp_m(x, w1, b1, w2, b2):
@@ -129,9 +173,7 @@ def block_x(b, x, lw, lb, wq, wk, wv, wo, l2w, l2b, w1, b1, w2, b2):
     o = b.op("reshape", b.op("transpose", o, perm=(0, 2, 1, 3)), shape=(B * T, D))
     x2 = b.op("add", b.op("matmul", o, wo), x)
     h2 = b.op("layer_norm", x2, l2w, l2b, normalized_ndim=1)
-    return mlp_x(b, h2, w1, b1, w2, b2) if False else b.op(
-        "add", b.op("add", b.op("matmul", b.op("gelu", b.op("add", b.op("matmul", h2, w1), b1),
-                                               approximate=GeluApproximate.TANH), w2), b2), x2)
+    return mlp_x(b, h2, w1, b1, w2, b2, residual=x2)
 
 
 def block_m(x, lw, lb, wq, wk, wv, wo, l2w, l2b, w1, b1, w2, b2):
@@ -198,18 +240,7 @@ def main() -> int:
     dev = torch.cuda.get_device_name() if torch is not None else "?"
     rows = []
     # copy ceiling
-    big = 256 * 1024 * 1024 // 4
-    xm = mx.random.normal((big,))
-    mx.eval(xm)
-    t = timed(lambda: xm + 0, mx_sync)
-    ceiling = {"mlx x+0": 2 * big * 4 / t / 1e9}
-    if torch is not None:
-        xt = torch.randn(big, device="cuda")
-        t = timed(lambda: xt.clone(), torch_sync)
-        ceiling["torch clone"] = 2 * big * 4 / t / 1e9
-        del xt
-    del xm
-    copy_bw = max(ceiling.values())
+    ceiling = copy_ceilings(2 * 256 * 1024 * 1024)
     print(f"device {dev}; copy ceiling " + ", ".join(f"{k} {v:.0f} GB/s" for k, v in ceiling.items()), flush=True)
     cuda = get_target("cuda")
     only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
@@ -230,28 +261,34 @@ def main() -> int:
         out_shape = tuple(prog.main.result_types[0].shape)
         nbytes = bytes_moved(shapes, dt, 1, out_shape)
         r["bytes"] = nbytes
-        res_x = runner(margs)
-        mx_sync([res_x])
-        r["xcomp cuda"] = timed(lambda: runner(margs), mx_sync)
+        res_x = runner(margs)   # first call: tuning
+        mx.eval(res_x)
         r["decisions"] = list(cuda.evaluator.decisions)
-        r["MLX eager"] = timed(lambda: mfn(*margs), mx_sync)
-        cm = mx.compile(mfn)
-        r["mx.compile"] = timed(lambda: cm(*margs), mx_sync)
-        if fastfn is not None:
-            r["mx.fast"] = timed(lambda: fastfn(*margs), mx_sync)
         ref = np.array(mfn(*margs).astype(mx.float32))
-        got = np.array(res_x.astype(mx.float32)) if not isinstance(res_x, list) else np.array(res_x[0].astype(mx.float32))
+        got = np.array((res_x[0] if isinstance(res_x, list) else res_x).astype(mx.float32))
         r["max_rel_err_vs_mlx"] = float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))
+        cm = mx.compile(mfn)
+        cols = {"xcomp cuda": (lambda: runner(margs), "mx"), "MLX eager": (lambda: mfn(*margs), "mx"),
+                "mx.compile": (lambda: cm(*margs), "mx")}
+        if fastfn is not None:
+            cols["mx.fast"] = (lambda: fastfn(*margs), "mx")
+        copy_m = mx.random.normal((nbytes // 8,))
+        cols["copy: mlx x+0"] = (lambda: copy_m + 0, "mx")
         if torch is not None:
             targs = [torch.from_numpy(h).to("cuda", getattr(torch, TORCH_DT[dt])) for h in host]
-            with torch.no_grad():
-                r["torch eager"] = timed(lambda: tfn(*targs), torch_sync)
-                try:
-                    ct = torch.compile(tfn)
-                    r["torch.compile"] = timed(lambda: ct(*targs), torch_sync)
-                except Exception as e:  # noqa: BLE001
-                    r["torch.compile error"] = f"{type(e).__name__}: {e}"[:300]
-            del targs
+            copy_t = torch.randn(nbytes // 8, device="cuda")
+            cols["torch eager"] = (lambda: tfn(*targs), "torch")
+            cols["copy: torch clone"] = (lambda: copy_t.clone(), "torch")
+            try:
+                ct = torch.compile(tfn)
+                with torch.no_grad():
+                    ct(*targs)
+                cols["torch.compile"] = (lambda: ct(*targs), "torch")
+            except Exception as e:  # noqa: BLE001
+                r["torch.compile error"] = f"{type(e).__name__}: {e}"[:300]
+        with torch.no_grad() if torch is not None else _nothing():
+            r.update(interleaved(cols))
+        r["copy ceiling same bytes"] = {k[len("copy: "):]: nbytes / r.pop(k) / 1e9 for k in list(r) if k.startswith("copy: ")}
         for k in ("xcomp cuda", "MLX eager", "mx.compile", "mx.fast", "torch eager", "torch.compile"):
             if k in r:
                 r[k + " GB/s"] = nbytes / r[k] / 1e9
@@ -261,7 +298,7 @@ def main() -> int:
         for d in r["decisions"]:
             print("    " + d[:1500], flush=True)
         write(out_dir, dev, ceiling, rows)
-        del margs, res_x
+        del margs, res_x, cols
         mx.clear_cache()
     write(out_dir, dev, ceiling, rows, final=True)
     return 0
@@ -272,19 +309,25 @@ def write(out_dir, dev, ceiling, rows, final=False):
     copy_bw = max(ceiling.values())
     meta = {"device": dev, "mlx": mx.__version__, "torch": torch.__version__ if torch else None,
             "python": platform.python_version(), "copy_ceiling_GBps": ceiling, "repeat": REPEAT,
-            "timing": f"median over {REPEAT} batches of {BATCH} calls queued back to back then synchronized, after warm-up"}
+            "timing": f"{ROUNDS} rounds over all columns in turn; per round the median over {REPEAT} batches of"
+                      f" {BATCH} calls, each queued as made (MLX async_eval per call), one synchronize per batch;"
+                      " the median over rounds"}
     with open(os.path.join(out_dir, "kernels_gpu.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     cols = ["xcomp cuda", "MLX eager", "mx.compile", "mx.fast", "torch eager", "torch.compile"]
     lines = [f"Device: {dev}; MLX {mx.__version__}; torch {meta['torch']}. Copy ceiling: "
              + ", ".join(f"{k} {v:.0f} GB/s" for k, v in ceiling.items()) + ".", "",
-             "| workload | " + " | ".join(cols) + " | xcomp % of copy | xcomp vs best peer |",
-             "|---|" + "---|" * (len(cols) + 2)]
+             "| workload | " + " | ".join(cols) + " | copy, same bytes: MLX / torch | xcomp % of large copy"
+             " | xcomp % of same-bytes copy (MLX / torch) | xcomp vs best peer |",
+             "|---|" + "---|" * (len(cols) + 4)]
     for r in rows:
         best_peer = max(r.get(c + " GB/s", 0) for c in cols[1:])
         x = r["xcomp cuda GB/s"]
         cells = [f"{r[c + ' GB/s']:.0f} GB/s ({r[c] * 1e3:.2f} ms)" if c + " GB/s" in r else "-" for c in cols]
-        lines.append(f"| {r['workload']} | " + " | ".join(cells) + f" | {100 * x / copy_bw:.0f}% | {x / best_peer:.2f}x |")
+        same = r["copy ceiling same bytes"]
+        sm, st = same.get("mlx x+0", float("nan")), same.get("torch clone", float("nan"))
+        lines.append(f"| {r['workload']} | " + " | ".join(cells) + f" | {sm:.0f} / {st:.0f} GB/s"
+                     f" | {100 * x / copy_bw:.0f}% | {100 * x / sm:.0f}% / {100 * x / st:.0f}% | {x / best_peer:.2f}x |")
     with open(os.path.join(out_dir, "kernels_gpu.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     if final:

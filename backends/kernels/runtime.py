@@ -51,18 +51,20 @@ def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | Non
     return launch(kplan.spec, inputs)
 
 
-def median_seconds(fn: Callable[[], list], repeat: int = 7, batch: int = 4) -> float:
-    """Seconds per call of `fn()`: median over `repeat` batches of `batch` calls queued back to back
-    and then synchronized (after one warm-up), so launch overhead overlaps device work."""
+def median_seconds(fn: Callable[[], list], repeat: int = 7, batch: int = 8) -> float:
+    """Seconds per call of `fn()`: median over `repeat` batches of `batch` calls, each queued for the
+    device as soon as it is made (mx.async_eval), then synchronized once per batch (after one
+    warm-up), so launch overhead overlaps device work."""
     import mlx.core as mx
     mx.eval(fn())
     mx.synchronize()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        outs = [fn() for _ in range(batch)]
-        for o in outs:
-            mx.async_eval(o)
+        outs = []
+        for _ in range(batch):
+            outs.append(fn())
+            mx.async_eval(outs[-1])
         mx.synchronize()
         times.append((time.perf_counter() - t0) / batch)
     return sorted(times)[len(times) // 2]
