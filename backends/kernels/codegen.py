@@ -200,10 +200,12 @@ def _vec(dtypes: list[DType]) -> int:
 
 # -- elementwise and broadcast ------------------------------------------------------------------
 def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes: list[tuple],
-                     unroll: int | None = None) -> KernelSpec:
+                     unroll: int | None = None, threads: int = ELEMENTWISE_THREADS,
+                     streaming: bool = True) -> KernelSpec:
     """An elementwise kernel over `out_shape` (inputs contiguous, scalar, or broadcast).
 
-    `unroll`: vectors per thread (CUDA; default ELEMENTWISE_UNROLL for large tensors, else 1).
+    `unroll`: vectors per thread (CUDA; default ELEMENTWISE_UNROLL for large tensors, else 1);
+    `threads` per threadgroup; `streaming`: evict-first loads and stores of contiguous data (CUDA).
     """
     em = Emitter(dialect, graph)
     n = int(np.prod(out_shape, dtype=np.int64))
@@ -219,14 +221,13 @@ def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes
                for i, o in enumerate(graph.outputs)]
     vec = _vec([t for t in [nd.dtype for nd in graph.inputs] + [o.dtype for o in graph.outputs]])
     kind = "broadcast" if any(i["mode"] == "index" for i in inputs) else "elementwise"
-    threads = ELEMENTWISE_THREADS
-    if dialect.name != "cuda":
-        unroll = 1
+    if dialect.name != "cuda":   # Metal: one vector per thread; a pipeline may allow < 1024 threads
+        unroll, threads = 1, ELEMENTWISE_THREADS
     elif unroll is None:
         unroll = ELEMENTWISE_UNROLL if n >= UNROLL_MIN_ELEMS else 1
     per_group = vec * threads * unroll
     data = dict(n=n, vec=vec, inputs=inputs, outputs=outputs, stmts=em.stmts(graph.nodes), kind=kind,
-                threads=threads, unroll=unroll, exact=n % per_group == 0)
+                threads=threads, unroll=unroll, exact=n % per_group == 0, hint="_cs" if streaming else "")
     body = render(dialect.name, "elementwise", **data)
     groups = max(1, -(-n // per_group))
     return KernelSpec(_kernel_name(kind, body), kind, dialect.name, body, render(dialect.name, "header"),
@@ -394,12 +395,14 @@ def variant_params(op: Operation) -> list[dict]:
     Row kernels: the default threads per row, twice and half as many, and (for rows read by several
     passes) rows re-read per pass instead of kept in registers, which leaves room for more rows per
     multiprocessor on long rows; for long rows, split-row plans (several threadgroups per row).
-    Elementwise kernels: several vectors per thread, or one.
+    Elementwise kernels: several vectors per thread or one, plain instead of streaming memory
+    access, and larger threadgroups.
     """
     rows = _row_ops(op.regions[0].block) if op.attrs["kind"] not in (
         FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE) else []
     if not rows:
-        return [{}, {"unroll": 1}, {"unroll": 2 * ELEMENTWISE_UNROLL}]
+        return [{}, {"unroll": 1}, {"unroll": 2 * ELEMENTWISE_UNROLL}, {"streaming": False},
+                {"unroll": 1, "streaming": False}, {"unroll": 1, "threads": 1024}]
     x = rows[0].operands[0].type
     if not x.is_static:
         return [{}]
