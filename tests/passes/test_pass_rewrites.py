@@ -119,6 +119,25 @@ def test_canonicalize_composes_transposes_and_folds_broadcasts():
     assert q.main.body.ops[0].attrs["perm"] == (2, 0, 1)
 
 
+def test_canonicalize_folds_batch_broadcasts_into_matmul():
+    # a linear on a 3-d input as torch.export writes it: x @ expand(W^T) -> x @ W^T
+    def f(b, x, w):
+        return b.op("matmul", x, b.op("broadcast_to", b.op("transpose", w, perm=(1, 0)), shape=(16, 8, 12)))
+    q = run_checked(build([(16, 2, 8), (12, 8)], f), ["canonicalize", "dce"])
+    assert names(q) == ["transpose", "matmul"]
+    mm = [o for o in q.walk() if o.name == "xc.matmul"][0]
+    assert mm.operands[1].type.shape == (8, 12) and mm.results[0].type.shape == (16, 2, 12)
+
+
+@pytest.mark.parametrize("src, shape", [((1, 12), (8, 12)),     # contraction axis broadcast
+                                        ((8, 1), (8, 12)),      # column axis broadcast
+                                        ((8, 12), (4, 16, 8, 12))])  # batch beyond the other operand's
+def test_canonicalize_keeps_matmul_broadcasts_that_matter(src, shape):
+    f = lambda b, x, w: b.op("matmul", x, b.op("broadcast_to", w, shape=shape))
+    q = run_checked(build([(16, 2, 8), src], f), ["canonicalize", "dce"])
+    assert names(q) == ["broadcast_to", "matmul"]
+
+
 def test_canonicalize_hoists_splat_constants_to_scalars():
     p = build([(3, 4)], lambda b, x: b.op("mul", b.op("dense", value=np.full((3, 4), 2.5, np.float32), dtype=F32), x))
     q = run_checked(p, ["canonicalize", "dce"])

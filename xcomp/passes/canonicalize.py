@@ -9,7 +9,9 @@ from the op it replaces, so `x * 1` with a broadcasting `1` stays as it is.
   squeeze/unsqueeze into reshape chains
 - no-ops: casts to the same dtype, reshape/broadcast/expand to the same shape, full slices,
   identity permutations
-- broadcast folding: an elementwise op reads `broadcast_to(y)` as `y` when its result is unchanged
+- broadcast folding: an elementwise op reads `broadcast_to(y)` as `y` when its result is unchanged;
+  so does a matmul whose operand is broadcast along batch axes only (matmul broadcasts batch axes
+  itself: `x @ expand(W)` from a linear on a 3-d input becomes one `x @ W`, no weight copies)
 - view sinking: `ew(reshape(x), scalars)` becomes `reshape(ew(x, scalars))`
 - scalar hoisting: a splat constant (every element equal) feeding an elementwise op becomes a 0-d
   constant that backends pass as an immediate; constants move to the right of commutative ops
@@ -163,8 +165,29 @@ def _constant_left(v: Value) -> bool:
     return _is_const(a) and not _is_const(b)
 
 
+def _unbroadcast(v: Value) -> Value:
+    op = v.op
+    if op is not None and op.name in ("xc.broadcast_to", "xc.expand") and _tensor(op.operands[0]):
+        return op.operands[0]
+    return v
+
+
+def _reads_broadcast(v: Value) -> bool:
+    return any(_unbroadcast(o) is not o for o in v.op.operands)
+
+
+def _fold_matmul_broadcasts(m) -> Value | None:
+    """`matmul` on broadcast sources; kept only when the result type is unchanged, which holds
+    exactly when nothing but batch axes was broadcast (the driver refuses other types)."""
+    try:
+        return _rebuild(m, [_unbroadcast(v) for v in m.op.operands])
+    except TypeError:   # a broadcast of a matrix axis: the sources do not multiply
+        return None
+
+
 BROADCASTS = PatternSet([
     (Pat(Trait.ELEMENTWISE, where=_any_hoistable), _fold_broadcasts),
+    (Pat("matmul", where=_reads_broadcast), _fold_matmul_broadcasts),
     (Pat(Trait.COMMUTATIVE, where=lambda v: len(v.op.operands) == 2 and _constant_left(v)),
      lambda m: _rebuild(m, list(reversed(m.op.operands)))),
 ])
