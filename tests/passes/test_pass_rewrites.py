@@ -165,6 +165,30 @@ def test_fold_constants_never_balloons():
     assert names(q) == ["broadcast_to", "add"]
 
 
+def _causal_masked(T):
+    """where(j <= i, x, -inf) over (T, T) scores, the mask built from factories as torch.export writes it."""
+    def f(b, x):
+        i = b.op("reshape", b.op("arange", start=0, end=T, step=1, dtype=DType.I64), shape=(T, 1))
+        j = b.op("reshape", b.op("arange", start=0, end=T, step=1, dtype=DType.I64), shape=(1, T))
+        keep = b.op("logical_and", b.op("le", j, i), b.op("full", shape=(T, T), value=True, dtype=DType.BOOL))
+        return b.op("where", keep, x, b.op("full", shape=(), value=float("-inf"), dtype=F32))
+    return build([(2, T, T)], f)
+
+
+def test_fold_constants_folds_small_factory_subgraphs():
+    # a causal mask of 32x32 folds to one constant: no launches per call for it
+    q = run_checked(_causal_masked(32), ["fold_constants", "dce"])
+    assert names(q) == ["where"]
+    dense = [o for o in q.walk() if o.name == "xc.dense"]
+    assert len(dense) == 1 and np.array_equal(np.asarray(dense[0].attrs["value"]), np.tril(np.ones((32, 32), bool)))
+
+
+def test_fold_constants_leaves_large_factories():
+    # 64x64 is over the size bound: the (64, 64) ops stay; the position ids and the 0-d -inf fold
+    q = run_checked(_causal_masked(64), ["fold_constants", "dce"])
+    assert names(q) == ["le", "full", "logical_and", "where"]
+
+
 # -- cse / dce / inline -----------------------------------------------------------------------------------
 def test_cse_merges_equal_and_commuted_ops():
     def f(b, x, y):

@@ -1,6 +1,7 @@
 """Constant folding through the op definitions' numpy references, with a size bound.
 
-An op whose operands are all constants (`xc.constant`, `xc.dense`) is evaluated with its
+An op whose operands are all constants (`xc.constant`, `xc.dense`), or a factory made from its
+attributes alone (`xc.full`, `xc.arange`: masks, position ids), is evaluated with its
 definition's reference (the interpreter's casting rules included) and replaced by a constant: a 0-d
 result becomes `xc.constant`, a larger one `xc.dense`. A result is folded only when it has at most
 `FOLD_LIMIT` elements or no more than its largest input, so folding never balloons a program
@@ -21,9 +22,9 @@ FOLD_LIMIT = 1024  # elements
 
 
 def foldable_op(op) -> bool:
-    """A pure op with operands and a reference, whose results are static tensors."""
+    """A pure compute op with a reference whose results are static tensors (factories included)."""
     d = op.opdef
-    return (bool(op.operands) and not op.regions and d.reference is not None and not d.is_structural
+    return (not op.regions and d.reference is not None and not d.is_structural
             and d.has(Trait.PURE) and all(isinstance(r.type, TensorType) and r.type.is_static for r in op.results))
 
 
