@@ -3,7 +3,9 @@
 Every kernel kind of tests/kernels/cases.py (elementwise, broadcast, row reductions with
 prologue/epilogue, float32/float16/bfloat16/int), a matmul epilogue, and whole programs through
 the fusion pipeline run as generated CUDA kernels and are compared with MLX eager on the same GPU
-(and the reference interpreter), on fresh random inputs drawn per run. Outputs are poisoned: MLX
+(and the reference interpreter), on fresh random inputs drawn per run; the zoo models (MLP, CNN,
+TransformerEncoderLayer, GPT-style block) compile end to end and are compared with MLX eager and
+PyTorch eager. Outputs are poisoned: MLX
 allocates them uninitialized, and every element is checked. Prints one line per check and a
 summary; writes $OUT/gpu_check.json when OUT is set. Exit status 1 if any check fails.
 `--only name,name` runs only those cases (e.g. the row cases after a row-kernel change).
@@ -109,6 +111,41 @@ def check(name, program, in_types, rng, results):
         traceback.print_exc(limit=3)
 
 
+def check_model(name, results):
+    """A zoo model end to end: `xcomp.compile(model, target="cuda")` on MLX arrays (first call and
+    the compiled second call) against MLX eager of the captured program on the same GPU, and against
+    PyTorch eager on the CPU (relative norm: MLX's CUDA float32 matmul runs in TF32)."""
+    import torch
+
+    import xcomp
+    from xcomp.zoo import MODELS
+    t0 = time.perf_counter()
+    try:
+        model, inputs = MODELS[name]()
+        with torch.no_grad():
+            want = model(*inputs).double().numpy()
+        xs = [mx.array(x.numpy()) for x in inputs]
+        f = xcomp.compile(model, target="cuda")
+        got, again = f(*xs), None
+        mx.eval(got)
+        again = f(*xs)
+        mx.eval(again)
+        assert_close(again, got, dtype="float32", scale=1.0, msg=f"{name}: compiled call vs first call")
+        eager = MLXEvaluator(xcomp.capture(model, inputs)).run(xs)[0]
+        assert_close(got, eager, dtype="float32", scale=4.0, msg=f"{name} vs MLX eager")
+        g64 = np.array(got.astype(mx.float32), np.float64)
+        rel = np.linalg.norm(g64 - want) / np.linalg.norm(want)
+        assert rel < 2e-3, f"{name}: relative error {rel:.2e} vs torch eager"
+        kernels = sum(1 for op in f.program().walk() if op.name == "xc.fused")
+        results.append({"check": f"model {name}", "ok": True, "kernels": kernels, "rel_err_vs_torch": float(rel),
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        print(f"PASS model {name:<22} fused groups={kernels} rel err vs torch {rel:.1e}", flush=True)
+    except Exception as e:  # noqa: BLE001  (report every failure, keep checking)
+        results.append({"check": f"model {name}", "ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
+        print(f"FAIL model {name:<22} {type(e).__name__}: {str(e)[:600]}", flush=True)
+        traceback.print_exc(limit=3)
+
+
 def check_variants(name, program, in_types, rng, results):
     """Every kernel variant the tuner may pick, launched directly, against MLX eager."""
     t0 = time.perf_counter()
@@ -169,6 +206,9 @@ def main() -> int:
         check(name, unfused_program(in_types, body), in_types, rng, results)
     for name, (in_types, body, kind) in _selected({**CASES, **LONG_ROWS}, only).items():
         check_variants(name, fused_program(in_types, body, kind), in_types, rng, results)
+    from xcomp.zoo import MODELS
+    for name in _selected(MODELS, only):
+        check_model(name, results)
     ok = sum(r["ok"] for r in results)
     print(f"gpu_check: {ok}/{len(results)} passed; {len(runtime.KERNELS)} kernels built")
     if os.environ.get("OUT"):
