@@ -7,8 +7,8 @@ For 128 MB and 512 MB moved (half read, half written), float32:
 - a hand-written vectorized streaming copy through `mx.fast.cuda_kernel` (several launch shapes): what
   any custom kernel, xcomp's included, can do on MLX's buffers;
 - torch `clone` and `x + 0` on PyTorch's own buffers.
-Timing as in kernels_gpu.py: median over batches of calls, each queued as made, one synchronize per
-batch. Writes $OUT/copy_ceiling_gpu.json and prints a table.
+Timing is kernels_gpu.py's `timed`: median over batches of calls, each queued as made, one
+synchronize per batch. Writes $OUT/copy_ceiling_gpu.json and prints a table.
 """
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ import json
 import os
 import platform
 import sys
-import time
 
 import mlx.core as mx
 
-REPEAT, WARMUP, BATCH = 9, 3, 20
+from kernels_gpu import BATCH, REPEAT, timed  # the same timing as every column of the benchmark
 COPY = """
   const long base = (long)blockIdx.x * {per} + threadIdx.x;
   const float4* p = reinterpret_cast<const float4*>(x);
@@ -31,37 +30,6 @@ COPY = """
 #pragma unroll
   for (int u = 0; u < {unroll}; ++u) __stcs(q + base + u * {threads}, a[u]);
 """
-
-
-def timed_mx(fn) -> float:
-    """Seconds per call, each call's output queued with mx.async_eval as it is made."""
-    for _ in range(WARMUP):
-        mx.eval(fn())
-    ts = []
-    for _ in range(REPEAT):
-        t0 = time.perf_counter()
-        outs = []
-        for _ in range(BATCH):
-            outs.append(fn())
-            mx.async_eval(outs[-1])
-        mx.synchronize()
-        ts.append((time.perf_counter() - t0) / BATCH)
-    return sorted(ts)[len(ts) // 2]
-
-
-def timed_torch(fn) -> float:
-    import torch
-    for _ in range(WARMUP):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(REPEAT):
-        t0 = time.perf_counter()
-        for _ in range(BATCH):
-            fn()
-        torch.cuda.synchronize()
-        ts.append((time.perf_counter() - t0) / BATCH)
-    return sorted(ts)[len(ts) // 2]
 
 
 def copy_kernel(n: int, threads: int, unroll: int):
@@ -80,22 +48,20 @@ def main() -> int:
         r = {"MB moved": moved // 2**20}
         x = mx.random.normal((n,))
         mx.eval(x)
-        r["mlx x+0, one per eval"] = moved / timed_mx(lambda: x + 0) / 1e9
-        r["mlx x+0, four per eval"] = 4 * moved / timed_mx(lambda: (((x + 0) + 0) + 0) + 0) / 1e9
+        r["mlx x+0, one per eval"] = moved / timed(lambda: x + 0, "mx") / 1e9
+        r["mlx x+0, four per eval"] = 4 * moved / timed(lambda: (((x + 0) + 0) + 0) + 0, "mx") / 1e9
         own = {}
         for threads, unroll in ((128, 4), (256, 4), (256, 8), (512, 4)):
             f = copy_kernel(n, threads, unroll)
             assert bool(mx.array_equal(f(x), x)), "copy kernel is wrong"
-            own[f"{threads}x{unroll}"] = moved / timed_mx(lambda f=f: f(x)) / 1e9
+            own[f"{threads}x{unroll}"] = moved / timed(lambda f=f: f(x), "mx") / 1e9
         r["own copy kernel (best launch shape)"] = max(own.values())
         r["own copy kernel, per launch shape"] = own
-        del x
         try:
             import torch
             xt = torch.randn(n, device="cuda")
-            r["torch clone"] = moved / timed_torch(lambda: xt.clone()) / 1e9
-            r["torch x+0"] = moved / timed_torch(lambda: xt + 0) / 1e9
-            del xt
+            r["torch clone"] = moved / timed(lambda: xt.clone(), "torch") / 1e9
+            r["torch x+0"] = moved / timed(lambda: xt + 0, "torch") / 1e9
         except ImportError:
             pass
         rows.append(r)

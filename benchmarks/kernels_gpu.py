@@ -83,8 +83,6 @@ def copy_ceilings(nbytes: int) -> dict:
     if torch is not None:
         xt = torch.randn(n, device="cuda")
         out["torch clone"] = nbytes / timed(lambda: xt.clone(), "torch") / 1e9
-        del xt
-    del xm
     return out
 
 
@@ -298,7 +296,7 @@ def main() -> int:
         for d in r["decisions"]:
             print("    " + d[:1500], flush=True)
         write(out_dir, dev, ceiling, rows)
-        del margs, res_x, cols
+        margs = res_x = cols = None   # free this workload's arrays before clearing MLX's cache
         mx.clear_cache()
     write(out_dir, dev, ceiling, rows, final=True)
     return 0

@@ -5,7 +5,8 @@
 Peers: PyTorch eager, torch.compile (Inductor), MLX eager (the captured program run op by op with
 MLX, no passes and no mx.compile), mx.compile of that same op-by-op function. xcomp: `mlx` (passes +
 mx.compile) and `reference` (numpy). Writes benchmarks/results/models_cpu.{json,md} with the machine.
-Times are the median of `repeat` calls after warm-up; ratios are peer time / xcomp mlx time.
+Times are the median of `repeat` calls per column, taken in interleaved rounds (every column in turn,
+after warm-up); ratios are peer time / xcomp mlx time.
 """
 from __future__ import annotations
 
@@ -22,15 +23,24 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def median_time(fn, repeat: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+ROUNDS = 5
+
+
+def interleaved(cols: dict, repeat: int) -> dict:
+    """Seconds per call of each column: ROUNDS rounds, each timing every column in turn (so load
+    from other processes and clock changes hit all columns alike) over `repeat` // ROUNDS calls after
+    warm-up; the median over all calls."""
+    per_round = max(1, repeat // ROUNDS)
+    times = {k: [] for k in cols}
+    for _ in range(ROUNDS):
+        for k, fn in cols.items():
+            for _ in range(2):
+                fn()
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def machine() -> dict:
@@ -59,24 +69,27 @@ def bench_model(name: str, repeat: int, inductor: bool) -> dict:
     xs_np = [x.numpy() for x in inputs]
     xs_mx = [mx.array(x) for x in xs_np]
     row: dict = {"model": name}
+    cols = {}
     with torch.no_grad():
         expected = model(*inputs).numpy()
-        row["torch_eager"] = median_time(lambda: model(*inputs), repeat)
+        cols["torch_eager"] = lambda: model(*inputs)
         if inductor:
             compiled = torch.compile(model)
             compiled(*inputs)
-            row["torch_compile"] = median_time(lambda: compiled(*inputs), repeat)
+            cols["torch_compile"] = lambda: compiled(*inputs)
     captured = xcomp.capture(model, inputs)
     eager = MLXEvaluator(captured)
-    row["mlx_eager"] = median_time(lambda: mx.eval(eager.run(xs_mx)), repeat)
+    cols["mlx_eager"] = lambda: mx.eval(eager.run(xs_mx))
     mx_compiled = mx.compile(lambda *a: eager.run(list(a)))
-    row["mx_compile"] = median_time(lambda: mx.eval(mx_compiled(*xs_mx)), repeat)
+    cols["mx_compile"] = lambda: mx.eval(mx_compiled(*xs_mx))
     fast = xcomp.compile(model, target="mlx")
     out = fast(*xs_mx)
-    row["xcomp_mlx"] = median_time(lambda: mx.eval(fast(*xs_mx)), repeat)
-    row["xcomp_mlx_max_error"] = float(np.max(np.abs(np.array(out) - expected)))
+    cols["xcomp_mlx"] = lambda: mx.eval(fast(*xs_mx))
     ref = xcomp.compile(model, target="reference")
-    row["xcomp_reference"] = median_time(lambda: ref(*xs_np), max(3, repeat // 5))
+    cols["xcomp_reference"] = lambda: ref(*xs_np)
+    with torch.no_grad():
+        row.update(interleaved(cols, repeat))
+    row["xcomp_mlx_max_error"] = float(np.max(np.abs(np.array(out) - expected)))
     row["ops_captured"] = captured.op_count()
     row["ops_optimized"] = fast.program().op_count()
     return row
