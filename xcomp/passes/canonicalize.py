@@ -125,14 +125,21 @@ VIEWS = PatternSet([
 
 
 # -- broadcast folding and scalar hoisting -------------------------------------------------------
+def _unbroadcast(v: Value) -> Value:
+    """The source of `v` when it is a broadcast (`broadcast_to`/`expand` of a tensor), else `v`."""
+    op = v.op
+    if op is not None and op.name in ("xc.broadcast_to", "xc.expand") and _tensor(op.operands[0]):
+        return op.operands[0]
+    return v
+
+
 def _hoistable(v: Value) -> Value | None:
     """What an elementwise op can read instead of `v`: a broadcast's source, or a 0-d splat."""
+    if _unbroadcast(v) is not v:
+        return _unbroadcast(v)
     op = v.op
-    if op is None:
-        return None
-    if op.name in ("xc.broadcast_to", "xc.expand") and _tensor(op.operands[0]):
-        return op.operands[0]
-    if op.name == "xc.dense" and np.asarray(op.attrs["value"]).ndim > 0 and splat_value(v) is not None:
+    if op is not None and op.name == "xc.dense" and np.asarray(op.attrs["value"]).ndim > 0 \
+            and splat_value(v) is not None:
         return "splat"
     return None
 
@@ -163,13 +170,6 @@ def _any_hoistable(v: Value) -> bool:
 def _constant_left(v: Value) -> bool:
     a, b = v.op.operands
     return _is_const(a) and not _is_const(b)
-
-
-def _unbroadcast(v: Value) -> Value:
-    op = v.op
-    if op is not None and op.name in ("xc.broadcast_to", "xc.expand") and _tensor(op.operands[0]):
-        return op.operands[0]
-    return v
 
 
 def _reads_broadcast(v: Value) -> bool:
