@@ -20,6 +20,7 @@ those strings (e.g. `--only 32768`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -94,14 +95,6 @@ def interleaved(cols: dict) -> dict:
         for k, (fn, framework) in cols.items():
             times[k].append(timed(fn, framework))
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 program = build_program  # a program of plain (unfused) ops around `body`
@@ -284,7 +277,7 @@ def main() -> int:
                 cols["torch.compile"] = (lambda: ct(*targs), "torch")
             except Exception as e:  # noqa: BLE001
                 r["torch.compile error"] = f"{type(e).__name__}: {e}"[:300]
-        with torch.no_grad() if torch is not None else _nothing():
+        with torch.no_grad() if torch is not None else contextlib.nullcontext():
             r.update(interleaved(cols))
         r["copy ceiling same bytes"] = {k[len("copy: "):]: nbytes / r.pop(k) / 1e9 for k in list(r) if k.startswith("copy: ")}
         for k in ("xcomp cuda", "MLX eager", "mx.compile", "mx.fast", "torch eager", "torch.compile"):
