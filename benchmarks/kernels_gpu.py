@@ -34,6 +34,7 @@ import mlx.core as mx  # noqa: E402
 
 from xcomp.api import optimize  # noqa: E402
 from xcomp.backends import get_target  # noqa: E402
+from xcomp.backends.kernels.runtime import median_seconds  # noqa: E402
 from xcomp.ir.builder import build_program  # noqa: E402
 from xcomp.ir.types import DType, tensor  # noqa: E402
 from xcomp.ops.elementwise import GeluApproximate  # noqa: E402
@@ -50,29 +51,22 @@ MX_DT = {DType.F32: mx.float32, DType.BF16: mx.bfloat16, DType.F16: mx.float16}
 
 
 def timed(fn, framework: str) -> float:
-    """Seconds per call: median over REPEAT batches of BATCH calls, each queued as soon as it is made
-    (MLX: async_eval; torch launches eagerly), then synchronized once per batch."""
-    queue, wait = QUEUE[framework]
+    """Seconds per call: median over REPEAT batches of BATCH calls, each queued as soon as it is made,
+    then synchronized once per batch. MLX: the tuner's own timing (`runtime.median_seconds`, calls
+    queued with mx.async_eval); PyTorch launches eagerly."""
+    if framework == "mx":
+        return median_seconds(fn, REPEAT, BATCH, WARMUP)
     for _ in range(WARMUP):
-        queue(fn())
-        wait()
+        fn()
+        torch.cuda.synchronize()
     ts = []
     for _ in range(REPEAT):
         t0 = time.perf_counter()
-        outs = [queue(fn()) for _ in range(BATCH)]
-        wait()
+        outs = [fn() for _ in range(BATCH)]
+        torch.cuda.synchronize()
         ts.append((time.perf_counter() - t0) / BATCH)
         del outs
     return sorted(ts)[len(ts) // 2]
-
-
-def _mx_queue(out):
-    mx.async_eval(out)
-    return out
-
-
-QUEUE = {"mx": (_mx_queue, mx.synchronize),
-         "torch": (lambda out: out, lambda: torch.cuda.synchronize())}
 
 
 def copy_ceilings(nbytes: int) -> dict:

@@ -51,12 +51,13 @@ def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | Non
     return launch(kplan.spec, inputs)
 
 
-def median_seconds(fn: Callable[[], list], repeat: int = 7, batch: int = 8) -> float:
+def median_seconds(fn: Callable[[], list], repeat: int = 7, batch: int = 8, warmup: int = 1) -> float:
     """Seconds per call of `fn()`: median over `repeat` batches of `batch` calls, each queued for the
-    device as soon as it is made (mx.async_eval), then synchronized once per batch (after one
-    warm-up), so launch overhead overlaps device work."""
+    device as soon as it is made (mx.async_eval), then synchronized once per batch (after `warmup`
+    calls), so launch overhead overlaps device work. The tuner and the GPU benchmarks time MLX this way."""
     import mlx.core as mx
-    mx.eval(fn())
+    for _ in range(warmup):
+        mx.eval(fn())
     mx.synchronize()
     times = []
     for _ in range(repeat):
