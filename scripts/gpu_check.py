@@ -72,6 +72,12 @@ def to_mx(arrays, types):
     return [mx.array(a).astype(mx_dtype(t.dtype)) for a, t in zip(arrays, types)]
 
 
+def rel_norm_error(got, want) -> float:
+    """|got - want| / |want| (Frobenius norms, float64): the measure for results of TF32 matmuls."""
+    g64, w64 = np.array(got.astype(mx.float32), np.float64), np.asarray(want, np.float64)
+    return float(np.linalg.norm(g64 - w64) / np.linalg.norm(w64))
+
+
 def check(name, program, in_types, rng, results):
     t0 = time.perf_counter()
     try:
@@ -97,8 +103,7 @@ def check(name, program, in_types, rng, results):
         for i, (g, e, w) in enumerate(zip(got, eager, want)):
             assert_close(g, e, dtype=dname, scale=2.0, msg=f"{name} output {i} vs MLX eager")
             if tf32:  # MLX's CUDA float32 matmul runs in TF32: compare by relative norm (METHOD.md: ~3e-4)
-                g64, w64 = np.array(g.astype(mx.float32), np.float64), np.asarray(w, np.float64)
-                rel = np.linalg.norm(g64 - w64) / np.linalg.norm(w64)
+                rel = rel_norm_error(g, w)
                 assert rel < 2e-3, f"{name} output {i}: relative error {rel:.2e} vs reference"
             else:
                 assert_close(g, np.asarray(w), dtype=dname, scale=2.0, msg=f"{name} output {i} vs reference")
@@ -133,8 +138,7 @@ def check_model(name, results):
         assert_close(again, got, dtype="float32", scale=1.0, msg=f"{name}: compiled call vs first call")
         eager = MLXEvaluator(xcomp.capture(model, inputs)).run(xs)[0]
         assert_close(got, eager, dtype="float32", scale=4.0, msg=f"{name} vs MLX eager")
-        g64 = np.array(got.astype(mx.float32), np.float64)
-        rel = np.linalg.norm(g64 - want) / np.linalg.norm(want)
+        rel = rel_norm_error(got, want)
         assert rel < 2e-3, f"{name}: relative error {rel:.2e} vs torch eager"
         kernels = sum(1 for op in f.program().walk() if op.name == "xc.fused")
         results.append({"check": f"model {name}", "ok": True, "kernels": kernels, "rel_err_vs_torch": float(rel),
