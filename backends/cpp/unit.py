@@ -1,0 +1,51 @@
+"""The generated C++ translation unit and its calling convention (the contract between the C++
+code generator, `emit.py`, and the build/load layer, `build.py`/`runtime.py`).
+
+`emit_program(program) -> CppUnit`. `CppUnit.source` is one C++17 translation unit whose first line
+is `#include "xcomp_runtime.h"` and which defines, with C linkage:
+
+    void* xc_create(const void* const* weights);
+    int   xc_run(void* model, const void* const* inputs, void* const* outputs);
+    const char* xc_error(void* model);
+    void  xc_destroy(void* model);
+
+Buffers (weights, inputs, outputs) are C-contiguous element storage:
+  f32 float, f64 double, f16 IEEE half bits (uint16_t; numpy float16 bytes as they are),
+  bf16 the upper 16 bits of a float32 (uint16_t; the loader converts xcomp's float32 bf16 arrays with
+  round-to-nearest-even, and back), i64/i32/i16/i8/ui8 the C integer of that width, bool one byte
+  (0/1, numpy bool bytes as they are).
+Host scalars (a `ScalarType` @main argument or result; shape `()` in `inputs`/`outputs`) are passed
+through a pointer to one element of the same storage (i64 -> int64_t, f64 -> double, i1 -> uint8).
+Tensors of shape `()` are one element too, so the caller need not tell the two apart.
+
+`xc_create` copies nothing: weight pointers must stay valid for the model's life. It allocates the
+arena (`arena_bytes`, also reported for information) and returns NULL on failure. `xc_run` returns 0
+on success; a non-zero return means `xc_error(model)` holds a message (a failed runtime assert from
+the program, an index out of range, ...). Outputs are preallocated by the caller at the shapes in
+`outputs`. A model is not reentrant: one `xc_run` at a time per model (the arena is shared).
+
+The source uses from "xcomp_runtime.h": `xc_parallel_for(n, grain, f)` (calls `f(begin, end)`),
+`xc_sgemm(...)` (row-major, only when `uses_blas`), `xc_f16_to_f32`, `xc_f32_to_f16`,
+`xc_bf16_to_f32`, `xc_f32_to_bf16`. It guards each with `#ifndef XC_RUNTIME_HAS_<NAME>` nowhere: the
+generated source includes fallbacks only for `xc_parallel_for` (under `#ifndef XC_HAVE_PARALLEL_FOR`)
+so it can be compiled before the runtime header defines it; runtime.h should `#define
+XC_HAVE_PARALLEL_FOR 1` when it provides `xc_parallel_for`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xcomp.ir.types import DType
+
+
+@dataclass
+class CppUnit:
+    """One program as C++ source plus what a loader needs to call it."""
+
+    source: str                                   # the whole translation unit
+    inputs: list[tuple[DType, tuple]]             # @main args in order (host scalars: shape ())
+    outputs: list[tuple[DType, tuple]]            # @main results in order
+    weights: list[tuple[str, DType, tuple]]       # program.weights names, in xc_create's order
+    uses_blas: bool                               # calls xc_sgemm
+    arena_bytes: int                              # bytes of intermediates' arena
+    name: str = "model"                           # sanitized ([A-Za-z0-9_]) name for files
