@@ -3,9 +3,9 @@
 Both run one MLX graph: `xc.fused` ops become one custom kernel each (`codegen.plan`), standalone
 row ops (softmax, norms, logsumexp) become one-op row kernels, and every other op (matmul,
 convolution, gathers, views) runs through the MLX lowering table. A group whose kernel cannot be
-generated, or whose kernel variants all measure slower than MLX built-ins on the first call (tuning is
-on by default; XCOMP_KERNEL_TUNE=0 turns it off), runs as MLX built-ins: the target is never slower
-than MLX eager on a group it tuned. After the first call the whole graph runs under mx.compile unless
+generated, or whose kernel variants all measure slower than MLX built-ins (eager or under
+mx.compile) on the first call (tuning is on by default; XCOMP_KERNEL_TUNE=0 turns it off), runs as
+MLX built-ins: the target is never slower than MLX eager or mx.compile on a group it tuned. After the first call the whole graph runs under mx.compile unless
 the program has data-dependent control flow (XCOMP_MX_COMPILE=0 keeps it eager).
 """
 from __future__ import annotations
@@ -90,7 +90,8 @@ class KernelEvaluator(MLXEvaluator):
     With tuning (the default on GPU targets; XCOMP_KERNEL_TUNE=0 turns it off), the first time a
     fused op runs, each of its kernel variants (`codegen.variants`) and the MLX built-ins are timed
     on the actual inputs and the fastest is kept for the op: the target is never slower than MLX
-    eager on a group it tuned. `decisions` records what was chosen and why.
+    eager or than the group's built-ins under mx.compile (both are timed too). `decisions` records
+    what was chosen and why.
     """
 
     def __init__(self, program: Program, dialect: str):
@@ -110,6 +111,8 @@ class KernelEvaluator(MLXEvaluator):
         pl = self.choice[op]
         if pl is None:
             return super().op(op, env)
+        if callable(pl):   # the group's MLX built-ins under mx.compile
+            return list(pl(*args))
         return self._run(pl, args)
 
     def _run(self, pl: codegen.KernelPlan, args: list) -> list:
@@ -132,15 +135,30 @@ class KernelEvaluator(MLXEvaluator):
             except RuntimeError as e:   # e.g. a launch the device refuses: try the next variant
                 self.decisions.append(f"{pl.spec.name}: kernel failed ({str(e)[:200]})")
         t_mlx = self.rt.median_seconds(lambda: super(KernelEvaluator, self).op(op, env))
+        group = self._compiled_group(op)
+        t_compiled = self.rt.median_seconds(lambda: group(*args))
         if not timed:
             self.decisions.append(f"{what}: every kernel failed -> MLX built-ins")
             return None
         t_best, best = min(timed, key=lambda tp: tp[0])
-        keep = t_best <= t_mlx
         tried = ", ".join(f"{p.spec.kind}[{_params(p.spec)}] {t * 1e6:.1f}" for t, p in timed)
-        self.decisions.append(f"{best.spec.name}: kernels (us) {tried}; MLX {t_mlx * 1e6:.1f} us"
-                              f" -> {'kernel [' + _params(best.spec) + ']' if keep else 'MLX built-ins'}")
-        return best if keep else None
+        head = (f"{best.spec.name}: kernels (us) {tried}; MLX {t_mlx * 1e6:.1f} us, "
+                f"mx.compile {t_compiled * 1e6:.1f} us -> ")
+        if t_best <= min(t_mlx, t_compiled):
+            self.decisions.append(head + f"kernel [{_params(best.spec)}]")
+            return best
+        if t_compiled < t_mlx:
+            self.decisions.append(head + "MLX built-ins under mx.compile")
+            return group
+        self.decisions.append(head + "MLX built-ins")
+        return None
+
+    def _compiled_group(self, op: Operation):
+        """The group's MLX built-ins as one `mx.compile`d function of its operands (a tuning
+        candidate: MLX fuses the group's elementwise ops itself)."""
+        def group(*xs):
+            return MLXEvaluator.op(self, op, dict(zip(op.operands, xs)))
+        return self.mx.compile(group)
 
     def _prelude(self, pl: codegen.KernelPlan, args: list):
         anchor = pl.prelude

@@ -1,0 +1,61 @@
+"""The tuner's choice per fused group (KernelEvaluator._choose), on the CPU with a fake runtime.
+
+Kernels cannot launch here, so the fake runtime runs each candidate through MLX built-ins and
+reports scripted times: kernels first (one per variant), then MLX eager, then the group under
+mx.compile. The tuner must keep the fastest of the three kinds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+mx = pytest.importorskip("mlx.core")
+
+from cases import CASES, fused_op, fused_program, random_inputs  # noqa: E402
+from helpers import assert_close  # noqa: E402
+from xcomp.backends.kernels import codegen  # noqa: E402
+from xcomp.backends.kernels.target import KernelEvaluator  # noqa: E402
+from xcomp.interpreter import interpret  # noqa: E402
+
+
+class FakeRuntime:
+    """Times candidates by script: `kernel` seconds for each kernel variant, then `eager`, then
+    `compiled`; running a plan evaluates the group with MLX built-ins."""
+
+    def __init__(self, ev, kernel, eager, compiled, n_kernels):
+        self.ev, self.script = ev, [kernel] * n_kernels + [eager, compiled]
+        self.calls = 0
+
+    def run_plan(self, plan, args, prelude):
+        op = fused_op(self.ev.program)
+        return KernelEvaluator.__mro__[1].op(self.ev, op, dict(zip(op.operands, args)))
+
+    def median_seconds(self, fn):
+        mx.eval(fn())
+        t = self.script[self.calls]
+        self.calls += 1
+        return t
+
+
+@pytest.mark.parametrize("times,expect", [
+    ((1.0, 2.0, 3.0), "kernel"),
+    ((3.0, 2.0, 1.0), "compiled"),
+    ((3.0, 1.0, 2.0), "builtins"),
+])
+def test_tuner_keeps_the_fastest_of_kernels_eager_and_mx_compile(monkeypatch, times, expect):
+    name = "chain_f32"
+    types, body, kind = CASES[name][:3]
+    program = fused_program(types, body, kind)
+    monkeypatch.setenv("XCOMP_KERNEL_TUNE", "1")
+    ev = KernelEvaluator(program, "cuda")
+    n = len(codegen.variants(fused_op(program), "cuda"))
+    ev.rt = FakeRuntime(ev, *times, n_kernels=n)
+    xs = random_inputs(types, np.random.default_rng(0))
+    outs = ev.run([mx.array(x) for x in xs])
+    choice = ev.choice[fused_op(program)]
+    kinds = {"kernel": isinstance(choice, codegen.KernelPlan),
+             "compiled": callable(choice) and not isinstance(choice, codegen.KernelPlan),
+             "builtins": choice is None}
+    assert kinds[expect], (choice, ev.decisions)
+    assert "mx.compile" in ev.decisions[-1]
+    assert_close(np.array(outs[0]), interpret(program, xs)[0])
