@@ -1,76 +1,42 @@
 """A table-driven evaluator of programs, shared by the numpy reference and the MLX backend.
 
-An evaluator walks a function's ops in order, looks each op up in its `impls` table (op name ->
-`fn(args, attrs, out_types) -> list`), and evaluates ops that hold regions (if, loop, call, fused)
-through the `REGION_OPS` table, so the same control-flow semantics serve every array library.
+`Evaluator` is the evaluating user of the one lowering driver (`xcomp.backends.lowering.Lowering`):
+its `table` (op name -> `fn(args, attrs, out_types) -> list`) comes per instance, and its region
+rules (`REGION_OPS`) run control flow on the host: `xc.if` evaluates the taken branch, `xc.loop`
+iterates, `xc.fused` and `xc.call` evaluate their bodies inline. The same control-flow semantics
+serve every array library.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from xcomp.errors import LoweringError
-from xcomp.ir.core import Block, Func, Operation, Program
+from xcomp.backends.lowering import Impl, Lowering, call_func, inline_body  # noqa: F401
+from xcomp.ir.core import Operation, Program
 from xcomp.ir.types import DType, TensorType
 
-Impl = Callable[[list, dict, list], Sequence[Any]]
 
+class Evaluator(Lowering):
+    """Runs programs op by op with one table of implementations (`impls`).
 
-class Evaluator:
-    """Runs programs op by op with one table of implementations.
-
-    Subclasses (or instances) provide `impls`, `weight(name, type)` and `truthy(x)`/`to_int(x)`
-    for control flow.
+    Subclasses provide `weight(name, type)`, `iteration(i)` and, for control flow, `truthy(x)` /
+    `to_int(x)` on their array type.
     """
 
     def __init__(self, program: Program, impls: dict[str, Impl]):
-        self.program = program
-        self.impls = impls
-        missing = sorted({op.name for op in program.walk()
-                          if op.name not in impls and op.name not in REGION_OPS
-                          and not op.opdef.is_terminator and op.name != "xc.weight"})
-        if missing:
-            raise LoweringError(f"{type(self).__name__} has no implementation of: {', '.join(missing)}")
-        self.weights = {}
+        super().__init__(program, table=impls, region_ops=REGION_OPS)
+
+    @property
+    def impls(self) -> dict[str, Impl]:
+        return self.table
 
     # hooks ------------------------------------------------------------------------------------
-    def weight(self, name: str, type: TensorType):
-        return self.program.weights[name]
-
     def truthy(self, x) -> bool:
         return bool(np.asarray(x).reshape(()).item())
 
     def to_int(self, x) -> int:
         return int(np.asarray(x).reshape(()).item())
-
-    # evaluation -------------------------------------------------------------------------------
-    def run(self, inputs: Sequence[Any], func: str = "main") -> list:
-        return self.call(self.program.funcs[func], list(inputs))
-
-    def call(self, func: Func, args: list) -> list:
-        if len(args) != len(func.args):
-            raise TypeError(f"@{func.name} takes {len(func.args)} inputs, got {len(args)}")
-        return self.block(func.body, dict(zip(func.args, args)))
-
-    def block(self, block: Block, env: dict) -> list:
-        for op in block.ops:
-            if op.opdef.is_terminator:
-                return [env[v] for v in op.operands]
-            outs = self.op(op, env)
-            for r, o in zip(op.results, outs):
-                env[r] = o
-        return []
-
-    def op(self, op: Operation, env: dict) -> list:
-        args = [env[v] for v in op.operands]
-        if op.name in REGION_OPS:
-            return REGION_OPS[op.name](self, op, args, env)
-        if op.name == "xc.weight":
-            if op.attrs["name"] not in self.weights:
-                self.weights[op.attrs["name"]] = self.weight(op.attrs["name"], op.results[0].type)
-            return [self.weights[op.attrs["name"]]]
-        return list(self.impls[op.name](args, op.attrs, [r.type for r in op.results]))
 
 
 def _eval_if(ev: Evaluator, op: Operation, args: list, env: dict) -> list:
@@ -91,16 +57,7 @@ def _eval_loop(ev: Evaluator, op: Operation, args: list, env: dict) -> list:
     return carried
 
 
-def _eval_fused(ev: Evaluator, op: Operation, args: list, env: dict) -> list:
-    body = op.regions[0].block
-    return ev.block(body, dict(zip(body.args, args)))
-
-
-def _eval_call(ev: Evaluator, op: Operation, args: list, env: dict) -> list:
-    return ev.call(ev.program.funcs[op.attrs["callee"].name], args)
-
-
-REGION_OPS = {"xc.if": _eval_if, "xc.loop": _eval_loop, "xc.fused": _eval_fused, "xc.call": _eval_call}
+REGION_OPS = {"xc.if": _eval_if, "xc.loop": _eval_loop, "xc.fused": inline_body, "xc.call": call_func}
 DATA_DEPENDENT = ("xc.if", "xc.loop")  # ops whose control flow reads values: no graph tracing (mx.compile)
 
 
