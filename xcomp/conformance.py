@@ -108,6 +108,7 @@ class OpResult:
     reason: dict[str, str] = field(default_factory=dict)     # target -> short reason
     samples: int = 0                                          # samples run
     missing: list[str] = field(default_factory=list)         # aten ops the table lacks
+    aten: dict[str, list[str]] = field(default_factory=dict)  # aten overload converted -> IR ops it built
 
 
 @dataclass
@@ -448,11 +449,39 @@ def _all_at_once(res: OpResult, prepared: list[_Prepared], targets, check) -> di
     return per_target
 
 
+@contextlib.contextmanager
+def recording_aten(seen: dict[str, list[str]]):
+    """While active, every aten converter call adds `overload -> IR ops it built` to `seen`
+    (what the mapping table, `xcomp.mapping`, reports as observed, so it cannot drift)."""
+    from xcomp.frontends.aten import ATEN
+    original = dict(ATEN)
+
+    def wrap(name, conv):
+        def recorded(cx, *args, **kwargs):
+            block = getattr(getattr(cx, "b", None), "block", None)
+            start = len(block.ops) if block is not None else 0
+            out = conv(cx, *args, **kwargs)
+            built = {o.name for o in (block.ops[start:] if block is not None else [])}
+            seen[name] = sorted(set(seen.get(name, ())) | built)
+            return out
+        return recorded
+    ATEN.update({k: wrap(k, f) for k, f in original.items()})
+    try:
+        yield seen
+    finally:
+        ATEN.update(original)
+
+
 def check_opinfo(opinfo, targets: Sequence[str], limit: int | None = None,
                  make_check: Callable[[str], Callable] = default_check) -> OpResult:
-    """Run every float32 sample of `opinfo` (at most `limit`) on `targets`."""
-    name = full_name(opinfo)
-    res = OpResult(name)
+    """Run every float32 sample of `opinfo` (at most `limit`) on `targets`, recording the aten
+    overloads its captures converted (`OpResult.aten`)."""
+    res = OpResult(full_name(opinfo))
+    with recording_aten(res.aten):
+        return _check_opinfo(opinfo, res, targets, limit, make_check)
+
+
+def _check_opinfo(opinfo, res: OpResult, targets, limit, make_check) -> OpResult:
     why = skip_reason(opinfo)
     if why:
         return _all(res, targets, SKIP, why)
