@@ -95,6 +95,11 @@ def render(dialect: str, template: str, **data) -> str:
     return environment().get_template(f"{dialect}/{template}.j2").render(**data)
 
 
+def header(dialect: Dialect) -> str:
+    """The dialect's helper header (its own helpers plus the shared templates/common/math.j2)."""
+    return render(dialect.name, "header", d=dialect.helpers())
+
+
 # -- index arithmetic ---------------------------------------------------------------------------
 def broadcast_strides(shape: tuple, full: tuple) -> list[int]:
     """Element strides of a row-contiguous `shape` read at each index of `full` (0: broadcast)."""
@@ -158,8 +163,7 @@ class Emitter:
         if dt.is_bool:
             return "true" if v else "false"
         v = int(v)
-        big = "LL" if self.d.name == "cuda" else "L"
-        return f"(({self.d.ctype(dt)}){v}{big if abs(v) >= 2 ** 31 else ''})"
+        return f"(({self.d.ctype(dt)}){v}{self.d.long_suffix if abs(v) >= 2 ** 31 else ''})"
 
     def stmt(self, n: Node) -> str:
         args = [self.ref(a) for a in n.args]
@@ -221,7 +225,7 @@ def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes
                for i, o in enumerate(graph.outputs)]
     vec = _vec([t for t in [nd.dtype for nd in graph.inputs] + [o.dtype for o in graph.outputs]])
     kind = "broadcast" if any(i["mode"] == "index" for i in inputs) else "elementwise"
-    if dialect.name != "cuda":   # Metal: one vector per thread; a pipeline may allow < 1024 threads
+    if not dialect.vector_unroll:   # Metal: one vector per thread; a pipeline may allow < 1024 threads
         unroll, threads = 1, ELEMENTWISE_THREADS
     elif unroll is None:
         unroll = ELEMENTWISE_UNROLL if n >= UNROLL_MIN_ELEMS else 1
@@ -230,7 +234,7 @@ def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes
                 threads=threads, unroll=unroll, exact=n % per_group == 0, hint="_cs" if streaming else "")
     body = render(dialect.name, "elementwise", **data)
     groups = max(1, -(-n // per_group))
-    return KernelSpec(_kernel_name(kind, body), kind, dialect.name, body, render(dialect.name, "header"),
+    return KernelSpec(_kernel_name(kind, body), kind, dialect.name, body, header(dialect),
                       [i["name"] for i in inputs], [o["name"] for o in outputs],
                       [tuple(out_shape)] * len(outputs), [o.dtype for o in graph.outputs],
                       (groups * threads, 1, 1), (threads, 1, 1), list(in_shapes))
@@ -331,7 +335,7 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
         red_outputs=[{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "var": em.ref(o)}
                      for i, o in red_outs])
     body = render(dialect.name, "row", **data)
-    return KernelSpec(_kernel_name("row", body), "row", dialect.name, body, render(dialect.name, "header"),
+    return KernelSpec(_kernel_name("row", body), "row", dialect.name, body, header(dialect),
                       [i["name"] for i in inputs], [f"out{i}" for i in range(len(graph.outputs))],
                       [tuple(s) for s in out_shapes], [o.dtype for o in graph.outputs],
                       (R * threads, 1, 1), (threads, 1, 1), list(in_shapes))

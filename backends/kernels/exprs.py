@@ -166,6 +166,19 @@ class Dialect:
     math_suffix: str
     ctypes: dict[DType, str]
     renames: dict[str, str]
+    long_suffix: str = "L"            # suffix of integer literals beyond 32 bits
+    vector_unroll: bool = False       # elementwise kernels may take several vectors per thread
+    qualifier: str = "inline"         # qualifier of the helper functions in the header
+    inf: str = "XC_INF"               # how the header spells float infinity
+    file_ext: str = ""                # extension of an exported source file
+
+    def helpers(self) -> dict[str, str]:
+        """The spellings the shared helper template (templates/common/math.j2) is rendered with."""
+        calls = {k: self.call(f) for k, f in (("abs", "fabs"), ("fmod", "fmod"), ("pow", "pow"),
+                                               ("rint", "rint"), ("fmin", "fmin"), ("fmax", "fmax"),
+                                               ("floor", "floor"), ("tan", "tan"), ("log", "log"),
+                                               ("sqrt", "sqrt"))}
+        return {"q": self.qualifier, "inf": self.inf, **calls}
 
     def call(self, fn: str) -> str:
         """The spelling of the float32 math function `fn`."""
@@ -208,12 +221,14 @@ METAL_DIALECT = Dialect(
     "metal", METAL, "metal::", "",
     {DType.F32: "float", DType.F16: "half", DType.BF16: "bfloat16_t", DType.I64: "long",
      DType.I32: "int", DType.I16: "short", DType.I8: "char", DType.U8: "uchar", DType.BOOL: "bool"},
-    {"fabs": "metal::abs", "expm1": "xc_expm1", "log1p": "xc_log1p"})
+    {"fabs": "metal::abs", "expm1": "xc_expm1", "log1p": "xc_log1p", "fmin": "metal::min",
+     "fmax": "metal::max"},
+    inf="INFINITY", file_ext="metal")
 CUDA_DIALECT = Dialect(
     "cuda", CUDA, "", "f",
     {DType.F32: "float", DType.F16: "__half", DType.BF16: "__nv_bfloat16", DType.I64: "int64_t",
      DType.I32: "int32_t", DType.I16: "int16_t", DType.I8: "int8_t", DType.U8: "uint8_t",
      DType.BOOL: "bool"},
-    {})
+    {}, long_suffix="LL", vector_unroll=True, qualifier="__device__ __forceinline__", file_ext="cu")
 
 DIALECTS = {"metal": METAL_DIALECT, "cuda": CUDA_DIALECT}

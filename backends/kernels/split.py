@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from xcomp.backends.kernels.codegen import (KernelPlan, KernelSpec, MAX_CACHED, Emitter, _kernel_name,
-                                            _needed, _vec, render, row_inputs)
+                                            _needed, _vec, header, render, row_inputs)
 from xcomp.backends.kernels.exprs import Dialect, flit
 from xcomp.backends.kernels.graph import IDENTITY, Graph, Node
 from xcomp.errors import LoweringError
@@ -168,7 +168,7 @@ def split_plan(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: l
     data1 = dict(common, phase="partial", inputs=in1, steps=steps, partials=partials)
     body1 = render(dialect.name, "row_split", **data1)
     spec1 = KernelSpec(_kernel_name("rowsplit", body1), "row_split_partials", dialect.name, body1,
-                       render(dialect.name, "header"), [i["name"] for i in inputs], list(partials),
+                       header(dialect), [i["name"] for i in inputs], list(partials),
                        [(R, K)] * len(partials), [DType.F32] * len(partials),
                        (R * K * threads, 1, 1), (threads, 1, 1), list(in_shapes))
     # -- launch 2: combine and epilogue ----------------------------------------------------------
@@ -193,7 +193,7 @@ def split_plan(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: l
                               for i, o in enumerate(graph.outputs) if not o.row])
     body2 = render(dialect.name, "row_split", **data2)
     spec2 = KernelSpec(_kernel_name("rowsplit", body2), "row_split", dialect.name, body2,
-                       render(dialect.name, "header"), [i["name"] for i in inputs] + list(partials),
+                       header(dialect), [i["name"] for i in inputs] + list(partials),
                        [f"out{i}" for i in range(len(graph.outputs))], [tuple(s) for s in out_shapes],
                        [o.dtype for o in graph.outputs], (R * K * threads, 1, 1), (threads, 1, 1),
                        list(in_shapes) + [(R, K)] * len(partials))

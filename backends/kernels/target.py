@@ -241,7 +241,8 @@ class KernelTarget(MLXTarget):
         """Write the IR with its weights and `kernels.<ext>` holding every kernel's source."""
         from xcomp.serialize import save
         out = save(program, path)
-        ext = {"metal": "metal", "cuda": "cu"}[self.dialect]
+        from xcomp.backends.kernels.exprs import DIALECTS
+        ext = DIALECTS[self.dialect].file_ext
         os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, f"kernels.{ext}"), "w") as f:
             f.write(self.source(program))
