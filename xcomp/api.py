@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -64,14 +65,22 @@ def _is_torch_callable(fn) -> bool:
     return torch is not None and isinstance(fn, (torch.nn.Module, torch.jit.ScriptFunction))
 
 
+def _is_mlx_module(fn) -> bool:
+    import sys
+    nn = sys.modules.get("mlx.nn")
+    return nn is not None and isinstance(fn, nn.Module)
+
+
 def _capture(fn, args: list, dynamic: bool = False) -> Captured:
     if isinstance(fn, Program):
         return Captured(fn, source="Program")
     tensors, _ = _split_args(args)
     kinds = {kind_of(t) for t in tensors}
-    if "mlx" in kinds and not _is_torch_callable(fn):
-        mlx_export = _frontend("mlx_export", "MLX functions (mx.export_function)")
-        program, out_spec = mlx_export.capture_function(_bind(fn, args), tensors)
+    if isinstance(fn, (str, os.PathLike)) and os.fspath(fn).endswith(".mlxfn"):
+        return _frontend("mlx", "MLX functions").load_mlxfn(fn, tensors or None)
+    if ("mlx" in kinds or _is_mlx_module(fn)) and not _is_torch_callable(fn):
+        mlx_frontend = _frontend("mlx", "MLX functions (mx.export_function)")
+        program, out_spec = mlx_frontend.capture_function(_bind(fn, args), tensors)
         return Captured(program, out_spec, "mlx.export_function")
     import torch
     from xcomp.frontends import torch_export
@@ -196,6 +205,8 @@ class Compiled:
 
     @staticmethod
     def _structure(cap: Captured, outs: list):
+        if hasattr(cap.out_spec, "unflatten"):  # a frontend's own output structure (MLX)
+            return cap.out_spec.unflatten(outs)
         if cap.out_spec is not None:
             from torch.utils import _pytree
             return _pytree.tree_unflatten(outs, cap.out_spec)

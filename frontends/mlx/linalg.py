@@ -1,0 +1,72 @@
+"""Matrix and convolution primitives: Matmul, AddMM, GatherMM, Convolution.
+
+MLX convolutions are channels-last (input N, spatial..., C; weight O, spatial..., C/groups); the IR's
+`conv` is channels-first, so the converter transposes in and out (canonicalization folds the
+transposes of weights). Input dilation (MLX's transposed convolution) inserts zeros explicitly.
+"""
+from __future__ import annotations
+
+from xcomp.frontends.mlx.elementwise import one_dtype
+from xcomp.frontends.mlx.table import Unsupported, primitive
+
+
+@primitive("Matmul", "matmul")
+def matmul(cx, inputs, args):
+    return [cx.op("matmul", *one_dtype(cx, inputs))]
+
+
+@primitive("AddMM", "matmul, mul, add")
+def addmm(cx, inputs, args):
+    alpha, beta = args
+    c, a, b = one_dtype(cx, inputs)
+    dt = a.type.dtype
+    y = cx.op("matmul", a, b)
+    if alpha != 1.0:
+        y = cx.op("mul", y, cx.const(alpha, dt))
+    if beta != 1.0:
+        c = cx.op("mul", c, cx.const(beta, dt))
+    return [cx.op("add", y, c)]
+
+
+@primitive("GatherMM", "reshape, take, matmul")
+def gather_mm(cx, inputs, args):
+    """a[lhs_indices] @ b[rhs_indices], the indices counting the flattened batch of each operand."""
+    a, b = one_dtype(cx, inputs[:2])
+    picked = []
+    for m, idx in zip((a, b), inputs[2:4]):
+        rows, cols = m.type.shape[-2:]
+        mats = cx.reshape(m, (m.type.numel // (rows * cols), rows, cols))
+        picked.append(cx.op("take", mats, idx, axis=0))
+    return [cx.op("matmul", *picked)]
+
+
+def _dilate(cx, x, axis, d):
+    """Insert d - 1 zeros between the entries of `axis` (input dilation)."""
+    n = x.type.shape[axis]
+    shape = list(x.type.shape)
+    y = cx.reshape(x, shape[:axis + 1] + [1] + shape[axis + 1:])
+    pads = [0, 0] * (y.type.rank - axis - 2) + [0, d - 1]
+    y = cx.op("pad", y, pads=tuple(pads))
+    y = cx.reshape(y, shape[:axis] + [n * d] + shape[axis + 1:])
+    return cx.op("slice", y, axis=axis, start=0, end=(n - 1) * d + 1)
+
+
+@primitive("Convolution", "transpose, pad, flip, conv")
+def convolution(cx, inputs, args):
+    strides, lo, hi, kdil, idil, groups, flip = args
+    x, w = one_dtype(cx, inputs)
+    nsp = x.type.rank - 2
+    for i, d in enumerate(idil):
+        if d != 1:
+            x = _dilate(cx, x, 1 + i, d)
+    if flip:
+        w = cx.op("flip", w, axes=tuple(range(1, 1 + nsp)))
+    to_first = (0, nsp + 1) + tuple(range(1, nsp + 1))
+    xt = cx.op("transpose", x, perm=to_first)
+    wt = cx.op("transpose", w, perm=to_first)
+    pad_lo, pad_hi = list(lo), list(hi)
+    if min(pad_lo + pad_hi) < 0:
+        raise Unsupported("a convolution with negative padding")
+    y = cx.op("conv", xt, wt, stride=tuple(strides), padding=tuple(pad_lo) + tuple(pad_hi),
+              dilation=tuple(kdil), groups=groups)
+    return [cx.op("transpose", y, perm=(0,) + tuple(range(2, nsp + 2)) + (1,))]

@@ -1,0 +1,68 @@
+"""Functions and `mlx.nn.Module`s as export-ready functions: flat outputs, parameters as keywords."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_unflatten
+
+from xcomp.frontends.mlx.capture import build, record
+from xcomp.frontends.mlx.dtypes import to_numpy
+from xcomp.frontends.mlx.structure import OutSpec, flatten
+from xcomp.ir.core import Program
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, mx.array)
+
+
+def find_module(fn):
+    """The `mlx.nn.Module` behind `fn` (itself, or what xcomp's argument binding wraps), else None."""
+    inner = getattr(fn, "__wrapped__", fn)
+    return inner if isinstance(inner, nn.Module) else None
+
+
+def materialize(module: nn.Module) -> None:
+    """Evaluate every array the module holds, parameters and private buffers (such as RoPE
+    frequency tables built lazily), so capture sees their values rather than their initializers."""
+    arrays = [v for _, v in tree_flatten(module.parameters())]
+    for m in module.modules():
+        arrays += [v for k, v in m.items() if isinstance(v, mx.array)]
+        arrays += [v for v in vars(m).values() if isinstance(v, mx.array)]
+    mx.eval(arrays)
+
+
+def capture(fn, args: Sequence[Any]) -> tuple[Program, OutSpec]:
+    """Capture `fn(*args)` (MLX arrays in `args`); an `mlx.nn.Module` keeps its parameters as weights
+    named by their paths. Returns the program and the structure of the outputs."""
+    spec: dict = {}
+
+    def flat(*a, **kw):
+        leaves, spec["tree"] = flatten(fn(*a), _is_array)
+        if not leaves:
+            raise ValueError("the function returns no MLX arrays")
+        return leaves
+
+    module = find_module(fn)
+    if module is None:
+        events = record(flat, args)
+        return build(events), _out_spec(spec, events)
+    materialize(module)
+    original = module.parameters()
+    params = dict(tree_flatten(original))
+
+    def with_params(*a, **kw):
+        module.update(tree_unflatten(list(kw.items())))
+        return flat(*a)
+    try:
+        events = record(with_params, args, params)
+    finally:
+        module.update(original)  # a module left holding tracer arrays fails on its next call
+    weights = {k: to_numpy(v) for k, v in params.items()}
+    return build(events, weights), _out_spec(spec, events)
+
+
+def _out_spec(spec: dict, events: list[dict]) -> OutSpec:
+    outs = [o for e in events if e["type"] == "outputs" for o in e["outputs"]]
+    return OutSpec(spec.get("tree"), [d for _, _, d in outs])
