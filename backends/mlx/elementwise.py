@@ -1,41 +1,39 @@
-"""MLX lowerings of elementwise ops: one table line per op."""
+"""MLX lowerings of elementwise ops: one table line per op (an MLX function name, or a helper
+written with MLX alone where MLX has no function of that name)."""
 from __future__ import annotations
 
 import math
 
 import mlx.core as mx
 
-from xcomp.backends.mlx.dtypes import mx_dtype
-from xcomp.backends.mlx.table import MLX_OPS, _as_list
-from xcomp.ops.elementwise import GeluApproximate, bessel_i, digamma
+from xcomp.backends.mlx.table import Expr, helper, lowers, names
+from xcomp.ops.elementwise import bessel_i, digamma
 
-_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+helper(bessel_i)
+helper(digamma)
+
+
+@helper
+def lgamma(x):
+    """log|Gamma(x)| (MLX has none): Lanczos (g = 7, n = 9) for x >= 0.5, the reflection formula
+    below, inf at the poles."""
+    coef = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
             -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
-            1.5056327351493116e-7)  # g = 7, n = 9
-
-
-def _lgamma_pos(x):
-    """log|Gamma(x)| for x >= 0.5 (Lanczos)."""
-    z = x - 1
-    a = mx.full(x.shape, _LANCZOS[0], x.dtype)
-    for i, c in enumerate(_LANCZOS[1:], start=1):
+            1.5056327351493116e-7)
+    small = x < 0.5
+    z = mx.where(small, 1 - x, x) - 1
+    a = mx.full(x.shape, coef[0], x.dtype)
+    for i, c in enumerate(coef[1:], start=1):
         a = a + c / (z + i)
     t = z + 7.5
-    return 0.5 * math.log(2 * math.pi) + (z + 0.5) * mx.log(t) - t + mx.log(a)
-
-
-def _lgamma(x):
-    """MLX has no lgamma: Lanczos for x >= 0.5, the reflection formula below, inf at the poles."""
-    small = x < 0.5
-    safe = mx.where(small, 1 - x, x)
-    pos = _lgamma_pos(safe)
+    pos = 0.5 * math.log(2 * math.pi) + (z + 0.5) * mx.log(t) - t + mx.log(a)
     reflected = math.log(math.pi) - mx.log(mx.abs(mx.sin(math.pi * x))) - pos
     pole = mx.logical_and(x <= 0, x == mx.floor(x))
-    inf = mx.array(math.inf, x.dtype)
-    return mx.where(pole, inf, mx.where(small, reflected, pos))
+    return mx.where(pole, mx.array(math.inf, x.dtype), mx.where(small, reflected, pos))
 
 
-def _i0(x):
+@helper
+def i0(x):
     """Modified Bessel I0: its power series (positive terms, no cancellation) up to |x| = 15,
     the asymptotic expansion beyond."""
     ax = mx.abs(x)
@@ -51,55 +49,116 @@ def _i0(x):
     return mx.where(ax <= 15.0, series, asym)
 
 
-UNARY = {
-    "neg": mx.negative, "abs": mx.abs, "sign": mx.sign, "exp": mx.exp, "exp2": lambda x: mx.power(2.0, x).astype(x.dtype),
-    "expm1": mx.expm1, "log": mx.log, "log2": mx.log2, "log10": mx.log10, "log1p": mx.log1p,
-    "sqrt": mx.sqrt, "rsqrt": mx.rsqrt, "reciprocal": mx.reciprocal, "square": mx.square,
-    "sin": mx.sin, "cos": mx.cos, "tan": mx.tan, "asin": mx.arcsin, "acos": mx.arccos, "atan": mx.arctan,
-    "sinh": mx.sinh, "cosh": mx.cosh, "tanh": mx.tanh, "asinh": mx.arcsinh, "acosh": mx.arccosh,
-    "atanh": mx.arctanh, "erf": mx.erf, "erfc": lambda x: 1 - mx.erf(x), "erfinv": mx.erfinv, "i0": _i0,
-    "i0e": lambda x: bessel_i(x, mx, 0, True), "i1": lambda x: bessel_i(x, mx, 1, False),
-    "i1e": lambda x: bessel_i(x, mx, 1, True), "digamma": lambda x: digamma(x, mx), "sigmoid": mx.sigmoid,
-    "floor": mx.floor, "ceil": mx.ceil, "round": mx.round, "trunc": lambda x: mx.where(x < 0, mx.ceil(x), mx.floor(x)),
-    "frac": lambda x: x - mx.where(x < 0, mx.ceil(x), mx.floor(x)),
-    "relu": lambda x: mx.maximum(x, mx.array(0, x.dtype)), "silu": lambda x: x * mx.sigmoid(x),
-    "mish": lambda x: x * mx.tanh(mx.logaddexp(x, mx.array(0, x.dtype))),
-    "hardsigmoid": lambda x: mx.clip(x / 6 + 0.5, 0, 1),
-    "hardswish": lambda x: x * mx.clip(x / 6 + 0.5, 0, 1),
-    "lgamma": _lgamma, "logical_not": mx.logical_not, "bitwise_not": mx.bitwise_invert,
-    "isnan": mx.isnan, "isinf": mx.isinf, "isfinite": lambda x: mx.logical_not(mx.logical_or(mx.isnan(x), mx.isinf(x))),
-}
-
-BINARY = {
-    "add": mx.add, "sub": mx.subtract, "mul": mx.multiply, "div": mx.divide,
-    "floor_div": mx.floor_divide, "remainder": mx.remainder,
-    "fmod": lambda a, b: a - b * mx.where(a / b < 0, mx.ceil(a / b), mx.floor(a / b)).astype(a.dtype),
-    "pow": mx.power, "maximum": mx.maximum, "minimum": mx.minimum, "atan2": mx.arctan2,
-    "copysign": lambda a, b: mx.where(mx.logical_or(b < 0, mx.logical_and(b == 0, 1 / b < 0)), -mx.abs(a), mx.abs(a)),
-    "hypot": lambda a, b: mx.sqrt(a * a + b * b),
-    "bitwise_and": mx.bitwise_and, "bitwise_or": mx.bitwise_or, "bitwise_xor": mx.bitwise_xor,
-    "shift_left": mx.left_shift, "shift_right": mx.right_shift,
-    "eq": mx.equal, "ne": mx.not_equal, "lt": mx.less, "le": mx.less_equal, "gt": mx.greater,
-    "ge": mx.greater_equal, "logical_and": mx.logical_and, "logical_or": mx.logical_or,
-    "logical_xor": lambda a, b: mx.not_equal(a, b),
-}
+@helper
+def trunc(x):
+    return mx.where(x < 0, mx.ceil(x), mx.floor(x))
 
 
-def _gelu(x, approximate):
-    if approximate is GeluApproximate.TANH:
-        return 0.5 * x * (1 + mx.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
-    return 0.5 * x * (1 + mx.erf(x / math.sqrt(2)))
+@helper
+def frac(x):
+    return x - trunc(x)
 
 
-WITH_ATTRS = {
-    "gelu": lambda x, approximate: _gelu(x, approximate),
-    "softplus": lambda x, beta, threshold: mx.where(x * beta > threshold, x, mx.logaddexp(beta * x, mx.array(0, x.dtype)) / beta),
-    "elu": lambda x, alpha, scale, input_scale: scale * mx.where(x > 0, x, alpha * (mx.exp(x * input_scale) - 1)),
-    "leaky_relu": lambda x, slope: mx.where(x > 0, x, x * slope),
-    "cast": lambda x, dtype: x.astype(mx_dtype(dtype)),
-    "where": lambda c, a, b: mx.where(c, a, b),
-}
+@helper
+def exp2(x):
+    return mx.power(2.0, x).astype(x.dtype)
 
-for _table in (UNARY, BINARY, WITH_ATTRS):
-    for _name, _fn in _table.items():
-        MLX_OPS[f"xc.{_name}"] = _as_list((lambda f: lambda args, attrs, out: f(*args, **attrs))(_fn))
+
+@helper
+def erfc(x):
+    return 1 - mx.erf(x)
+
+
+@helper
+def relu(x):
+    return mx.maximum(x, mx.array(0, x.dtype))
+
+
+@helper
+def mish(x):
+    return x * mx.tanh(mx.logaddexp(x, mx.array(0, x.dtype)))
+
+
+@helper
+def hardsigmoid(x):
+    return mx.clip(x / 6 + 0.5, 0, 1)
+
+
+@helper
+def hardswish(x):
+    return x * hardsigmoid(x)
+
+
+@helper
+def isfinite(x):
+    return mx.logical_not(mx.logical_or(mx.isnan(x), mx.isinf(x)))
+
+
+@helper
+def fmod(a, b):
+    return a - b * trunc(a / b).astype(a.dtype)
+
+
+@helper
+def copysign(a, b):
+    negative = mx.logical_or(b < 0, mx.logical_and(b == 0, 1 / b < 0))
+    return mx.where(negative, -mx.abs(a), mx.abs(a))
+
+
+@helper
+def hypot(a, b):
+    return mx.sqrt(a * a + b * b)
+
+
+@helper
+def softplus(x, beta, threshold):
+    return mx.where(x * beta > threshold, x, mx.logaddexp(beta * x, mx.array(0, x.dtype)) / beta)
+
+
+@helper
+def elu(x, alpha, scale, input_scale):
+    return scale * mx.where(x > 0, x, alpha * (mx.exp(x * input_scale) - 1))
+
+
+@helper
+def leaky_relu(x, slope):
+    return mx.where(x > 0, x, x * slope)
+
+
+names({
+    "neg": "negative", "abs": "abs", "sign": "sign", "exp": "exp", "expm1": "expm1", "log": "log",
+    "log2": "log2", "log10": "log10", "log1p": "log1p", "sqrt": "sqrt", "rsqrt": "rsqrt",
+    "reciprocal": "reciprocal", "square": "square", "sin": "sin", "cos": "cos", "tan": "tan",
+    "asin": "arcsin", "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh", "erf": "erf", "erfinv": "erfinv",
+    "sigmoid": "sigmoid", "floor": "floor", "ceil": "ceil", "round": "round",
+    "logical_not": "logical_not", "bitwise_not": "bitwise_invert", "isnan": "isnan", "isinf": "isinf",
+    # binary
+    "add": "add", "sub": "subtract", "mul": "multiply", "div": "divide", "floor_div": "floor_divide",
+    "remainder": "remainder", "pow": "power", "maximum": "maximum", "minimum": "minimum",
+    "atan2": "arctan2", "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+    "bitwise_xor": "bitwise_xor", "shift_left": "left_shift", "shift_right": "right_shift",
+    "eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+    "ge": "greater_equal", "logical_and": "logical_and", "logical_or": "logical_or",
+    "logical_xor": "not_equal", "where": "where",
+})
+
+for _name, _fn in {"exp2": exp2, "erfc": erfc, "i0": i0, "trunc": trunc, "frac": frac, "relu": relu,
+                   "mish": mish, "hardsigmoid": hardsigmoid, "hardswish": hardswish, "lgamma": lgamma,
+                   "isfinite": isfinite, "fmod": fmod, "copysign": copysign, "hypot": hypot}.items():
+    lowers(_name, _fn)
+
+for _name, (_order, _scaled) in {"i0e": (0, True), "i1": (1, False), "i1e": (1, True)}.items():
+    lowers(_name, bessel_i, lambda a, i, o, order=_order, scaled=_scaled:
+           {"xp": Expr("mx"), "order": order, "scaled": scaled})
+lowers("digamma", digamma, lambda a, i, o: {"xp": Expr("mx")})
+lowers("softplus", softplus, lambda a, i, o: {"beta": a["beta"], "threshold": a["threshold"]})
+lowers("elu", elu, lambda a, i, o: {"alpha": a["alpha"], "scale": a["scale"], "input_scale": a["input_scale"]})
+lowers("leaky_relu", leaky_relu, lambda a, i, o: {"slope": a["slope"]})
+lowers("cast", ".astype", lambda a, i, o: {"dtype": Expr(f"mx.{mx_name(a['dtype'])}")})
+
+
+def mx_name(dtype) -> str:
+    """The MLX dtype name of an IR dtype (`DType.BOOL` -> `"bool_"`)."""
+    from xcomp.backends.mlx.dtypes import MX_NAMES
+    return MX_NAMES[dtype]

@@ -3,24 +3,30 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from xcomp.backends.mlx.dtypes import mx_dtype
-from xcomp.backends.mlx.table import lowers
+from xcomp.backends.mlx.elementwise import mx_name
+from xcomp.backends.mlx.table import Expr, lowers
 from xcomp.ir.types import DType
 from xcomp.ops.factory import fill_value
 
 
-@lowers("full")
-def _full(args, a, out):
-    value = mx.array(fill_value(a["value"], out[0].dtype)).astype(mx_dtype(out[0].dtype))
-    return mx.broadcast_to(value, out[0].shape)
+def _dtype(dt: DType) -> Expr:
+    return Expr(f"mx.{mx_name(dt)}")
 
 
-@lowers("arange")
-def _arange(args, a, out):
-    n = out[0].shape[0]
-    start, step = a["start"], a["step"]
-    if isinstance(start, int) and isinstance(step, int):
-        return (start + step * mx.arange(n, dtype=mx.int64)).astype(mx_dtype(out[0].dtype))
-    # start + i*step in float32 (float64 for f64 results: MLX has float64 on the CPU only)
-    work = mx.float64 if out[0].dtype is DType.F64 else mx.float32
-    return (start + step * mx.arange(n, dtype=work)).astype(mx_dtype(out[0].dtype))
+def arange(n, start, step, dtype, work):
+    """start + i * step for i < n, computed in `work` (int64 for integer steps, else float32, or
+    float64 for f64 results: MLX has float64 on the CPU only)."""
+    return (start + step * mx.arange(n, dtype=work)).astype(dtype)
+
+
+def _arange_params(a, ins, outs):
+    dt = outs[0].dtype
+    ints = isinstance(a["start"], int) and isinstance(a["step"], int)
+    work = DType.I64 if ints else DType.F64 if dt is DType.F64 else DType.F32
+    return {"n": outs[0].shape[0], "start": a["start"], "step": a["step"], "dtype": _dtype(dt), "work": _dtype(work)}
+
+
+lowers("full", "full", lambda a, ins, outs: {"shape": tuple(outs[0].shape),
+                                              "vals": fill_value(a["value"], outs[0].dtype).item(),
+                                              "dtype": _dtype(outs[0].dtype)})
+lowers("arange", arange, _arange_params)

@@ -8,38 +8,31 @@ import mlx.core as mx
 import numpy as np
 
 from xcomp.backends.mlx.table import lowers
-from xcomp.ops.indexing import ScatterReduce, identity, index_tuple
+from xcomp.ops.indexing import ScatterReduce, identity
 
 
-def _i32(i):
-    return i.astype(mx.int32) if i.dtype != mx.int32 else i
-
-
-def _wrap(i, n: int):
-    i = _i32(i)
+def wrap_index(i, n):
+    """Indices as int32, negative ones counted from the end of an axis of length n."""
+    i = i.astype(mx.int32) if i.dtype != mx.int32 else i
     return mx.where(i < 0, i + n, i)
 
 
-def _corner(x, shape, skip: int):
+def corner(x, shape, skip):
+    """The leading `shape` block of x (all of axis `skip`)."""
     return x[tuple(slice(None) if d == skip else slice(0, n) for d, n in enumerate(shape))]
 
 
-@lowers("take")
-def _take(args, a, out):
-    x, i = args
-    return mx.take(x, _wrap(i, x.shape[a["axis"]]), axis=a["axis"])
+def take(x, i, axis):
+    return mx.take(x, wrap_index(i, x.shape[axis]), axis=axis)
 
 
-@lowers("gather")
-def _gather(args, a, out):
-    x, i = args
-    ax = a["axis"]
+def gather(x, i, axis):
     if i.size == 0:
-        return mx.zeros(out[0].shape, x.dtype)
-    return mx.take_along_axis(_corner(x, i.shape, ax), _wrap(i, x.shape[ax]), axis=ax)
+        return mx.zeros(i.shape, x.dtype)
+    return mx.take_along_axis(corner(x, i.shape, axis), wrap_index(i, x.shape[axis]), axis=axis)
 
 
-def _coords(index, axis: int) -> tuple:
+def scatter_coords(index, axis):
     """Target coordinates of every index entry (its position, with `axis` replaced by its value)."""
     coords = []
     for d, n in enumerate(index.shape):
@@ -50,59 +43,62 @@ def _coords(index, axis: int) -> tuple:
     return tuple(coords)
 
 
-_AT = {ScatterReduce.ADD: "add", ScatterReduce.MEAN: "add", ScatterReduce.MULTIPLY: "multiply",
-       ScatterReduce.AMAX: "maximum", ScatterReduce.AMIN: "minimum"}
-
-
-@lowers("scatter")
-def _scatter(args, a, out):
-    x, i, src = args
-    ax, reduce = a["axis"], a["reduce"]
+def scatter(x, i, src, axis, reduce, include_self, start):
+    """torch's scatter/scatter_reduce along `axis`: `reduce` is None (assign), "add", "mean",
+    "multiply", "maximum" or "minimum"; without include_self, targets start from `start`."""
     if i.size == 0:
         return x
-    coords = _coords(_wrap(i, x.shape[ax]), ax)
-    vals = _corner(src, i.shape, -1)
+    coords = scatter_coords(wrap_index(i, x.shape[axis]), axis)
+    vals = corner(src, i.shape, -1)
     y = mx.array(x)
-    if reduce is ScatterReduce.NONE:
+    if reduce is None:
         y[coords] = vals
         return y
-    if not a["include_self"]:
-        y[coords] = mx.array(identity(reduce, np.dtype(out[0].dtype.np))).astype(x.dtype)
-    y = getattr(y.at[coords], _AT[reduce])(vals)
-    if reduce is ScatterReduce.MEAN:
-        start = mx.full(x.shape, 1 if a["include_self"] else 0, dtype=mx.int32)
-        count = mx.maximum(start.at[coords].add(mx.ones(i.shape, mx.int32)), 1)
+    if not include_self:
+        y[coords] = mx.array(start).astype(x.dtype)
+    y = getattr(y.at[coords], "add" if reduce == "mean" else reduce)(vals)
+    if reduce == "mean":
+        first = mx.full(x.shape, 1 if include_self else 0, dtype=mx.int32)
+        count = mx.maximum(first.at[coords].add(mx.ones(i.shape, mx.int32)), 1)
         if mx.issubdtype(x.dtype, mx.floating):
-            y = (y / count.astype(x.dtype)).astype(x.dtype)
-        else:
-            y = mx.floor_divide(y, count.astype(x.dtype))
+            return (y / count.astype(x.dtype)).astype(x.dtype)
+        return mx.floor_divide(y, count.astype(x.dtype))
     return y
 
 
-def _index_tuple(x, axes, idx):
-    return index_tuple(x.ndim, axes, [_wrap(i, x.shape[ax]) for ax, i in zip(axes, idx)])
+_AT = {ScatterReduce.NONE: None, ScatterReduce.ADD: "add", ScatterReduce.MEAN: "mean",
+       ScatterReduce.MULTIPLY: "multiply", ScatterReduce.AMAX: "maximum", ScatterReduce.AMIN: "minimum"}
 
 
-@lowers("index")
-def _index(args, a, out):
-    x = args[0]
-    return x[_index_tuple(x, a["axes"], args[1:])]
+def _scatter_params(a, ins, outs):
+    start = identity(a["reduce"], np.dtype(outs[0].dtype.np)).item() if a["reduce"] is not ScatterReduce.NONE else 0
+    return {"axis": a["axis"], "reduce": _AT[a["reduce"]], "include_self": a["include_self"], "start": start}
 
 
-@lowers("index_put")
-def _index_put(args, a, out):
-    x, v = args[0], args[1]
-    if x.size == 0 or any(i.size == 0 for i in args[2:]):
+def index_tuple(x, axes, indices):
+    """The indexing tuple: wrapped index arrays at `axes`, full slices elsewhere."""
+    full = [slice(None)] * x.ndim
+    for ax, i in zip(axes, indices):
+        full[ax] = wrap_index(i, x.shape[ax])
+    return tuple(full)
+
+
+def index(x, *indices, axes):
+    return x[index_tuple(x, axes, indices)]
+
+
+def index_put(x, v, *indices, axes, accumulate):
+    if x.size == 0 or any(i.size == 0 for i in indices):
         return x     # nothing is written (MLX rejects empty updates)
-    tup = _index_tuple(x, a["axes"], args[2:])
-    if a["accumulate"]:
-        return x.at[tup].add(v)
+    where = index_tuple(x, axes, indices)
+    if accumulate:
+        return x.at[where].add(v)
     y = mx.array(x)
-    y[tup] = v
+    y[where] = v
     return y
 
 
-def _argsort(x, axis: int, descending: bool):
+def argsort(x, axis, descending):
     if not descending:
         return mx.argsort(x, axis=axis)
     n = x.shape[axis]
@@ -110,21 +106,27 @@ def _argsort(x, axis: int, descending: bool):
     return (n - 1 - mx.argsort(x[flip], axis=axis).astype(mx.int32))[flip]
 
 
-@lowers("sort")
-def _sort(args, a, out):
-    x = args[0]
+def sort(x, axis, descending):
+    """(values, int64 indices), stable, as torch.sort."""
     if x.ndim == 0:
-        return [x, mx.zeros((), mx.int64)]
-    i = _argsort(x, a["axis"], a["descending"])
-    return [mx.take_along_axis(x, i, axis=a["axis"]), i.astype(mx.int64)]
+        return x, mx.zeros((), mx.int64)
+    i = argsort(x, axis, descending)
+    return mx.take_along_axis(x, i, axis=axis), i.astype(mx.int64)
 
 
-@lowers("topk")
-def _topk(args, a, out):
-    x = args[0]
+def topk(x, k, axis, largest):
+    """(values, int64 indices) of the k largest (or smallest) along `axis`, as torch.topk."""
     if x.ndim == 0:
-        return [x, mx.zeros((), mx.int64)]
-    ax = a["axis"]
-    i = _argsort(x, ax, a["largest"])
-    i = i[tuple(slice(0, a["k"]) if d == ax else slice(None) for d in range(x.ndim))]
-    return [mx.take_along_axis(x, i, axis=ax), i.astype(mx.int64)]
+        return x, mx.zeros((), mx.int64)
+    i = argsort(x, axis, largest)
+    i = i[tuple(slice(0, k) if d == axis else slice(None) for d in range(x.ndim))]
+    return mx.take_along_axis(x, i, axis=axis), i.astype(mx.int64)
+
+
+lowers("take", take, lambda a, ins, outs: {"axis": a["axis"]})
+lowers("gather", gather, lambda a, ins, outs: {"axis": a["axis"]})
+lowers("scatter", scatter, _scatter_params)
+lowers("index", index, lambda a, ins, outs: {"axes": tuple(a["axes"])})
+lowers("index_put", index_put, lambda a, ins, outs: {"axes": tuple(a["axes"]), "accumulate": a["accumulate"]})
+lowers("sort", sort, lambda a, ins, outs: {"axis": a["axis"], "descending": a["descending"]})
+lowers("topk", topk, lambda a, ins, outs: {"k": a["k"], "axis": a["axis"], "largest": a["largest"]})

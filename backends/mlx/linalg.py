@@ -12,34 +12,34 @@ from xcomp.backends.mlx.table import lowers
 from xcomp.ops.linalg import conv_geometry
 
 
-@lowers("matmul")
-def _matmul(args, a, out):
-    x, y = args
-    if a["transpose_a"] and x.ndim >= 2:
+def matmul(x, y, transpose_a, transpose_b):
+    """x @ y (either operand's last two axes swapped first); exact for integer and bool operands,
+    which MLX does not multiply."""
+    if transpose_a and x.ndim >= 2:
         x = mx.swapaxes(x, -1, -2)
-    if a["transpose_b"] and y.ndim >= 2:
+    if transpose_b and y.ndim >= 2:
         y = mx.swapaxes(y, -1, -2)
     if mx.issubdtype(x.dtype, mx.floating):
         return mx.matmul(x, y)
-    # MLX multiplies floats only: exact integer products by broadcasting and summing
     if x.dtype == mx.bool_:
-        return _matmul([x.astype(mx.int32), y.astype(mx.int32)], {"transpose_a": False, "transpose_b": False},
-                       out) != 0
+        return matmul(x.astype(mx.int32), y.astype(mx.int32), False, False) != 0
     xs = x.reshape(1, -1) if x.ndim == 1 else x
     ys = y.reshape(-1, 1) if y.ndim == 1 else y
     prod = mx.sum(mx.expand_dims(xs, -1) * mx.expand_dims(ys, -3), axis=-2)
-    return prod.reshape(out[0].shape)
+    if x.ndim == 1:
+        prod = mx.squeeze(prod, -2)
+    return mx.squeeze(prod, -1) if y.ndim == 1 else prod
 
 
-def _crop(x, lo, hi, first: int):
+def crop(x, lo, hi, first):
     """Drop `lo[i]`/`hi[i]` elements at the ends of axis first+i (negative padding)."""
     index = [slice(None)] * x.ndim
-    for i, (l, h) in enumerate(zip(lo, hi)):
-        index[first + i] = slice(l, x.shape[first + i] - h)
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        index[first + i] = slice(a, x.shape[first + i] - b)
     return x[tuple(index)]
 
 
-def _conv_general(x, w, groups: int, **kw):
+def conv_general(x, w, groups, **kw):
     """mx.conv_general, with groups of a 3-d conv (which MLX does not group) run one by one."""
     if groups == 1 or x.ndim - 2 < 3:
         return mx.conv_general(x, w, groups=groups, **kw)
@@ -48,31 +48,38 @@ def _conv_general(x, w, groups: int, **kw):
                            for i in range(groups)], axis=-1)
 
 
-@lowers("conv")
-def _conv(args, a, out):
-    x, w = args[0], args[1]
+def conv(x, w, b=None, *, stride, lo, hi, dilation, output_padding, groups, transposed):
+    """torch's convolution (N, C, *spatial) with per-dim stride, padding (lo, hi), dilation."""
     nsp = w.ndim - 2
     batched = x.ndim == nsp + 2
     if not batched:
         x = x[None]
-    stride, lo, hi, dil, outpad = conv_geometry(a, nsp)
-    g = a["groups"]
     x = mx.moveaxis(x, 1, -1)
-    if a["transposed"]:
+    if transposed:
         cin, cog = w.shape[:2]
         ks = tuple(w.shape[2:])
-        w = mx.swapaxes(w.reshape((g, cin // g, cog) + ks), 1, 2).reshape((g * cog, cin // g) + ks)
-        plo = [d * (k - 1) - p for d, k, p in zip(dil, ks, lo)]
-        phi = [d * (k - 1) - p + op for d, k, p, op in zip(dil, ks, hi, outpad)]
-        y = _conv_general(x, mx.moveaxis(w, 1, -1), g, stride=1,
-                          padding=([max(p, 0) for p in plo], [max(p, 0) for p in phi]),
-                          kernel_dilation=list(dil), input_dilation=list(stride), flip=True)
-        y = _crop(y, [max(-p, 0) for p in plo], [max(-p, 0) for p in phi], 1)
+        w = mx.swapaxes(w.reshape((groups, cin // groups, cog) + ks), 1, 2).reshape((groups * cog, cin // groups) + ks)
+        plo = [d * (k - 1) - p for d, k, p in zip(dilation, ks, lo)]
+        phi = [d * (k - 1) - p + op for d, k, p, op in zip(dilation, ks, hi, output_padding)]
+        y = conv_general(x, mx.moveaxis(w, 1, -1), groups, stride=1,
+                         padding=([max(p, 0) for p in plo], [max(p, 0) for p in phi]),
+                         kernel_dilation=list(dilation), input_dilation=list(stride), flip=True)
+        y = crop(y, [max(-p, 0) for p in plo], [max(-p, 0) for p in phi], 1)
     else:
-        x = _crop(x, [max(-p, 0) for p in lo], [max(-p, 0) for p in hi], 1)
-        y = _conv_general(x, mx.moveaxis(w, 1, -1), g, stride=list(stride),
-                          padding=([max(p, 0) for p in lo], [max(p, 0) for p in hi]), kernel_dilation=list(dil))
+        x = crop(x, [max(-p, 0) for p in lo], [max(-p, 0) for p in hi], 1)
+        y = conv_general(x, mx.moveaxis(w, 1, -1), groups, stride=list(stride),
+                         padding=([max(p, 0) for p in lo], [max(p, 0) for p in hi]), kernel_dilation=list(dilation))
     y = mx.moveaxis(y, -1, 1)
-    if len(args) == 3:
-        y = y + args[2].reshape((1, -1) + (1,) * nsp)
+    if b is not None:
+        y = y + b.reshape((1, -1) + (1,) * nsp)
     return y if batched else y[0]
+
+
+def _conv_params(a, ins, outs):
+    stride, lo, hi, dil, outpad = conv_geometry(a, ins[1].ndim - 2)
+    return {"stride": tuple(stride), "lo": tuple(lo), "hi": tuple(hi), "dilation": tuple(dil),
+            "output_padding": tuple(outpad), "groups": a["groups"], "transposed": a["transposed"]}
+
+
+lowers("matmul", matmul, lambda a, ins, outs: {"transpose_a": a["transpose_a"], "transpose_b": a["transpose_b"]})
+lowers("conv", conv, _conv_params)

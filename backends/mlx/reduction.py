@@ -1,51 +1,43 @@
-"""MLX lowerings of reductions and scans: one table line per op."""
+"""MLX lowerings of reductions and scans: one table line per op. (`var` has no entry: the
+decompose pass writes it with mean, sub, mul and sum.)"""
 from __future__ import annotations
 
 import mlx.core as mx
 
-from xcomp.backends.mlx.table import lowers
+from xcomp.backends.mlx.table import Expr, lowers, names
 from xcomp.ops.reduction import normalize_axes
 
 
-def _axes(x, a) -> list[int]:
-    return list(normalize_axes(a["axes"], x.ndim))
+def _reduce_params(a, ins, outs):
+    return {"axis": list(normalize_axes(a["axes"], ins[0].ndim)), "keepdims": a["keepdim"]}
 
 
-def _var(x, axes, keepdim, correction):
-    n = 1
-    for i in axes:
-        n *= x.shape[i]
-    dev = x - mx.mean(x, axis=axes, keepdims=True)
-    return mx.sum(dev * dev, axis=axes, keepdims=keepdim) / max(n - correction, 0.0)
+names({"sum": "sum", "prod": "prod", "mean": "mean", "amax": "max", "amin": "min", "any": "any",
+       "all": "all", "logsumexp": "logsumexp"}, _reduce_params)
 
 
-REDUCE = {
-    "sum": mx.sum, "prod": mx.prod, "mean": mx.mean, "amax": mx.max, "amin": mx.min,
-    "any": mx.any, "all": mx.all, "logsumexp": mx.logsumexp,
-}
-
-for _name, _fn in REDUCE.items():
-    lowers(_name)((lambda f: lambda args, a, out: f(args[0], axis=_axes(args[0], a), keepdims=a["keepdim"]))(_fn))
-
-lowers("var")(lambda args, a, out: _var(args[0], _axes(args[0], a), a["keepdim"], a["correction"]))
+def arg_reduce(x, fn, axis, keepdims, shape):
+    """argmax/argmin (`fn`) along `axis`, or over every element when axis is None."""
+    if axis is None or x.ndim == 0:
+        return fn(x.reshape(-1), axis=0).reshape(shape)
+    return fn(x, axis=axis, keepdims=keepdims)
 
 
-def _arg(fn):
-    def run(args, a, out):
-        x = args[0]
-        if a["axis"] is None or x.ndim == 0:
-            return fn(x.reshape(-1), axis=0).reshape(out[0].shape)
-        return fn(x, axis=a["axis"], keepdims=a["keepdim"])
-    return run
+def scan(x, fn, axis):
+    """A cumulative op (`fn`) along `axis`; a 0-d operand is its own scan."""
+    return x if x.ndim == 0 else fn(x, axis=axis)
 
 
-lowers("argmax")(_arg(mx.argmax))
-lowers("argmin")(_arg(mx.argmin))
+def _arg_params(fn):
+    return lambda a, ins, outs: {"fn": Expr(fn), "axis": a["axis"], "keepdims": a["keepdim"],
+                                 "shape": tuple(outs[0].shape)}
 
 
-def _scan(fn):
-    return lambda args, a, out: args[0] if args[0].ndim == 0 else fn(args[0], axis=a["axis"] % args[0].ndim)
+def _scan_params(fn):
+    return lambda a, ins, outs: {"fn": Expr(fn), "axis": a["axis"] % max(ins[0].ndim, 1)}
 
 
-lowers("cumsum")(_scan(mx.cumsum))
-lowers("cumprod")(_scan(mx.cumprod))
+lowers("argmax", arg_reduce, _arg_params("mx.argmax"))
+lowers("argmin", arg_reduce, _arg_params("mx.argmin"))
+lowers("cumsum", scan, _scan_params("mx.cumsum"))
+lowers("cumprod", scan, _scan_params("mx.cumprod"))

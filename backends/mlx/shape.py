@@ -7,105 +7,86 @@ from xcomp.backends.mlx.table import lowers
 from xcomp.ops.shape import PadMode, pad_widths
 
 
-def _axis_slice(ndim: int, axis: int, s: slice) -> tuple:
+def _axis_index(ndim: int, axis: int, s: slice) -> tuple:
     idx = [slice(None)] * ndim
     idx[axis] = s
     return tuple(idx)
 
 
-@lowers("reshape")
-def _reshape(args, a, out):
-    return mx.reshape(args[0], out[0].shape)
-
-
-@lowers("transpose")
-def _transpose(args, a, out):
-    return mx.transpose(args[0], a["perm"])
-
-
-@lowers("broadcast_to")
-def _broadcast_to(args, a, out):
-    return mx.broadcast_to(args[0], out[0].shape)
-
-
-@lowers("slice")
-def _slice(args, a, out):
-    x = args[0]
-    return x[_axis_slice(x.ndim, a["axis"], slice(a["start"], a["end"], a["step"]))]
-
-
-@lowers("concat")
-def _concat(args, a, out):
-    return mx.concatenate(list(args), axis=a["axis"])
-
-
-@lowers("flip")
-def _flip(args, a, out):
-    x = args[0]
-    idx = [slice(None)] * x.ndim
-    for ax in a["axes"]:
-        idx[ax] = slice(None, None, -1)
-    return x[tuple(idx)]
-
-
-@lowers("roll")
-def _roll(args, a, out):
-    return mx.roll(args[0], a["shifts"], a["axes"])
-
-
-def _circular(x, axis: int, lo: int, hi: int):
+def circular_pad(x, axis, lo, hi):
+    """Wrap `lo`/`hi` elements of the other end of `axis` around `x`."""
     n = x.shape[axis]
-    parts = [x[_axis_slice(x.ndim, axis, slice(n - lo, n))]] if lo > 0 else []
+    index = [slice(None)] * x.ndim
+    parts = []
+    if lo > 0:
+        index[axis] = slice(n - lo, n)
+        parts.append(x[tuple(index)])
     parts.append(x)
     if hi > 0:
-        parts.append(x[_axis_slice(x.ndim, axis, slice(0, hi))])
+        index[axis] = slice(0, hi)
+        parts.append(x[tuple(index)])
     return mx.concatenate(parts, axis=axis) if len(parts) > 1 else x
 
 
-_MX_PAD = {PadMode.REFLECT: "reflect", PadMode.REPLICATE: "edge"}
-
-
-@lowers("pad")
-def _pad(args, a, out):
-    x, mode = args[0], a["mode"]
-    widths = pad_widths(a["pads"], x.ndim)
-    grow = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
-    if mode is PadMode.CONSTANT:
-        y = mx.pad(x, grow, constant_values=mx.array(a["value"]).astype(x.dtype))
-    elif mode is PadMode.CIRCULAR:
+def pad(x, grow, crop, mode, value):
+    """Pad by `grow` (per-axis (lo, hi), non-negative) in `mode` ("constant", "reflect", "edge",
+    "circular"), then crop by `crop` (negative paddings)."""
+    if mode == "constant":
+        y = mx.pad(x, grow, constant_values=mx.array(value).astype(x.dtype))
+    elif mode == "circular":
         y = x
-        for ax, (lo, hi) in enumerate(grow):
-            y = _circular(y, ax, lo, hi)
+        for axis, (lo, hi) in enumerate(grow):
+            y = circular_pad(y, axis, lo, hi)
     else:
-        y = mx.pad(x, grow, mode=_MX_PAD[mode])
-    crop = tuple(slice(-min(lo, 0), y.shape[i] + min(hi, 0)) for i, (lo, hi) in enumerate(widths))
+        y = mx.pad(x, grow, mode=mode)
     return y[crop]
 
 
-def _tri_mask(x, k: int, lower: bool):
+_MX_PAD = {PadMode.CONSTANT: "constant", PadMode.REFLECT: "reflect", PadMode.REPLICATE: "edge",
+           PadMode.CIRCULAR: "circular"}
+
+
+def _pad_params(a, ins, outs):
+    widths = pad_widths(a["pads"], ins[0].ndim)
+    grown = [n + max(lo, 0) + max(hi, 0) for n, (lo, hi) in zip(ins[0].shape, widths)]
+    crop = tuple(slice(-min(lo, 0), n + min(hi, 0)) for n, (lo, hi) in zip(grown, widths))
+    return {"grow": [(max(lo, 0), max(hi, 0)) for lo, hi in widths], "crop": crop,
+            "mode": _MX_PAD[a["mode"]], "value": a["value"]}
+
+
+def triangle(x, k, lower):
+    """x with the entries above (lower) or below (upper) diagonal k zeroed."""
     n, m = x.shape[-2], x.shape[-1]
-    rows = mx.arange(n).reshape(n, 1)
-    cols = mx.arange(m).reshape(1, m)
-    return (cols - rows <= k) if lower else (cols - rows >= k)
+    offset = mx.arange(m).reshape(1, m) - mx.arange(n).reshape(n, 1)
+    keep = (offset <= k) if lower else (offset >= k)
+    return mx.where(keep, x, mx.zeros((), x.dtype))
 
 
-@lowers("tril")
-def _tril(args, a, out):
-    x = args[0]
-    return mx.where(_tri_mask(x, a["diagonal"], True), x, mx.zeros((), x.dtype))
-
-
-@lowers("triu")
-def _triu(args, a, out):
-    x = args[0]
-    return mx.where(_tri_mask(x, a["diagonal"], False), x, mx.zeros((), x.dtype))
-
-
-@lowers("tile")
-def _tile(args, a, out):
-    x = args[0]
-    reps = a["repeats"]
+def tile(x, reps, shape):
+    """x repeated `reps` times per axis (rank raised to len(reps)); `shape` is the result's."""
     x = mx.reshape(x, (1,) * (len(reps) - x.ndim) + tuple(x.shape))
     if 0 in reps or x.size == 0:
-        return mx.zeros(out[0].shape, x.dtype)
+        return mx.zeros(shape, x.dtype)
     return mx.tile(x, reps)
+
+
+def _flip_index(a, ins, outs):
+    idx = [slice(None)] * ins[0].ndim
+    for ax in a["axes"]:
+        idx[ax] = slice(None, None, -1)
+    return {"index": tuple(idx)}
+
+
+lowers("reshape", "reshape", lambda a, ins, outs: {"shape": tuple(outs[0].shape)})
+lowers("transpose", "transpose", lambda a, ins, outs: {"axes": tuple(a["perm"])})
+lowers("broadcast_to", "broadcast_to", lambda a, ins, outs: {"shape": tuple(outs[0].shape)})
+lowers("slice", "[]", lambda a, ins, outs: {"index": _axis_index(ins[0].ndim, a["axis"],
+                                                                  slice(a["start"], a["end"], a["step"]))})
+lowers("concat", "concatenate", lambda a, ins, outs: {"axis": a["axis"]}, operands=lambda args: [args])
+lowers("flip", "[]", _flip_index)
+lowers("roll", "roll", lambda a, ins, outs: {"shift": tuple(a["shifts"]), "axis": tuple(a["axes"])},
+       positional=("shift", "axis"))
+lowers("pad", pad, _pad_params)
+lowers("tril", triangle, lambda a, ins, outs: {"k": a["diagonal"], "lower": True})
+lowers("triu", triangle, lambda a, ins, outs: {"k": a["diagonal"], "lower": False})
+lowers("tile", tile, lambda a, ins, outs: {"reps": tuple(a["repeats"]), "shape": tuple(outs[0].shape)})

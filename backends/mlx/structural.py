@@ -1,28 +1,29 @@
 """MLX lowerings of constants and host values."""
 from __future__ import annotations
 
-import mlx.core as mx
 import numpy as np
 
-from xcomp.backends.mlx.dtypes import mx_dtype
+from xcomp.backends.mlx.factory import _dtype
 from xcomp.backends.mlx.table import lowers
 
 
-@lowers("constant", "dense")
-def _constant(args, a, out):
-    return mx.array(np.asarray(a["value"]).astype(out[0].dtype.np)).astype(mx_dtype(out[0].dtype))
+def host_value(value):
+    """A host scalar (int, float, bool) as it is."""
+    return value
 
 
-@lowers("scalar")
-def _scalar(args, a, out):
-    return a["value"]
+def host_list(*items):
+    """Values gathered into one list value."""
+    return list(items)
 
 
-@lowers("none")
-def _none(args, a, out):
-    return None
+def _constant_params(a, ins, outs):
+    value = np.asarray(a["value"]).astype(outs[0].dtype.np)
+    return {"val": value.tolist(), "dtype": _dtype(outs[0].dtype)}
 
 
-@lowers("list")
-def _list(args, a, out):
-    return [list(args)]
+lowers("constant", "array", _constant_params, positional=("val",))
+lowers("dense", "array", _constant_params, positional=("val",))
+lowers("scalar", host_value, lambda a, ins, outs: {"value": a["value"]})
+lowers("none", host_value, lambda a, ins, outs: {"value": None})
+lowers("list", host_list)

@@ -1,28 +1,193 @@
-"""The MLX lowering table: op name -> `fn(args, attrs, out_types) -> list[mx.array]`.
+"""The MLX lowering table, one entry per IR op, serving the `mlx` target (eager) and the
+`mlx-source` emitter (Python source) alike, so an op added once works in both.
 
-Family modules beside this one fill it with `@lowers("add", ...)` or `table_ops({...})`.
+An entry is a `Rule`: what to call and with which keyword arguments.
+
+- `callee` is an MLX function by name (`"softmax"`: eager `mx.softmax`, source `mx.softmax(x, ...)`),
+  a method of the first operand (`".astype"`: `x.astype(...)`), or a helper function written with
+  MLX alone (`@helper`, in the family modules): eager calls it, the emitter copies its source into
+  the emitted module once and calls it by name.
+- `params(attrs, ins, outs) -> dict` gives the keyword arguments as plain Python values (numbers,
+  tuples, strings, slices, None, `Expr("mx.float32")`), computed from the op's typed attributes,
+  the operands' shapes (`ins[i].shape`, `ins[i].ndim`) and the result types (`outs`, IR types).
+  Geometry is computed here, once, at lowering time: the emitted code holds only literals.
+
+Regular ops are registered from name tables (`names({"neg": "negative"})`); irregular ones with
+`lowers("conv", conv, params=...)`. `MLX_OPS` is the eager view: `fn(args, attrs, out_types)`.
 """
 from __future__ import annotations
 
-from typing import Callable
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
 
+MLX_RULES: dict[str, "Rule"] = {}
 MLX_OPS: dict[str, Callable] = {}
+HELPERS: dict[str, Callable] = {}
 
 
-def lowers(*names: str):
-    """Register one lowering for ops `xc.<name>`; the function returns one array or a list."""
-    def register(fn):
-        for n in names:
-            key = n if "." in n else f"xc.{n}"
-            if key in MLX_OPS:
-                raise ValueError(f"MLX lowering for {key} registered twice")
-            MLX_OPS[key] = _as_list(fn)
-        return fn
-    return register
+class Expr(str):
+    """A keyword value that is MLX source (`Expr("mx.float32")`): printed as is, evaluated eagerly
+    by attribute lookup from `mx`."""
 
 
-def _as_list(fn):
+@dataclass(frozen=True)
+class Rule:
+    callee: str | Callable
+    params: Callable[[dict, list, list], dict] | None = None
+    operands: Callable[[list], list] | None = None   # how operands are passed (default: as is)
+    positional: tuple[str, ...] = ()                 # params passed by position, after the operands
+    chooser: Callable[[dict, list, list], "Rule"] | None = None  # picks the rule per op instead
+
+    def select(self, attrs: dict, ins: list, outs: list) -> "Rule":
+        """The rule that lowers this op instance (itself unless it chooses between rules)."""
+        return self.chooser(attrs, ins, outs).select(attrs, ins, outs) if self.chooser else self
+
+    @property
+    def callee_name(self) -> str:
+        """The callee as it appears in source: `mx.softmax`, `.astype`, `[]` (indexing the first
+        operand with param `index`) or a helper's name."""
+        if callable(self.callee):
+            return self.callee.__name__
+        return self.callee if self.callee[0] in ".[" else f"mx.{self.callee}"
+
+    def arguments(self, args: list, attrs: dict, ins: list, outs: list) -> tuple[list, dict]:
+        """(positional, keyword) arguments of the call: operands (backend values) and params."""
+        kw = self.params(attrs, ins, outs) if self.params else {}
+        passed = self.operands(list(args)) if self.operands else list(args)
+        return passed + [kw.pop(k) for k in self.positional], kw
+
+
+class Shape:
+    """What `params` may read of an operand: its static shape and rank."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def helper(fn: Callable) -> Callable:
+    """Register `fn` as an MLX helper: it may use only `mx`, `math` and other helpers (the emitter
+    copies its source into generated modules that import nothing else)."""
+    if fn.__name__ in HELPERS and HELPERS[fn.__name__] is not fn:
+        raise ValueError(f"MLX helper {fn.__name__} registered twice")
+    HELPERS[fn.__name__] = fn
+    return fn
+
+
+def rule(callee: str | Callable, params: Callable | None = None, operands: Callable | None = None,
+         positional: tuple[str, ...] = ()) -> Rule:
+    """A rule, not registered (for `choose`)."""
+    if callable(callee) and callee.__name__ not in HELPERS:
+        helper(callee)
+    return Rule(callee, params, operands, positional)
+
+
+def _register(name: str, r: Rule) -> Rule:
+    key = name if "." in name else f"xc.{name}"
+    if key in MLX_RULES:
+        raise ValueError(f"MLX lowering for {key} registered twice")
+    MLX_RULES[key] = r
+    MLX_OPS[key] = eager(r)
+    return r
+
+
+def lowers(name: str, callee: str | Callable, params: Callable | None = None,
+           operands: Callable | None = None, positional: tuple[str, ...] = ()) -> Rule:
+    """Register the rule of op `xc.<name>`."""
+    return _register(name, rule(callee, params, operands, positional))
+
+
+def choose(name: str, chooser: Callable[[dict, list, list], Rule]) -> Rule:
+    """Register op `xc.<name>` as lowered by one of several rules, picked per op instance."""
+    return _register(name, Rule("", chooser=chooser))
+
+
+def names(table: dict[str, str], params: Callable | None = None) -> None:
+    """Register regular ops: IR op name -> MLX function name, all with the same `params`."""
+    for op, fn in table.items():
+        lowers(op, fn, params)
+
+
+def resolve(text: str):
+    """`"mx.float32"` (or `"float32"`) as the MLX object it names."""
+    import mlx.core as mx
+    obj = mx
+    for part in text.removeprefix("mx.").split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _eager_value(v):
+    if isinstance(v, Expr):
+        return resolve(v)
+    if isinstance(v, (list, tuple)) and any(isinstance(x, Expr) for x in v):
+        return type(v)(_eager_value(x) for x in v)
+    return v
+
+
+def eager(rule: Rule) -> Callable:
+    """The rule as an eager lowering `fn(args, attrs, out_types) -> list[mx.array]`."""
+    if rule.chooser is not None:
+        def pick(args, attrs, out_types):
+            ins = [Shape(a.shape) if hasattr(a, "shape") else a for a in args]
+            return eager(rule.select(attrs, ins, out_types))(args, attrs, out_types)
+        return pick
+    if callable(rule.callee):
+        fn = rule.callee
+    elif rule.callee == "[]":
+        def fn(x, index):
+            return x[index]
+    elif rule.callee.startswith("."):
+        method = rule.callee[1:]
+
+        def fn(x, *rest, **kw):
+            return getattr(x, method)(*rest, **kw)
+    else:
+        fn = resolve(rule.callee)
+
     def run(args, attrs, out_types):
-        out = fn(args, attrs, out_types)
-        return list(out) if isinstance(out, (list, tuple)) else [out]
+        ins = [Shape(a.shape) if hasattr(a, "shape") else a for a in args]
+        passed, kw = rule.arguments(args, attrs, ins, out_types)
+        out = fn(*[_eager_value(v) for v in passed], **{k: _eager_value(v) for k, v in kw.items()})
+        return list(out) if isinstance(out, tuple) else [out]
     return run
+
+
+def literal(v: Any) -> str:
+    """Python source for a keyword value (never a model's name: values here are numbers, shapes,
+    enum values and MLX names)."""
+    if isinstance(v, Expr):
+        return str(v)
+    if v is Ellipsis:
+        return "..."
+    if isinstance(v, bool) or v is None:
+        return repr(v)
+    if isinstance(v, enum.Enum):
+        return literal(v.value)
+    if isinstance(v, int):
+        return repr(int(v))
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "math.nan"
+        if math.isinf(v):
+            return "math.inf" if v > 0 else "-math.inf"
+        return repr(float(v))
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, slice):
+        return f"slice({literal(v.start)}, {literal(v.stop)}, {literal(v.step)})"
+    if isinstance(v, tuple):
+        inner = ", ".join(literal(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(literal(x) for x in v) + "]"
+    if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:   # numpy scalar
+        return literal(v.item())
+    raise TypeError(f"no MLX source literal for {type(v).__name__}")

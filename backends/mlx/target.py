@@ -25,7 +25,7 @@ def load_table() -> dict:
     from xcomp.backends import mlx as pkg
     from xcomp.backends.mlx.table import MLX_OPS
     for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name not in ("target", "table", "dtypes"):
+        if m.name not in ("target", "table", "dtypes", "source"):
             importlib.import_module(f"{pkg.__name__}.{m.name}")
     return MLX_OPS
 
