@@ -17,6 +17,7 @@ TARGETS: dict[str, str] = {
     "mlx": "xcomp.backends.mlx.target:MLXTarget",
     "metal": "xcomp.backends.kernels.target:MetalTarget",
     "cuda": "xcomp.backends.kernels.target:CudaTarget",
+    "coreml": "xcomp.backends.coreml.target:CoreMLTarget",
 }
 
 
@@ -26,6 +27,12 @@ class Target:
     name: str = ""
     array_kind: str = "numpy"      # the array type runners take and return: "numpy" or "mlx"
     pipeline: Sequence[str] = ()   # pass names run before `build` (see xcomp.passes)
+
+    def with_options(self, **options) -> "Target":
+        """This target configured with target-specific options (`xcomp.export(..., **options)`)."""
+        if options:
+            raise TargetError(f"target '{self.name}' takes no options (got {', '.join(sorted(options))})")
+        return self
 
     def unavailable_reason(self) -> str | None:
         """None when the target can run on this machine, else why not."""

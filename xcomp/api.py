@@ -134,14 +134,14 @@ class Compiled:
     """A compiled callable. Compiles lazily on first call and caches per input signature."""
 
     def __init__(self, fn, target: str, example_inputs=None, dynamic: bool = False,
-                 passes: Sequence[str] | None = None, check: bool = False):
+                 passes: Sequence[str] | None = None, check: bool = False, **target_options):
         from xcomp.backends import get_target
         if dynamic:
             raise XcompError("dynamic=True (symbolic shapes through the whole pipeline) is not supported yet; "
                              "with dynamic=False each new input shape compiles its own program")
         from xcomp.backends import require_runnable
         self.fn = fn
-        self.target = get_target(target)
+        self.target = get_target(target).with_options(**target_options)
         require_runnable(self.target)  # fail at compile time, naming the missing device or library
         self.dynamic = dynamic
         self.passes = passes
@@ -287,19 +287,24 @@ def _target_summary(target, before: Program, after: Program) -> str:
 
 
 def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic: bool = False,
-            passes: Sequence[str] | None = None, check: bool = False) -> Compiled:
+            passes: Sequence[str] | None = None, check: bool = False, **target_options) -> Compiled:
     """Compile `fn` for `target`. Returns a callable that compiles on first call per signature.
 
     Torch tensors in give torch tensors out, numpy gives numpy, MLX arrays give MLX arrays, with the
     nesting of the function's outputs. Non-tensor positional arguments are constants of the signature.
     """
-    return Compiled(fn, target, example_inputs, dynamic, passes, check)
+    return Compiled(fn, target, example_inputs, dynamic, passes, check, **target_options)
+    `target_options` go to the target (e.g. `compute_precision="float32"` for `coreml`).
 
 
-def export(fn, example_inputs: Sequence[Any], target: str = "reference", path: str = "xcomp_out") -> str:
-    """Capture, optimize and write `target`'s artifact to `path` (works where the target cannot run)."""
+def export(fn, example_inputs: Sequence[Any], target: str = "reference", path: str = "xcomp_out",
+           **target_options) -> str:
+    """Capture, optimize and write `target`'s artifact to `path` (works where the target cannot run).
+
+    `target_options` configure the target (for `coreml`: `compute_precision`,
+    `minimum_deployment_target`, `compute_units`, named as in `ct.convert`)."""
     from xcomp.backends import get_target
-    t = get_target(target)
+    t = get_target(target).with_options(**target_options)
     program = capture(fn, example_inputs)
     optimized, _ = optimize(program, target)
     return t.export(optimized, path)

@@ -1,0 +1,87 @@
+"""Build the MIL program of an optimized IR program: inputs, the lowering, outputs.
+
+Interface rules of Core ML models that the IR does not have: inputs and outputs are tensors of rank
+>= 1 in fp32/fp16/int32, so 0-d values and host scalars travel as 1-element tensors and bool values
+as int32 (reshaped and cast inside the program). The IR signature is kept in the package's metadata
+so the runners can give results back in the IR's shapes and dtypes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+from coremltools.converters.mil.mil import Function, Program as MILProgram, get_new_symbol, types
+
+from xcomp.backends.coreml.elementwise import as_bool, as_dtype
+from xcomp.backends.coreml.lowering import CoreMLLowering, mil_name
+from xcomp.backends.coreml.table import MIL_DTYPE
+from xcomp.errors import LoweringError
+from xcomp.ir.core import Program
+from xcomp.ir.types import ScalarType, TensorType
+
+_MIL_TYPES = {"fp32": types.fp32, "fp16": types.fp16, "int32": types.int32}
+
+
+def _interface(t, what: str) -> dict:
+    """How one IR input/output type travels through the model interface."""
+    if isinstance(t, ScalarType):
+        t = TensorType((), t.dtype)
+    if not isinstance(t, TensorType):
+        raise LoweringError(f"coreml: {what} of type {t} (only tensors and scalars cross a Core ML model's interface)")
+    mil = MIL_DTYPE[t.dtype]
+    return {"ir_shape": list(t.shape), "ir_dtype": t.dtype.value,
+            "shape": list(t.shape) or [1], "dtype": "int32" if mil == "bool" else mil}
+
+
+def build_mil(program: Program, opset):
+    """(MIL program, flexible `ct.TensorType` inputs or None, the IR signature as plain data)."""
+    import coremltools as ct
+    func = program.main
+    taken: set[str] = set()
+    names = func.arg_names if len(func.arg_names) == len(func.args) else [f"input_{i}" for i in range(len(func.args))]
+    ins = [dict(_interface(a.type, f"input {n}"), name=mil_name(n, taken)) for n, a in zip(names, func.args)]
+    symbols: dict[str, object] = {}
+    specs = {}
+    for spec in ins:
+        shape = [symbols.setdefault(d, get_new_symbol()) if isinstance(d, str) else d for d in spec["shape"]]
+        specs[spec["name"]] = mb.placeholder(shape=shape, dtype=_MIL_TYPES[spec["dtype"]])
+    outs = [dict(_interface(v.type, f"output {i}"), name=mil_name(f"output_{i}", taken))
+            for i, v in enumerate(func.outputs)]
+    lowering = CoreMLLowering(program)
+    with Function(specs, opset_version=opset) as mil_func:
+        args = [_unwrap(mil_func.inputs[s["name"]], s, a.type) for s, a in zip(ins, func.args)]
+        results = lowering.run(args)
+        mil_func.set_outputs([_wrap(v, s) for v, s in zip(results, outs)])
+    mil = MILProgram()
+    mil.add_function("main", mil_func)
+    flexible = None
+    if symbols:
+        flexible = [ct.TensorType(name=s["name"], dtype=np.dtype(_np(s["dtype"])),
+                                  shape=ct.Shape([ct.RangeDim(1, RANGE_UPPER, 1) if isinstance(d, str) else d
+                                                  for d in s["shape"]]))
+                    for s in ins]
+    return mil, flexible, {"inputs": ins, "outputs": outs}
+
+
+RANGE_UPPER = 4096
+
+
+def _np(dtype: str):
+    return {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}[dtype]
+
+
+def _unwrap(v, spec: dict, t):
+    """The model input as the program sees it: 0-d and bool restored."""
+    if not spec["ir_shape"]:
+        v = mb.reshape(x=v, shape=np.array([], np.int32))
+    if MIL_DTYPE[t.dtype] == "bool":
+        v = as_bool(v)
+    return v
+
+
+def _wrap(v, spec: dict):
+    """A program result as the model outputs it: rank >= 1, no bools, under its output name."""
+    if types.builtin_to_string(v.dtype) == "bool":
+        v = as_dtype(v, "int32")
+    if v.rank == 0:
+        return mb.reshape(x=v, shape=np.array([1], np.int32), name=spec["name"])
+    return mb.identity(x=v, name=spec["name"])

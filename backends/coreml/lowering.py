@@ -1,0 +1,94 @@
+"""`CoreMLLowering`: the lowering driver's Core ML user. Values are MIL Vars built with `mb`.
+
+Region rules: `xc.if` becomes `mb.cond` (both branches built, outer values captured), `xc.loop`
+becomes `mb.while_loop` over (iteration, trip count, flag, carried values...), `xc.fused` groups
+are inlined (MIL's own passes fuse again) and `xc.call` inlines the callee. Host scalars (a loop
+count, a flag) are 0-d MIL tensors inside the program.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from xcomp.backends.coreml.elementwise import as_bool, as_dtype
+from xcomp.backends.coreml.table import COREML_OPS, np_dtype
+from xcomp.backends.lowering import Lowering, call_func, inline_body
+from xcomp.errors import LoweringError, XcompError
+from xcomp.ir.core import Operation
+
+
+def mil_name(name: str, taken: set[str] | None = None) -> str:
+    """`name` as a MIL identifier (letters, digits, underscores, not starting with a digit), unique in `taken`."""
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name) or "v"
+    if out[0].isdigit():
+        out = "v_" + out
+    if taken is not None:
+        base, i = out, 1
+        while out in taken:
+            out, i = f"{base}_{i}", i + 1
+        taken.add(out)
+    return out
+
+
+def _emit_cond(lw: "CoreMLLowering", op: Operation, args: list, env: dict) -> list:
+    pred = as_bool(args[0])
+    if pred.rank:
+        pred = mb.reshape(x=pred, shape=np.array([], np.int32))
+
+    def branch(i):
+        def fn():
+            outs = lw.block(op.regions[i].block, dict(env))
+            return tuple(outs) if len(outs) != 1 else outs[0]
+        return fn
+    out = mb.cond(pred=pred, _true_fn=branch(0), _false_fn=branch(1))
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _emit_while(lw: "CoreMLLowering", op: Operation, args: list, env: dict) -> list:
+    trip, flag, carried = as_dtype(args[0], "int32"), as_bool(args[1]), list(args[2:])
+    body = op.regions[0].block
+    scalar = lambda v: v if v.rank == 0 else mb.reshape(x=v, shape=np.array([], np.int32))  # noqa: E731
+
+    def cond(i, n, c, *vs):
+        return mb.logical_and(x=mb.less(x=i, y=n), y=c)
+
+    def step(i, n, c, *vs):
+        inner = dict(env)
+        inner.update(zip(body.args, [i] + list(vs)))
+        out = lw.block(body, inner)
+        return tuple([mb.add(x=i, y=np.int32(1)), n, scalar(as_bool(out[0]))] + list(out[1:]))
+    init = [mb.const(val=np.int32(0)), scalar(trip), scalar(flag)] + carried
+    return list(mb.while_loop(_cond=cond, _body=step, loop_vars=tuple(init)))[3:]
+
+
+class CoreMLLowering(Lowering):
+    """Lowers an optimized program into the MIL function being built (inside `mb`'s context)."""
+
+    region_ops = {"xc.if": _emit_cond, "xc.loop": _emit_while, "xc.fused": inline_body,
+                  "xc.call": call_func}
+
+    def __init__(self, program):
+        super().__init__(program, table=load_table())
+        self.names: set[str] = set()
+
+    def weight(self, name, type):
+        w = np.asarray(self.program.weights[name]).astype(np_dtype(type))
+        return mb.const(val=w, name=mil_name("w_" + name, self.names))
+
+    def apply(self, op, args):
+        try:
+            return super().apply(op, args)
+        except XcompError:
+            raise
+        except Exception as e:  # MIL's builder refused the op (types, ranks it does not support)
+            where = f" at {op.loc}" if op.loc else ""
+            raise LoweringError(f"coreml cannot lower {op.name}{where}: {type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''}") from e
+
+
+def load_table() -> dict:
+    """Import every Core ML lowering family and return the filled table."""
+    from xcomp.backends.coreml import elementwise, factory, nn, reduction, shape  # noqa: F401
+    return COREML_OPS

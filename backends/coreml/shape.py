@@ -1,0 +1,133 @@
+"""Core ML lowerings of shape ops (views, concat, pad, tile, roll, tril/triu)."""
+from __future__ import annotations
+
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+from xcomp.backends.coreml.table import lowers, scalar_like, unsupported
+from xcomp.ops.shape import PadMode, pad_widths
+
+
+def target_shape(shape, name: str) -> list[int]:
+    """A static shape, or one with a single symbolic dim as -1 (MIL infers it)."""
+    dyn = [i for i, d in enumerate(shape) if isinstance(d, str)]
+    if len(dyn) > 1:
+        raise unsupported(name, f"shape {shape} has more than one symbolic dim")
+    return [-1 if isinstance(d, str) else int(d) for d in shape]
+
+
+@lowers("reshape")
+def _reshape(args, attrs, out):
+    return mb.reshape(x=args[0], shape=np.array(target_shape(out[0].shape, "reshape"), np.int32))
+
+
+@lowers("transpose")
+def _transpose(args, attrs, out):
+    return mb.transpose(x=args[0], perm=list(attrs["perm"]))
+
+
+@lowers("broadcast_to")
+def _broadcast_to(args, attrs, out):
+    x, shape = args[0], out[0].shape
+    if any(isinstance(d, str) for d in shape):
+        raise unsupported("broadcast_to", "to a symbolic shape")
+    if x.rank < len(shape):
+        x = mb.reshape(x=x, shape=np.array((1,) * (len(shape) - x.rank) + tuple(x.shape), np.int32))
+    reps = [int(s) if d == 1 else 1 for d, s in zip(x.shape, shape)]
+    return x if all(r == 1 for r in reps) else mb.tile(x=x, reps=reps)
+
+
+def slice_axis(x, axis: int, start: int, end: int, step: int = 1):
+    """x[start:end:step] along `axis` (normalized bounds)."""
+    rank = x.rank
+    begin, stop = [0] * rank, [0] * rank
+    begin[axis], stop[axis] = start, end
+    stride = [1] * rank
+    stride[axis] = step
+    mask = [i != axis for i in range(rank)]
+    return mb.slice_by_index(x=x, begin=np.array(begin, np.int32), end=np.array(stop, np.int32),
+                             stride=np.array(stride, np.int32), begin_mask=mask, end_mask=mask)
+
+
+@lowers("slice")
+def _slice(args, attrs, out):
+    return slice_axis(args[0], attrs["axis"] % args[0].rank, attrs["start"], attrs["end"], attrs["step"])
+
+
+@lowers("concat")
+def _concat(args, attrs, out):
+    if len(args) == 1:
+        return args[0]
+    return mb.concat(values=list(args), axis=attrs["axis"] % args[0].rank)
+
+
+@lowers("flip")
+def _flip(args, attrs, out):
+    return mb.reverse(x=args[0], axes=[a % args[0].rank for a in attrs["axes"]])
+
+
+def _circular(x, axis, lo, hi):
+    n = x.shape[axis]
+    parts = ([slice_axis(x, axis, n - lo, n)] if lo else []) + [x] + ([slice_axis(x, axis, 0, hi)] if hi else [])
+    return mb.concat(values=parts, axis=axis) if len(parts) > 1 else x
+
+
+@lowers("pad")
+def _pad(args, attrs, out):
+    x = args[0]
+    widths = pad_widths(attrs["pads"], x.rank)
+    for ax, (lo, hi) in enumerate(widths):          # negative pads crop
+        if lo < 0 or hi < 0:
+            n = x.shape[ax]
+            x = slice_axis(x, ax, max(-lo, 0), n - max(-hi, 0))
+    grow = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
+    if not any(lo or hi for lo, hi in grow):
+        return x
+    mode = attrs["mode"]
+    if mode is PadMode.CIRCULAR:
+        for ax, (lo, hi) in enumerate(grow):
+            if lo or hi:
+                x = _circular(x, ax, lo, hi)
+        return x
+    first = next(i for i, (lo, hi) in enumerate(grow) if lo or hi)
+    if mode is not PadMode.CONSTANT and x.rank - first > 2 and x.rank > 2:
+        raise unsupported("pad", "Core ML reflect/replicate pads only the last two dims")
+    pads = np.array([p for lo_hi in grow for p in lo_hi], np.int32)
+    mil_mode = {PadMode.CONSTANT: "constant", PadMode.REFLECT: "reflect", PadMode.REPLICATE: "replicate"}[mode]
+    kw = {"constant_val": scalar_like(attrs["value"], x)} if mode is PadMode.CONSTANT else {}
+    return mb.pad(x=x, pad=pads, mode=mil_mode, **kw)
+
+
+@lowers("roll")
+def _roll(args, attrs, out):
+    x = args[0]
+    for shift, ax in zip(attrs["shifts"], attrs["axes"]):
+        ax %= x.rank
+        n = x.shape[ax]
+        s = shift % n if n else 0
+        if s:
+            x = mb.concat(values=[slice_axis(x, ax, n - s, n), slice_axis(x, ax, 0, n - s)], axis=ax)
+    return x
+
+
+@lowers("tile")
+def _tile(args, attrs, out):
+    x, reps = args[0], list(attrs["repeats"])
+    if len(reps) > x.rank:
+        x = mb.reshape(x=x, shape=np.array((1,) * (len(reps) - x.rank) + tuple(x.shape), np.int32))
+    reps = [1] * (x.rank - len(reps)) + reps
+    return x if all(r == 1 for r in reps) else mb.tile(x=x, reps=reps)
+
+
+def _tri(lower: bool):
+    def rule(args, attrs, out):
+        x = args[0]
+        n, m = x.shape[-2], x.shape[-1]
+        keep = (np.tri(n, m, attrs["diagonal"], dtype=bool) if lower
+                else ~np.tri(n, m, attrs["diagonal"] - 1, dtype=bool))
+        return mb.select(cond=keep, a=x, b=scalar_like(0, x))
+    return rule
+
+
+lowers("tril")(_tri(True))
+lowers("triu")(_tri(False))

@@ -1,0 +1,79 @@
+"""The Core ML lowering table: op name -> `rule(args, attrs, out_types) -> list[Var]`.
+
+Rules call coremltools' MIL builder (`mb`) on MIL Vars and return one Var per result. Family modules
+fill the table with `@lowers("add")`. Shared helpers (dtype names, constants, axis lists) live here.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from xcomp.errors import LoweringError
+from xcomp.ir.types import DType, TensorType
+
+COREML_OPS: dict[str, Callable] = {}
+
+# IR dtype -> MIL dtype name. Core ML ML programs compute in fp32/fp16, int32 and bool: 64-bit and
+# bfloat16 values are held in the nearest type MIL has (the runner casts results back).
+MIL_DTYPE = {DType.F64: "fp32", DType.F32: "fp32", DType.BF16: "fp32", DType.F16: "fp16",
+             DType.I64: "int32", DType.I32: "int32", DType.I16: "int32", DType.I8: "int32",
+             DType.U8: "int32", DType.BOOL: "bool"}
+MIL_NUMPY = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}
+
+
+def lowers(*names: str):
+    """Register one rule for ops `xc.<name>`; the rule returns one Var or a list of Vars."""
+    def register(fn):
+        for n in names:
+            key = n if "." in n else f"xc.{n}"
+            if key in COREML_OPS:
+                raise ValueError(f"Core ML lowering for {key} registered twice")
+            COREML_OPS[key] = _as_list(fn)
+        return fn
+    return register
+
+
+def _as_list(fn):
+    def run(args, attrs, out_types):
+        out = fn(args, attrs, out_types)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+    return run
+
+
+def mil_dtype(t) -> str:
+    """The MIL dtype name holding values of IR dtype (or tensor type) `t`."""
+    return MIL_DTYPE[t.dtype if isinstance(t, TensorType) else t]
+
+
+def np_dtype(t) -> type:
+    return MIL_NUMPY[mil_dtype(t)]
+
+
+def const(value, like_type) -> np.ndarray:
+    """A numpy constant in the MIL dtype of IR type `like_type` (MIL makes it a const op)."""
+    return np.asarray(value).astype(np_dtype(like_type))
+
+
+def dtype_name(var) -> str:
+    """The MIL dtype name of a Var (fp32, fp16, int32, bool)."""
+    from coremltools.converters.mil.mil import types
+    return types.builtin_to_string(var.dtype)
+
+
+def is_float(var) -> bool:
+    return dtype_name(var).startswith("fp")
+
+
+def scalar_like(value, var) -> np.ndarray:
+    """A 0-d constant with `var`'s MIL dtype."""
+    return np.asarray(value).astype(MIL_NUMPY[dtype_name(var)])
+
+
+def axes_of(axes, rank: int) -> list[int]:
+    """Reduction axes: empty means all."""
+    return [a % rank for a in axes] if axes else list(range(rank))
+
+
+def unsupported(op: str, why: str) -> LoweringError:
+    return LoweringError(f"coreml cannot lower xc.{op}: {why}")

@@ -1,0 +1,155 @@
+"""The `coreml` target: the optimized IR lowered with MIL's builder and saved as an ML program.
+
+    xcomp.export(model, inputs, target="coreml", path="m.mlpackage", compute_precision="float32")
+
+Options (named as in `ct.convert`): `compute_precision` "float16" (default, like coremltools:
+fp32 inputs and outputs, casts to fp16 only at the edges) or "float32"; `minimum_deployment_target`
+(`ct.target.iOS16` by default, or a name such as "iOS17"); `compute_units` ("ALL" by default, or
+"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"). Symbolic dims become MIL symbols with `ct.RangeDim`
+inputs, so the saved package accepts any size there. Predictions (`xcomp.compile`) need macOS; the
+package evaluator (`xcomp.backends.coreml.evaluate`) checks packages everywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+
+import numpy as np
+
+from xcomp.backends import Target
+from xcomp.errors import LoweringError, TargetError
+from xcomp.ir.core import Program
+from xcomp.passes.manager import DEFAULT_PIPELINE
+
+OPTIONS = ("compute_precision", "minimum_deployment_target", "compute_units")
+METADATA_KEY = "xcomp.signature"    # the IR input/output names, shapes and dtypes, as JSON
+RANGE_UPPER = 4096                   # upper bound of a symbolic dim's RangeDim (-1: unbounded)
+
+
+def coremltools():
+    """coremltools, imported quietly (it warns about untested torch versions and missing native libs)."""
+    import logging
+    import warnings
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import coremltools as ct
+        except ImportError as e:
+            raise TargetError(f"coremltools is not installed ({e}); pip install 'xcomp[coreml]'") from None
+    return ct
+
+
+def _quiet_progress():
+    """Turn off coremltools' per-pass progress bars (tqdm) for the conversions xcomp runs."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+class CoreMLTarget(Target):
+    name = "coreml"
+    array_kind = "numpy"
+    pipeline = tuple(p for p in DEFAULT_PIPELINE if p != "fuse")   # MIL fuses itself
+    weight_layout = "nk"     # MIL's linear takes torch's (out, in) weights
+
+    def __init__(self, **options):
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise TargetError(f"target 'coreml' has no option(s) {sorted(unknown)}; options: {', '.join(OPTIONS)}")
+        self.options = options
+
+    def with_options(self, **options) -> "CoreMLTarget":
+        return CoreMLTarget(**{**self.options, **options})
+
+    def unavailable_reason(self):
+        if sys.platform != "darwin":
+            return ("Core ML runs predictions only on macOS (xcomp.export(..., target='coreml', "
+                    "path='m.mlpackage') works everywhere)")
+        try:
+            coremltools()
+        except TargetError as e:
+            return str(e)
+        return None
+
+    def supported(self) -> set[str]:
+        try:
+            from xcomp.backends.coreml.lowering import CoreMLLowering, load_table
+        except ImportError:
+            return set()
+        return set(load_table()) | set(CoreMLLowering.region_ops)
+
+    # conversion -------------------------------------------------------------------------------
+    def convert(self, program: Program):
+        """The `ct.models.MLModel` of `program` (not saved)."""
+        ct = coremltools()
+        _quiet_progress()
+        from xcomp.backends.coreml.build import build_mil
+        opts = resolve_options(ct, self.options)
+        mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"])
+        kwargs = {"inputs": flexible} if flexible else {}
+        try:
+            model = ct.convert(mil, convert_to="mlprogram", compute_precision=opts["compute_precision"],
+                               minimum_deployment_target=opts["minimum_deployment_target"],
+                               compute_units=opts["compute_units"], **kwargs)
+        except (ValueError, TypeError, NotImplementedError, AssertionError) as e:
+            raise LoweringError(f"coremltools refused the MIL program: {type(e).__name__}: {e}") from e
+        model.user_defined_metadata[METADATA_KEY] = json.dumps(signature)
+        return model
+
+    def export(self, program: Program, path: str) -> str:
+        """Write `program` as an ML program package at `path` (`.mlpackage` is appended if missing)."""
+        if not path.endswith(".mlpackage"):
+            path = path.rstrip("/") + ".mlpackage"
+        model = self.convert(program)
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        model.save(path)
+        return path
+
+    def build(self, program: Program):
+        """Predictions through `MLModel.predict` (macOS only)."""
+        import tempfile
+        from xcomp.backends.coreml.evaluate import from_package_outputs, to_package_inputs
+        reason = self.unavailable_reason()
+        if reason:
+            raise TargetError(f"target 'coreml' cannot run on this machine: {reason}")
+        ct = coremltools()
+        path = self.export(program, os.path.join(tempfile.mkdtemp(prefix="xcomp_coreml_"), "model.mlpackage"))
+        units = resolve_options(ct, self.options)["compute_units"]
+        model = ct.models.MLModel(path, compute_units=units)
+        signature = json.loads(model.user_defined_metadata[METADATA_KEY])
+
+        def run(inputs):
+            feeds = to_package_inputs(signature, [np.asarray(x) for x in inputs])
+            outs = model.predict(feeds)
+            return from_package_outputs(signature, [outs[o["name"]] for o in signature["outputs"]])
+        return run
+
+
+def resolve_options(ct, options: dict) -> dict:
+    """`ct.convert`'s arguments from xcomp's options (names or coremltools objects)."""
+    precision = options.get("compute_precision", "float16")
+    precisions = {"float16": ct.precision.FLOAT16, "float32": ct.precision.FLOAT32}
+    if isinstance(precision, str):
+        if precision not in precisions:
+            raise TargetError(f"compute_precision must be 'float16' or 'float32', got {precision!r}")
+        precision = precisions[precision]
+    target = options.get("minimum_deployment_target", ct.target.iOS16)
+    if isinstance(target, str):
+        if not hasattr(ct.target, target):
+            raise TargetError(f"unknown minimum_deployment_target {target!r} (e.g. 'iOS16', 'macOS13')")
+        target = getattr(ct.target, target)
+    if target < ct.target.iOS16:
+        raise TargetError("target 'coreml' builds ML programs for iOS16 / macOS13 and later")
+    units = options.get("compute_units", "ALL")
+    if isinstance(units, str):
+        if not hasattr(ct.ComputeUnit, units):
+            raise TargetError(f"unknown compute_units {units!r}: ALL, CPU_ONLY, CPU_AND_GPU, CPU_AND_NE")
+        units = getattr(ct.ComputeUnit, units)
+    return {"compute_precision": precision, "minimum_deployment_target": target, "compute_units": units}
+
+
+def is_macos() -> bool:
+    return platform.system() == "Darwin"
+
