@@ -32,6 +32,14 @@ class LoweringError(XcompError):
     """A backend met an op it has no lowering for (after decompositions)."""
 
 
+class CompileError(XcompError):
+    """A target's compiler rejected generated code; the message names the generated file and line."""
+
+
+class RunError(XcompError):
+    """A compiled program reported a failure while running (the message is the program's)."""
+
+
 class NumericsError(XcompError):
     """`check=True` found a target disagreeing with the reference interpreter."""
 
