@@ -32,6 +32,8 @@ TRACE_ERRORS = {
         "gradients and checkpointing only matter for training)",
     "Unable to serialize primitive":
         "the function uses a primitive that `mx.export_function` cannot export",
+    "Unable to get state for primitive":
+        "the function uses a primitive that `mx.export_function` cannot export",
 }
 
 

@@ -18,7 +18,7 @@ def matmul(cx, inputs, args):
 @primitive("AddMM", "matmul, mul, add")
 def addmm(cx, inputs, args):
     alpha, beta = args
-    c, a, b = one_dtype(cx, inputs)
+    a, b, c = one_dtype(cx, inputs)
     dt = a.type.dtype
     y = cx.op("matmul", a, b)
     if alpha != 1.0:
