@@ -10,7 +10,6 @@ import operator
 import re
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from xcomp.errors import UnsupportedOp, UnsupportedOpError
@@ -19,6 +18,7 @@ from xcomp.ir.core import Block, Func, Location, Program, Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.frontends import Captured
 from xcomp.frontends.aten import ATEN
+from xcomp.frontends.context import ConvertContext
 
 TORCH_DTYPES = {
     torch.float64: DType.F64, torch.float32: DType.F32, torch.float16: DType.F16,
@@ -69,84 +69,36 @@ def source_location(node) -> Location | None:
 EFFECT_TOKEN = object()  # torch.export's token threading side effects (InputKind.TOKEN)
 
 
-class ConvertContext:
-    """What a converter sees: a builder, the node's torch result type, and helpers."""
+class FXContext(ConvertContext):
+    """The converter context of the FX driver: result types from the node's FakeTensor meta, used
+    results from the node's users."""
 
     def __init__(self, builder: Builder, program: Program):
-        self.b = builder
-        self.program = program
+        super().__init__(builder, program)
         self.node = None
 
-    # results of the node being converted -----------------------------------------------------
     @property
     def out_val(self):
         return self.node.meta.get("val")
 
-    @property
-    def out_type(self) -> TensorType:
-        v = self.out_val
-        if isinstance(v, (tuple, list)):
-            v = v[0]
-        return meta_type(v)
-
     def out_types(self) -> list[TensorType | None]:
         v = self.out_val
+        if not isinstance(v, (tuple, list)):
+            return [meta_type(v)]
         return [meta_type(x) if isinstance(x, torch.Tensor) else None for x in v]
 
-    @property
-    def out_dtype(self) -> DType:
-        return self.out_type.dtype
-
-    # building ---------------------------------------------------------------------------------
-    def op(self, name: str, *operands: Value, **attrs) -> Value:
-        return self.b.op(name, *operands, **attrs)
-
-    def ops(self, name: str, *operands: Value, **attrs) -> list[Value]:
-        return self.b.ops(name, *operands, **attrs)
-
-    def const(self, value, dtype: DType) -> Value:
-        """A 0-d tensor constant."""
-        if dtype.is_bool:
-            value = bool(value)
-        elif dtype.is_int:
-            value = int(value)
-        else:
-            value = float(value)
-        return self.op("constant", value=value, dtype=dtype)
-
-    def tensor(self, x, dtype: DType | None = None) -> Value:
-        """`x` as a tensor value: a Value (cast to `dtype` if given) or a Python number."""
-        if isinstance(x, Value):
-            return self.cast(x, dtype) if dtype is not None else x
-        if isinstance(x, (bool, int, float)):
-            if dtype is None:
-                dtype = DType.BOOL if isinstance(x, bool) else DType.I64 if isinstance(x, int) else DType.F32
-            return self.const(x, dtype)
-        if isinstance(x, torch.Tensor):
-            arr = x.detach().cpu()
-            dt = to_dtype(arr.dtype)
-            value = arr.float().numpy() if dt is DType.BF16 else arr.numpy()
-            return self.constant_array(value, dtype or dt, dt)
-        raise TypeError(f"cannot use {type(x).__name__} as a tensor")
-
-    def constant_array(self, value: np.ndarray, dtype: DType, stored: DType | None = None) -> Value:
-        if value.size <= 16:
-            v = self.op("dense", value=np.array(value, order="C"), dtype=stored or dtype)
-        else:
-            name = f"__const{len(self.program.weights)}"
-            self.program.weights[name] = np.array(value, order="C")
-            v = self.b.create("weight", (), {"name": name},
-                              result_types=[TensorType(value.shape, stored or dtype)]).result
-        return self.cast(v, dtype)
-
-    def cast(self, v: Value, dtype: DType) -> Value:
-        return v if v.type.dtype == dtype else self.op("cast", v, dtype=dtype)
-
-    def broadcast(self, v: Value, shape) -> Value:
-        return v if tuple(v.type.shape) == tuple(shape) else self.op("broadcast_to", v, shape=tuple(shape))
+    def used_outputs(self) -> set[int]:
+        used = set()
+        for user in self.node.users:
+            if user.target is operator.getitem:
+                used.add(user.args[1])
+            else:
+                v = self.out_val
+                return set(range(len(v) if isinstance(v, (tuple, list)) else 1))
+        return used
 
 
-def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: ConvertContext,
+def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: FXContext,
                   body: Block) -> list[Value]:
     """Convert the nodes of an FX graph (aten level) into `body`; returns the output values."""
     env: dict[Any, Any] = {}
@@ -200,7 +152,7 @@ def _mentions(tree, marker) -> bool:
     return False
 
 
-def _fix_result(cx: ConvertContext, out):
+def _fix_result(cx: FXContext, out):
     """Cast converter results to the dtype torch computes (the node's meta), so promotion rules
     live in one place."""
     val = cx.out_val
@@ -232,7 +184,7 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
     sig = ep.graph_signature
     body = Block()
     builder = Builder(body)
-    cx = ConvertContext(builder, program)
+    cx = FXContext(builder, program)
     state = dict(ep.state_dict)
     state.update(ep.constants)
     inputs: dict[str, Any] = {}

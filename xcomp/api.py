@@ -22,23 +22,39 @@ def _is_tensor_like(x) -> bool:
     return kind_of(x) is not None
 
 
+def _leaves(x) -> list:
+    """The tensors in an argument: itself, or those nested in its lists and tuples, in order."""
+    if _is_tensor_like(x):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for e in x for t in _leaves(e)]
+    return []
+
+
 def _split_args(args: Sequence[Any]):
-    """Tensor arguments (program inputs) and the rest (constants of the signature)."""
-    tensors = [a for a in args if _is_tensor_like(a)]
-    consts = tuple((i, a) for i, a in enumerate(args) if not _is_tensor_like(a))
+    """Tensor arguments (program inputs, nested lists and tuples flattened) and the arguments
+    holding no tensor (constants of the signature)."""
+    tensors = [t for a in args for t in _leaves(a)]
+    consts = tuple((i, a) for i, a in enumerate(args) if not _leaves(a))
     return tensors, consts
 
 
+def _fill(x, tensors):
+    """`x` with its tensors replaced, in order, by the next items of the iterator `tensors`."""
+    if _is_tensor_like(x):
+        return next(tensors)
+    if isinstance(x, (list, tuple)) and _leaves(x):
+        return type(x)(_fill(e, tensors) for e in x)
+    return x
+
+
 def _bind(fn, args: Sequence[Any]):
-    """`fn` as a function of the tensor arguments only, other arguments fixed."""
-    positions = [i for i, a in enumerate(args) if _is_tensor_like(a)]
+    """`fn` as a function of the (flattened) tensor arguments only, other arguments fixed."""
     fixed = list(args)
 
     def bound(*tensors):
-        full = list(fixed)
-        for i, t in zip(positions, tensors):
-            full[i] = t
-        return fn(*full)
+        it = iter(tensors)
+        return fn(*[_fill(a, it) for a in fixed])
     bound.__wrapped__ = fn  # frontends find the user's function or module behind the binding
     return bound
 
@@ -71,26 +87,81 @@ def _is_mlx_module(fn) -> bool:
     return nn is not None and isinstance(fn, nn.Module)
 
 
-def _capture(fn, args: list, dynamic: bool = False) -> Captured:
-    if isinstance(fn, Program):
-        return Captured(fn, source="Program")
-    tensors, _ = _split_args(args)
-    kinds = {kind_of(t) for t in tensors}
-    if isinstance(fn, (str, os.PathLike)) and os.fspath(fn).endswith(".mlxfn"):
-        return _frontend("mlx", "MLX functions").load_mlxfn(fn, tensors or None)
-    if ("mlx" in kinds or _is_mlx_module(fn)) and not _is_torch_callable(fn):
-        mlx_frontend = _frontend("mlx", "MLX functions (mx.export_function)")
-        program, out_spec = mlx_frontend.capture_function(_bind(fn, args), tensors)
-        return Captured(program, out_spec, "mlx.export_function")
-    import torch
+def _is_path(fn, suffix: str = "") -> bool:
+    return isinstance(fn, (str, os.PathLike)) and os.fspath(fn).endswith(suffix)
+
+
+def _torch_inputs(tensors: list) -> list:
+    return [convert(t, "torch") if kind_of(t) != "torch" else t for t in tensors]
+
+
+def _capture_program(fn, args, dynamic):
+    return Captured(fn, source="Program")
+
+
+def _capture_mlxfn(fn, args, dynamic):
+    return _frontend("mlx", "MLX functions").load_mlxfn(fn, _split_args(args)[0] or None)
+
+
+def _claims_mlx(fn, args) -> bool:
+    kinds = {kind_of(t) for t in _split_args(args or [])[0]}
+    return ("mlx" in kinds or _is_mlx_module(fn)) and not _is_torch_callable(fn)
+
+
+def _capture_mlx(fn, args, dynamic):
+    mlx_frontend = _frontend("mlx", "MLX functions (mx.export_function)")
+    program, out_spec = mlx_frontend.capture_function(_bind(fn, args), _split_args(args)[0])
+    return Captured(program, out_spec, "mlx.export_function")
+
+
+def _claims_torchscript(fn, args) -> bool:
+    return _frontend("torchscript", "TorchScript modules").claims(fn, args)
+
+
+def _capture_torchscript(fn, args, dynamic):
+    tensors = iter(_torch_inputs(_split_args(args)[0]))
+    return _frontend("torchscript", "TorchScript modules").capture(fn, [_fill(a, tensors) for a in args])
+
+
+def _prepare_torchscript(fn):
+    return _frontend("torchscript", "TorchScript modules").prepare(fn)
+
+
+def _capture_torch_export(fn, args, dynamic):
     from xcomp.frontends import torch_export
-    torch_inputs = [convert(t, "torch") if kind_of(t) != "torch" else t for t in tensors]
-    if isinstance(fn, torch.jit.ScriptModule) or isinstance(fn, torch.jit.ScriptFunction):
-        torchscript = _frontend("torchscript", "TorchScript modules")
-        program, out_spec = torchscript.capture(fn, torch_inputs)
-        return Captured(program, out_spec, "TorchScript")
-    target = fn if not _split_args(args)[1] else _bind(fn, args)
-    return torch_export.capture_module(target, torch_inputs, dynamic)
+    target = fn if all(_is_tensor_like(a) for a in args) else _bind(fn, args)
+    return torch_export.capture_module(target, _torch_inputs(_split_args(args)[0]), dynamic)
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A frontend entry: `claims(fn, args)` says whether it takes `fn` (args may be None before the
+    first call), `capture(fn, args, dynamic)` returns a `Captured`, and `prepare(fn)` (optional) runs
+    once in `compile()` (a `.pt` path is loaded there, so a bad file fails at once)."""
+
+    name: str
+    claims: Callable[[Any, Any], bool]
+    capture: Callable[[Any, list, bool], Captured]
+    prepare: Callable[[Any], Any] | None = None
+
+
+# Tried in order, as targets come from TARGETS; the last entry claims everything.
+FRONTENDS: list[Frontend] = [
+    Frontend("program", lambda fn, args: isinstance(fn, Program), _capture_program),
+    Frontend("mlx file", lambda fn, args: _is_path(fn, ".mlxfn"), _capture_mlxfn),
+    Frontend("torchscript", _claims_torchscript, _capture_torchscript, _prepare_torchscript),
+    Frontend("mlx", _claims_mlx, _capture_mlx),
+    Frontend("torch.export", lambda fn, args: True, _capture_torch_export),
+]
+
+
+def frontend_for(fn, args=None) -> Frontend:
+    """The first entry of FRONTENDS that claims `fn` called with `args`."""
+    return next(f for f in FRONTENDS if f.claims(fn, args))
+
+
+def _capture(fn, args: list, dynamic: bool = False) -> Captured:
+    return frontend_for(fn, args).capture(fn, args, dynamic)
 
 
 def optimize(program: Program, target: str = "reference", passes: Sequence[str] | None = None,
@@ -134,13 +205,16 @@ class Compiled:
     """A compiled callable. Compiles lazily on first call and caches per input signature."""
 
     def __init__(self, fn, target: str, example_inputs=None, dynamic: bool = False,
-                 passes: Sequence[str] | None = None, check: bool = False, **target_options):
+                 passes: Sequence[str] | None = None, check: bool = False, *,
+                 check_inputs: Sequence[Sequence[Any]] | None = None, original=None, **target_options):
         from xcomp.backends import get_target
         if dynamic:
             raise XcompError("dynamic=True (symbolic shapes through the whole pipeline) is not supported yet; "
                              "with dynamic=False each new input shape compiles its own program")
         from xcomp.backends import require_runnable
-        self.fn = fn
+        prepare = frontend_for(fn).prepare
+        self.fn = prepare(fn) if prepare is not None else fn  # a .pt path loads here: bad files fail at once
+        self.notes: list[str] = []
         self.target = get_target(target).with_options(**target_options)
         require_runnable(self.target)  # fail at compile time, naming the missing device or library
         self.dynamic = dynamic
@@ -150,17 +224,22 @@ class Compiled:
         self._last_key = None
         if example_inputs is not None:
             self._entry(list(example_inputs))
+        if check_inputs is not None:
+            if not _is_torch_callable(self.fn):
+                raise XcompError("check_inputs= checks TorchScript (traced) modules and functions")
+            ts = _frontend("torchscript", "TorchScript modules")
+            self.notes += ts.check_trace(self, self.fn, original, [list(a) for a in check_inputs])
 
     @staticmethod
     def signature(args: Sequence[Any]):
-        key = []
-        for a in args:
+        def sig(a):
             k = kind_of(a)
             if k is not None:
-                key.append((k, tuple(a.shape), str(a.dtype)))
-            else:
-                key.append(("const", type(a).__name__, repr(a)))
-        return tuple(key)
+                return (k, tuple(a.shape), str(a.dtype))
+            if isinstance(a, (list, tuple)) and _leaves(a):
+                return (type(a).__name__, tuple(sig(e) for e in a))
+            return ("const", type(a).__name__, repr(a))
+        return tuple(sig(a) for a in args)
 
     def _entry(self, args: list) -> _Entry:
         key = self.signature(args)
@@ -180,16 +259,19 @@ class Compiled:
         entry = self._entry(args)
         tensors, _ = _split_args(args)
         kinds = {kind_of(t) for t in tensors}
-        out_kind = kinds.pop() if len(kinds) == 1 else "numpy"
+        # no array arguments (`lambda: torch.arange(10)`): outputs of the frontend's kind
+        out_kind = kinds.pop() if len(kinds) == 1 else entry.captured.array_kind if not kinds else ""
+        out_kind = out_kind or "numpy"
         prog = entry.optimized
         native = [convert(t, self.target.array_kind, a.type) for t, a in zip(tensors, prog.main.args)]
         outs = entry.runner(native)
         result_types = prog.main.result_types
-        outs = [convert(o, out_kind, t if isinstance(t, TensorType) else None) for o, t in zip(outs, result_types)]
+        outs = [o if isinstance(o, list) and not isinstance(t, TensorType)  # run-time lists: the frontend's rebuild
+                else convert(o, out_kind, t if isinstance(t, TensorType) else None) for o, t in zip(outs, result_types)]
         if self.check and not entry.checked:
             self._check(entry, tensors, outs)
             entry.checked = True
-        return self._structure(entry.captured, outs)
+        return self._structure(entry.captured, outs, out_kind)
 
     def _check(self, entry: _Entry, tensors, outs):
         from xcomp.interpreter import interpret
@@ -204,7 +286,9 @@ class Compiled:
                                     f"shape {o.shape} vs {r.shape}, max abs error {err}")
 
     @staticmethod
-    def _structure(cap: Captured, outs: list):
+    def _structure(cap: Captured, outs: list, out_kind: str = "numpy"):
+        if cap.rebuild is not None:  # a frontend's own nesting (TorchScript)
+            return cap.rebuild(outs, lambda a: convert(a, out_kind))
         if hasattr(cap.out_spec, "unflatten"):  # a frontend's own output structure (MLX)
             return cap.out_spec.unflatten(outs)
         if cap.out_spec is not None:
@@ -246,6 +330,7 @@ class Compiled:
         lines = [f"captured with {e.captured.source}: {prog.op_count()} ops, {len(prog.weights)} weights",
                  f"target '{self.target.name}': pipeline "
                  f"{list(self.target.pipeline if self.passes is None else self.passes)}"]
+        lines += [f"  note: {n}" for n in list(e.captured.notes) + self.notes]
         lines.append(_target_summary(self.target, prog, e.optimized))
         for i, g in enumerate(fusion_groups(e.optimized)):
             lines.append(f"    group {i}: {g}")
@@ -287,14 +372,22 @@ def _target_summary(target, before: Program, after: Program) -> str:
 
 
 def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic: bool = False,
-            passes: Sequence[str] | None = None, check: bool = False, **target_options) -> Compiled:
+            passes: Sequence[str] | None = None, check: bool = False, *,
+            check_inputs: Sequence[Sequence[Any]] | None = None, original=None, **target_options) -> Compiled:
     """Compile `fn` for `target`. Returns a callable that compiles on first call per signature.
 
     Torch tensors in give torch tensors out, numpy gives numpy, MLX arrays give MLX arrays, with the
     nesting of the function's outputs. Non-tensor positional arguments are constants of the signature.
-    """
-    return Compiled(fn, target, example_inputs, dynamic, passes, check, **target_options)
     `target_options` go to the target (e.g. `compute_precision="float32"` for `coreml`).
+
+    `fn` may be a TorchScript module or function, or the path of a `.pt` file (loaded at once with
+    `torch.jit.load(map_location="cpu")`; a `.pt` file is code: trust it as you would trust code).
+    `check_inputs=[args, ...]` (traced modules) runs each argument tuple through the compiled module,
+    the TorchScript module and `original` (the Python callable it was traced from), raising
+    `xcomp.TraceCheckError` naming the first divergence, as `torch.jit.trace(check_inputs=)` does.
+    """
+    return Compiled(fn, target, example_inputs, dynamic, passes, check, check_inputs=check_inputs,
+                    original=original, **target_options)
 
 
 def export(fn, example_inputs: Sequence[Any], target: str = "reference", path: str = "xcomp_out",

@@ -44,6 +44,20 @@ class NumericsError(XcompError):
     """`check=True` found a target disagreeing with the reference interpreter."""
 
 
+class CaptureError(XcompError):
+    """The frontend could not capture the function as one static graph (for example `torch.export`
+    meeting a data-dependent value); the message says why in one line and what to use instead."""
+
+
+class ScriptRaiseError(XcompError):
+    """A compiled TorchScript program took a branch that raises (a scripted `raise` or `assert`)."""
+
+
+class TraceCheckError(XcompError):
+    """A traced module disagrees with the Python callable it was traced from on a `check_inputs`
+    input (the trace baked in one path of data-dependent control flow)."""
+
+
 @dataclass(frozen=True)
 class UnsupportedOp:
     """One unsupported op occurrence: the framework's op name (with overload) and where it came from."""

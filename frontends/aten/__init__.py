@@ -2,7 +2,7 @@
 
 `ATEN` maps an aten op name with its overload (`"aten.add.Tensor"`) to a converter
 `fn(cx, *args, **kwargs) -> Value | list[Value]`. Arguments arrive with graph nodes already
-replaced by IR values; `cx` (a `ConvertContext`) builds ops and knows the torch result type.
+replaced by IR values; `cx` (a `xcomp.frontends.context.ConvertContext`) builds ops and knows the torch result type.
 Converters live in family modules beside this one and register with `@aten(...)`.
 """
 from __future__ import annotations

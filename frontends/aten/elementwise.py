@@ -154,19 +154,20 @@ def where(cx, c, a, b):
     return cx.op("where", cx.tensor(c, DType.BOOL), cx.tensor(a, dt), cx.tensor(b, dt))
 
 
-@aten("aten.clamp.default", "aten.clamp.Tensor", "aten.clamp_min.default", "aten.clamp_max.default",
-      "aten.clamp_min.Tensor", "aten.clamp_max.Tensor")
+@aten("aten.clamp.default", "aten.clamp.Tensor", "aten.clamp_min.default", "aten.clamp_min.Tensor")
 def clamp(cx, x, lo=None, hi=None):
     dt = cx.out_dtype
-    name = str(cx.node.target)
-    if "clamp_max" in name:
-        lo, hi = None, lo
     y = cx.tensor(x, dt)
     if lo is not None:
         y = cx.op("maximum", y, cx.tensor(lo, dt))
     if hi is not None:
         y = cx.op("minimum", y, cx.tensor(hi, dt))
     return y
+
+
+@aten("aten.clamp_max.default", "aten.clamp_max.Tensor")
+def clamp_max(cx, x, hi):
+    return clamp(cx, x, None, hi)
 
 
 @aten("aten.round.decimals")
@@ -250,12 +251,17 @@ def signbit(cx, x):
     return cx.op("logical_or", cx.op("lt", x, zero), neg_zero)
 
 
-@aten("aten.isposinf.default", "aten.isneginf.default")
-def isposinf(cx, x):
-    if not x.type.dtype.is_float:
-        return cx.op("ne", x, x)  # integers are never infinite
-    side = "gt" if "isposinf" in str(cx.node.target) else "lt"
-    return cx.op("logical_and", cx.op("isinf", x), cx.op(side, x, cx.const(0, x.type.dtype)))
+def _isinf_on(side: str):
+    """isposinf (side "gt") / isneginf (side "lt")."""
+    def conv(cx, x):
+        if not x.type.dtype.is_float:
+            return cx.op("ne", x, x)  # integers are never infinite
+        return cx.op("logical_and", cx.op("isinf", x), cx.op(side, x, cx.const(0, x.type.dtype)))
+    return conv
+
+
+aten("aten.isposinf.default")(_isinf_on("gt"))
+aten("aten.isneginf.default")(_isinf_on("lt"))
 
 
 @aten("aten.sinc.default")
@@ -332,15 +338,20 @@ def ndtr(cx, x):
     return cx.op("mul", cx.op("erfc", z), cx.const(0.5, dt))
 
 
-@aten("aten.fmax.default", "aten.fmin.default")
-def fmax(cx, a, b):
-    """maximum/minimum that ignore a NaN operand."""
-    dt = cx.out_dtype
-    a, b = cx.tensor(a, dt), cx.tensor(b, dt)
-    pick = cx.op("maximum" if "fmax" in str(cx.node.target) else "minimum", a, b)
-    if not dt.is_float:
-        return pick
-    return cx.op("where", cx.op("isnan", a), b, cx.op("where", cx.op("isnan", b), a, pick))
+def _nan_ignoring(op: str):
+    """fmax/fmin: maximum/minimum that ignore a NaN operand."""
+    def conv(cx, a, b):
+        dt = cx.out_dtype
+        a, b = cx.tensor(a, dt), cx.tensor(b, dt)
+        pick = cx.op(op, a, b)
+        if not dt.is_float:
+            return pick
+        return cx.op("where", cx.op("isnan", a), b, cx.op("where", cx.op("isnan", b), a, pick))
+    return conv
+
+
+aten("aten.fmax.default")(_nan_ignoring("maximum"))
+aten("aten.fmin.default")(_nan_ignoring("minimum"))
 
 
 @aten("aten.ldexp.Tensor", "aten.ldexp.default")

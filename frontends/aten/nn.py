@@ -8,8 +8,6 @@ statistics computed from xc reductions.
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 import torch
 
@@ -18,14 +16,8 @@ from xcomp.ops.reduction import normalize_axis
 
 
 def used_outputs(cx) -> set[int]:
-    """Indices of the current node's results that the graph reads (all, if read whole)."""
-    used = set()
-    for user in cx.node.users:
-        if user.target is operator.getitem:
-            used.add(user.args[1])
-        else:
-            return set(range(len(cx.out_val)))
-    return used
+    """Indices of the current op's results that the program reads."""
+    return cx.used_outputs()
 
 
 def ones(cx, shape, dtype):
@@ -216,7 +208,7 @@ def _only_output(cx, y, what: str):
     extra = used_outputs(cx) - {0}
     if extra:
         raise NotImplementedError(f"{what} auxiliary outputs {sorted(extra)}")
-    return [y] + [None] * (len(cx.out_val) - 1)
+    return [y] + [None] * (len(cx.out_types()) - 1)
 
 
 @aten("aten.scaled_dot_product_attention.default")

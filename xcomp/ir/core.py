@@ -172,6 +172,7 @@ class Program:
     funcs: dict[str, Func] = field(default_factory=dict)
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     weight_dtypes: dict[str, Any] = field(default_factory=dict)  # name -> DType when not inferable
+    metadata: dict[str, Any] = field(default_factory=dict)  # e.g. a .pt file's extra files
 
     @property
     def main(self) -> Func:

@@ -4,7 +4,7 @@ from xcomp.ops import structural, elementwise  # noqa: F401
 from xcomp.ops.registry import REGISTRY, OpDef, Trait, get  # noqa: F401
 
 # Families added by later modules register themselves on import.
-for _family in ("reduction", "linalg", "nn", "shape", "indexing", "factory"):
+for _family in ("reduction", "linalg", "nn", "shape", "indexing", "factory", "host"):
     try:
         __import__(f"xcomp.ops.{_family}")
     except ModuleNotFoundError as _e:  # family not written yet

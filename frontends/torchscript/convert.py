@@ -1,0 +1,450 @@
+"""The TorchScript driver: a frozen, inlined TorchScript graph to xcomp IR.
+
+`convert_block(cv, block, env)` converts the nodes of one block and returns its outputs; it is
+called again for the blocks of `prim::If` (-> `xc.if`, or the taken block alone when the condition
+is known at capture time) and `prim::Loop` (-> `xc.loop`, `for` and `while` forms alike). Lists and
+tensors that a branch or loop body changes in place (`aten::append`, `add_`) leave the region as
+extra results or loop-carried values.
+
+Each node goes, in order, to: the Python-level table (`nodes.NODES`), the number ops
+(`nodes.scalar_op`), a capture-time fold when every input is known and no output is a tensor, or
+the aten table shared with torch.export (`ATEN["aten.<op>.<overload>"]`, the overload from
+`node.schema()`, in-place `foo_` resolved to `foo`).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import torch
+
+from xcomp.errors import UnsupportedOp
+from xcomp.ir.builder import Builder
+from xcomp.ir.core import Block, Region, Value
+from xcomp.ir.types import DType, ListType, TensorType
+from xcomp.frontends.aten import ATEN
+from xcomp.frontends.context import ConvertContext
+from xcomp.frontends.torch_export import XCOMP_TO_TORCH, to_dtype
+from xcomp.frontends.torchscript import nodes as N
+from xcomp.frontends.torchscript.values import (UNINITIALIZED, RegionTypeError, flatten, is_static,
+                                                materialize, rebuild, same, _Typed)
+
+POISON = type("Poison", (), {"__repr__": lambda self: "<unconverted>"})()
+_SRC = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+class ScriptContext(ConvertContext):
+    """The converter context of the TorchScript driver: result types from torch's meta kernels run
+    on the operands' IR types; used results from the node's uses."""
+
+    def __init__(self, builder: Builder, program):
+        super().__init__(builder, program)
+        self.types: list = []
+        self.used: set[int] = set()
+
+    def out_types(self):
+        return self.types
+
+    def used_outputs(self) -> set[int]:
+        return self.used
+
+
+def schema_name(node) -> tuple[str, str]:
+    """(`aten::add_`, `Tensor`) for a node with a schema, else (kind, "")."""
+    try:
+        s = torch._C.parse_schema(node.schema())
+    except Exception:
+        return node.kind(), ""
+    return s.name, s.overload_name
+
+
+def functional(name: str) -> str:
+    """`aten::add_` -> `aten::add` (dunders such as `__and__` stay)."""
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+def location(node) -> str:
+    """`file:line: code` of the node's TorchScript source range."""
+    text = node.sourceRange() or ""
+    m = _SRC.search(text)
+    if not m:
+        return "<unknown>"
+    lines = text.splitlines()
+    code = next((ln.strip() for ln in lines[1:] if ln.strip() and "~" not in ln and "<---" not in ln), "")
+    return f"{m.group(1)}:{m.group(2)}" + (f": {code}" if code else "")
+
+
+class Converter:
+    """State of one conversion: the context, the value environment's rebinding, notes, errors."""
+
+    def __init__(self, program, builder: Builder):
+        self.cx = ScriptContext(builder, program)
+        self.program = program
+        self.unsupported: list[UnsupportedOp] = []
+        self.notes: list[str] = []
+        self.env_stack: list[dict] = []
+
+    @property
+    def env(self) -> dict:
+        return self.env_stack[-1]
+
+    def rebind(self, jit_value, new) -> None:
+        """After an in-place op, later reads of `jit_value` see the new value."""
+        self.env[jit_value] = new
+
+    def materialize(self, x, like_type=None):
+        return materialize(self.cx, x, _Typed(like_type) if like_type is not None else None)
+
+    def tensor_constant(self, t: torch.Tensor, name: str) -> Value:
+        arr = t.detach().cpu()
+        dt = to_dtype(arr.dtype)
+        value = (arr.float() if dt is DType.BF16 else arr).numpy()
+        if value.size <= 16 and not name.startswith("self."):
+            return self.cx.op("dense", value=np.array(value, order="C"), dtype=dt) if value.ndim else \
+                self.cx.const(value.item(), dt)
+        key = re.sub(r"[^A-Za-z0-9_.]", "_", name) or "const"
+        while key in self.program.weights:
+            key += "_"
+        self.program.weights[key] = np.array(value, order="C")
+        return self.cx.b.create("weight", (), {"name": key}, result_types=[TensorType(value.shape, dt)]).result
+
+    def fail(self, node, name: str, reason: str = "") -> None:
+        self.unsupported.append(UnsupportedOp(name, location(node), reason))
+
+
+def convert_block(cv: Converter, block, env: dict) -> list:
+    """Convert `block`'s nodes with `env` (TorchScript value -> converted value); its outputs."""
+    cv.env_stack.append(env)
+    try:
+        for node in block.nodes():
+            ins = [env.get(v, POISON) for v in node.inputs()]
+            outs = convert_node(cv, node, ins)
+            for o, v in zip(node.outputs(), outs):
+                env[o] = v
+        return [env.get(v, POISON) for v in block.returnNode().inputs()]
+    finally:
+        cv.env_stack.pop()
+
+
+def convert_node(cv: Converter, node, ins: list) -> list:
+    n_out = node.outputsSize()
+    if any(x is POISON for x in flatten_all(ins)):
+        return [POISON] * n_out
+    name, overload = schema_name(node)
+    cv.cx.b.loc = None
+    try:
+        handler = NODES_BY_KIND.get(f"{name}.{overload}") or NODES_BY_KIND.get(name) \
+            or N.NODES.get(f"{name}.{overload}") or N.NODES.get(name)
+        if handler is not None:
+            return list(handler(cv, node, *ins))
+        base = name.split("::", 1)[-1]
+        if N.is_scalar_node(node):
+            return N.scalar_op(cv, node, base, ins)
+        if is_static(ins) and not any(_has_tensor(o.type()) for o in node.outputs()) and overload is not None:
+            folded = fold_static(name, overload, ins)
+            if folded is not None:
+                return folded
+        return convert_aten(cv, node, name, overload, ins)
+    except (NotImplementedError, RegionTypeError, TypeError, ValueError, KeyError, IndexError) as e:
+        cv.fail(node, f"{name}{'.' + overload if overload else ''}", str(e) or type(e).__name__)
+        return [POISON] * n_out
+
+
+def flatten_all(x) -> list:
+    if isinstance(x, (list, tuple)):
+        return [leaf for e in x for leaf in flatten_all(e)]
+    return [x]
+
+
+def _has_tensor(t) -> bool:
+    k = t.kind()
+    if k == "TensorType":
+        return True
+    return any(_has_tensor(c) for c in t.containedTypes())
+
+
+def fold_static(name: str, overload: str, ins: list):
+    """Run a node whose inputs are all known (no tensor output) at capture time."""
+    ns, op = name.split("::", 1)
+    try:
+        fn = getattr(getattr(getattr(torch.ops, ns), op), overload or "default")
+        out = fn(*ins)
+    except Exception:
+        return None
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+# -- aten nodes through the shared table -------------------------------------------------------------
+_DTYPE_TYPES = ("ScalarType", "ScalarType?")
+
+
+def aten_key(name: str, overload: str) -> str:
+    ns, op = functional(name).split("::", 1)
+    return f"{ns}.{op}.{overload or 'default'}"
+
+
+def convert_aten(cv: Converter, node, name: str, overload: str, ins: list) -> list:
+    key = aten_key(name, overload)
+    conv = ATEN.get(key)
+    if conv is None:
+        raise NotImplementedError(f"no converter for {key}")
+    schema = torch._C.parse_schema(node.schema())
+    args, kwargs = _arguments(schema, ins)
+    cx = cv.cx
+    cx.types = _meta_types(key, schema, args, kwargs, node)
+    cx.used = {i for i, o in enumerate(node.outputs()) if o.uses()}
+    cx.b.loc = None
+    out = conv(cx, *args, **kwargs)
+    results = _results(cx, node, out)
+    if functional(name) != name and isinstance(ins[0], Value):
+        cv.rebind(node.inputsAt(0), results[0])
+    return results
+
+
+def _arguments(schema, ins: list):
+    """Positional and keyword arguments as FX gives them (trailing defaults left out, dtype codes
+    as torch dtypes)."""
+    args, kwargs = [], {}
+    for a, v in zip(schema.arguments, ins):
+        if str(a.type) in _DTYPE_TYPES and isinstance(v, int):
+            v = getattr(torch, N.TORCH_DTYPE_CODES[v])
+        if a.kwarg_only:
+            kwargs[a.name] = v
+        else:
+            args.append((a, v))
+    while args and args[-1][0].has_default_value() and same(args[-1][1], args[-1][0].default_value):
+        args.pop()
+    return [v for _, v in args], kwargs
+
+
+def _meta(x, scalar_kind: str | None = None):
+    if isinstance(x, Value):
+        t = x.type
+        if isinstance(t, TensorType):
+            if scalar_kind in ("int", "float", "bool", "number", "Scalar"):
+                return {DType.BOOL: True}.get(t.dtype, 1.0 if t.dtype.is_float else 1)
+            return torch.empty(tuple(t.shape), dtype=XCOMP_TO_TORCH[t.dtype], device="meta")
+        raise NotImplementedError(f"an IR {t} where torch wants a tensor or number")
+    if isinstance(x, list):
+        return [_meta(e, scalar_kind) for e in x]
+    if isinstance(x, tuple):
+        return tuple(_meta(e, scalar_kind) for e in x)
+    return x
+
+
+def _meta_types(key: str, schema, args, kwargs, node) -> list:
+    """Torch's result types: the functional overload run on meta tensors of the operands' types."""
+    ns, op, overload = key.split(".")
+    kinds = {a.name: str(a.type).rstrip("?") for a in schema.arguments}
+    pos = [a for a in schema.arguments if not a.kwarg_only]
+    margs = [_meta(v, kinds[a.name]) for a, v in zip(pos, args)]
+    mkw = {k: _meta(v, kinds[k]) for k, v in kwargs.items()}
+    try:
+        fn = getattr(getattr(getattr(torch.ops, ns), op), overload)
+        out = fn(*margs, **mkw)
+    except Exception as e:
+        raise NotImplementedError(f"torch cannot infer its result types ({type(e).__name__}: {e})") from None
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    return [TensorType(tuple(o.shape), to_dtype(o.dtype)) if isinstance(o, torch.Tensor) else None
+            for o in outs]
+
+
+def _results(cx: ScriptContext, node, out) -> list:
+    """Converter results as the node's outputs, cast to torch's dtypes (promotion lives in torch)."""
+    n = node.outputsSize()
+    if n == 1 and node.outputsAt(0).type().kind() in ("ListType", "TupleType"):
+        outs = [list(out) if node.outputsAt(0).type().kind() == "ListType" else tuple(out)]
+        return outs
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    fixed = []
+    for o, want in zip(outs[:n], cx.types):
+        if isinstance(o, Value) and isinstance(want, TensorType):
+            if o.type.dtype != want.dtype:
+                o = cx.cast(o, want.dtype)
+            if tuple(o.type.shape) != tuple(want.shape):
+                raise ValueError(f"converter built shape {o.type.shape}, torch says {want.shape}")
+        fixed.append(o)
+    return fixed + [None] * (n - len(fixed))
+
+
+# -- control flow ------------------------------------------------------------------------------------
+def _defined_inside(block) -> set:
+    inside = set(block.inputs())
+    for n in block.nodes():
+        inside.update(n.outputs())
+        for b in n.blocks():
+            inside |= _defined_inside(b)
+    return inside
+
+
+def mutated_outer(blocks) -> list:
+    """TorchScript values defined outside `blocks` that nodes inside change in place (appends,
+    `foo_` ops), in first-seen order."""
+    inside = set()
+    for b in blocks:
+        inside |= _defined_inside(b)
+    found: list = []
+
+    def scan(block):
+        for n in block.nodes():
+            name, _ = schema_name(n)
+            if (name == "aten::append" or functional(name) != name) and n.inputsSize():
+                v = n.inputsAt(0)
+                if v not in inside and v not in found:
+                    found.append(v)
+            for b in n.blocks():
+                scan(b)
+    for b in blocks:
+        scan(b)
+    return found
+
+
+def _region(cv: Converter, block, env: dict, args=()) -> tuple[Block, Builder]:
+    ir_block = Block(list(args))
+    return ir_block, Builder(ir_block)
+
+
+def convert_if(cv: Converter, node, cond) -> list:
+    then_b, else_b = list(node.blocks())
+    if not isinstance(cond, Value):
+        env = cv.env
+        outs = convert_block(cv, then_b if cond else else_b, env)
+        return outs
+    cond = cv.cx.cast(cv.cx.op("reshape", cond, shape=()) if cond.type.rank else cond, DType.BOOL)
+    extra = mutated_outer([then_b, else_b])
+    for v in extra:
+        cv.env[v] = materialize(cv.cx, cv.env[v], jit_type=v.type())
+    outer_b = cv.cx.b
+    branches = []
+    for jb in (then_b, else_b):
+        blk = Block([])
+        cv.cx.b = Builder(blk)
+        env = dict(cv.env)
+        outs = convert_block(cv, jb, env) + [env[v] for v in extra]
+        branches.append((blk, outs))
+    cv.cx.b = outer_b
+    (tb, touts), (eb, eouts) = branches
+    templates, t_leaves, e_leaves = [], [], []
+    for t, e in zip(touts, eouts):
+        templates.append(t if t is not UNINITIALIZED else e)
+        ft, fe = flatten(t), flatten(e)
+        if t is UNINITIALIZED:
+            ft = [UNINITIALIZED] * len(fe)
+        if e is UNINITIALIZED:
+            fe = [UNINITIALIZED] * len(ft)
+        if len(ft) != len(fe):
+            raise RegionTypeError("the branches of an if return different tuple structures")
+        t_leaves += ft
+        e_leaves += fe
+    static = [same(a, b) or (a is UNINITIALIZED and is_static(b)) or (b is UNINITIALIZED and is_static(a))
+              for a, b in zip(t_leaves, e_leaves)]
+    dyn = [i for i, s in enumerate(static) if not s]
+    ty, ey = [], []
+    for blk, leaves, other in ((tb, t_leaves, e_leaves), (eb, e_leaves, t_leaves)):
+        cv.cx.b = Builder(blk)
+        vals = []
+        for i in dyn:
+            like = other[i] if isinstance(other[i], Value) else None
+            vals.append(materialize(cv.cx, leaves[i], like))
+        (ty if blk is tb else ey).extend(vals)
+    for i, (a, b) in enumerate(zip(ty, ey)):  # a number on one path, a tensor of its type on the other
+        if a.type != b.type:
+            cv.cx.b = Builder(tb)
+            ty[i] = materialize(cv.cx, a, b)
+            cv.cx.b = Builder(eb)
+            ey[i] = materialize(cv.cx, b, ty[i])
+            if ty[i].type != ey[i].type:
+                raise RegionTypeError(f"the branches of an if give {ty[i].type} and {ey[i].type}")
+    Builder(tb).create("yield", ty)
+    Builder(eb).create("yield", ey)
+    cv.cx.b = outer_b
+    op = outer_b.create("if", [cond], regions=[Region([tb]), Region([eb])], result_types=[v.type for v in ty])
+    res = iter(op.results)
+    merged = [next(res) if not s else (a if a is not UNINITIALIZED else b)
+              for s, a, b in zip(static, t_leaves, e_leaves)]
+    n = len(touts) - len(extra)
+    leaves_iter = iter(merged)
+    outs = [rebuild(t, [next(leaves_iter) for _ in flatten(t)]) if t is not UNINITIALIZED else next(leaves_iter)
+            for t in templates]
+    for v, new in zip(extra, outs[n:]):
+        cv.env[v] = new
+    return outs[:n]
+
+
+def convert_loop(cv: Converter, node, trip, cond, *init) -> list:
+    """`prim::Loop(trip, cond, *carried)` -> `xc.loop` (never unrolled)."""
+    (body_jb,) = list(node.blocks())
+    if (not isinstance(cond, Value) and not cond) or (not isinstance(trip, Value) and trip <= 0):
+        return list(init)
+    cx = cv.cx
+    extra = mutated_outer([body_jb])
+    templates = list(init) + [cv.env[v] for v in extra]
+    jit_types = [o.type() for o in node.outputs()] + [v.type() for v in extra]
+    leaves, kinds = [], []
+    for t, jt in zip(templates, jit_types):
+        for leaf in flatten(t):
+            leaves.append(leaf)
+            kinds.append(jt)
+    carried = [materialize(cx, x, jit_type=jt if not isinstance(x, tuple) else None)
+               if not _passthrough(x) else x for x, jt in zip(leaves, kinds)]
+    dyn = [i for i, x in enumerate(carried) if isinstance(x, Value)]
+    body = Block([TensorType((), DType.I64)] + [carried[i].type for i in dyn])
+    inner_leaves = list(carried)
+    for j, i in enumerate(dyn):
+        inner_leaves[i] = body.args[j + 1]
+    it = iter(inner_leaves)
+    inner_templates = [rebuild(t, [next(it) for _ in flatten(t)]) for t in templates]
+    env = dict(cv.env)
+    params = list(body_jb.inputs())
+    env[params[0]] = body.args[0]
+    for p, v in zip(params[1:], inner_templates):
+        env[p] = v
+    n = len(init)
+    for v, val in zip(extra, inner_templates[n:]):
+        env[v] = val
+    outer_b = cx.b
+    cx.b = Builder(body)
+    try:
+        outs = convert_block(cv, body_jb, env)
+        next_cond, next_vals = outs[0], outs[1:] + [env[v] for v in extra]
+        next_leaves = [leaf for t in next_vals for leaf in flatten(t)]
+        ys = [materialize(cx, next_leaves[i], body.args[j + 1]) for j, i in enumerate(dyn)]
+        for j, y in zip(dyn, ys):
+            if y.type != carried[j].type:
+                raise RegionTypeError(f"a loop-carried value changes type from {carried[j].type} to {y.type}")
+        c = materialize(cx, next_cond if next_cond is not None else True, _Typed(TensorType((), DType.BOOL)))
+        cx.b.create("yield", [c] + ys)
+    finally:
+        cx.b = outer_b
+    trip_v = cx.tensor(trip if isinstance(trip, Value) else int(min(trip, 2**63 - 1)), DType.I64)
+    cond_v = cx.cast(cx.tensor(cond, DType.BOOL), DType.BOOL)
+    op = cx.b.create("loop", [trip_v, cond_v] + [carried[i] for i in dyn], regions=[Region([body])],
+                     result_types=[carried[i].type for i in dyn])
+    final = list(carried)
+    for r, i in zip(op.results, dyn):
+        final[i] = r
+    it = iter(final)
+    results = [rebuild(t, [next(it) for _ in flatten(t)]) for t in templates]
+    for v, new in zip(extra, results[n:]):
+        cv.env[v] = new
+    return results[:n]
+
+
+def _passthrough(x) -> bool:
+    """Carried values that stay as they are: None, strings, dtypes, devices."""
+    return x is None or isinstance(x, (str, torch.dtype, torch.device))
+
+
+NODES_BY_KIND: dict[str, Any] = {}
+
+
+def _control(kind: str, doc: str):
+    def register(fn):
+        N.node(kind, doc=doc)(fn)
+        return fn
+    return register
+
+
+_control("prim::If", "`xc.if` with two regions; folded to one block when the condition is known")(convert_if)
+_control("prim::Loop", "`xc.loop` (for and while forms, carried values, early exit); never unrolled")(convert_loop)
