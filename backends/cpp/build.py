@@ -1,0 +1,116 @@
+"""Build a `CppUnit` into a shared library, cached on disk (`xcomp.cache`, namespace "cpp").
+
+The cache key is a hash of the source, xcomp_runtime.h, the compiler (path and version), its flags,
+the BLAS linked and the CPU features the code is built for. An entry holds `model.cpp`,
+`xcomp_runtime.h`, `libmodel.so` and `BUILD.json` (compiler, flags, BLAS, seconds). A compiler error
+raises `CompileError` naming the generated file (kept under the cache's `failed/` folder) and the
+failing line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from importlib.resources import files
+
+from xcomp.backends.cpp.toolchain import Toolchain, toolchain
+from xcomp.backends.cpp.unit import CppUnit
+from xcomp.cache import Cache, content_key
+from xcomp.errors import CompileError
+
+LIBRARY = "libmodel.so"
+SOURCE = "model.cpp"
+RUNTIME_HEADER = "xcomp_runtime.h"
+BUILD_INFO = "BUILD.json"
+_KEY_VERSION = "xcomp-cpp-1"
+_TIMEOUT_S = 900
+_ERROR_LINE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)?\s*(?:fatal )?error:\s*(?P<msg>.*)$",
+                         re.MULTILINE)
+
+
+def runtime_header() -> str:
+    """The text of xcomp_runtime.h (templates/cpp/runtime.h)."""
+    return files("xcomp.templates").joinpath("cpp", "runtime.h").read_text()
+
+
+def cache() -> Cache:
+    return Cache("cpp")
+
+
+def cache_key(unit: CppUnit, tc: Toolchain | None = None, extra_flags: tuple[str, ...] = ()) -> str:
+    tc = tc or toolchain()
+    return content_key(_KEY_VERSION, unit.source, runtime_header(), tc.fingerprint(unit.uses_blas), repr(extra_flags))
+
+
+def build(unit: CppUnit, extra_flags: tuple[str, ...] = ()) -> str:
+    """The path of `unit`'s shared library, built now or found in the cache."""
+    tc = toolchain()
+    key = cache_key(unit, tc, extra_flags)
+    c = cache()
+    entry = c.get(key, lambda d: _compile(unit, tc, d, c.failed_dir(key), extra_flags))
+    return os.path.join(entry, LIBRARY)
+
+
+def build_info(library: str) -> dict:
+    """What built `library` (compiler, flags, BLAS, seconds), from its cache entry's BUILD.json."""
+    try:
+        with open(os.path.join(os.path.dirname(library), BUILD_INFO)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _compile(unit: CppUnit, tc: Toolchain, d: str, failed: str, extra_flags: tuple[str, ...]) -> None:
+    src, out = os.path.join(d, SOURCE), os.path.join(d, LIBRARY)
+    with open(src, "w") as f:
+        f.write(unit.source)
+    with open(os.path.join(d, RUNTIME_HEADER), "w") as f:
+        f.write(runtime_header())
+    cmd = tc.command(src, out, d, unit.uses_blas, extra_flags)
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, cwd=d)
+    except subprocess.TimeoutExpired as e:
+        raise CompileError(f"C++ compiler timed out after {_TIMEOUT_S} s on {_keep(d, failed)}") from e
+    except OSError as e:
+        raise CompileError(f"C++ compiler {tc.cxx} could not run: {e}") from e
+    seconds = time.perf_counter() - t0
+    if r.returncode != 0 or not os.path.isfile(out):
+        kept = _keep(d, failed)
+        raise CompileError(_error_message(r.stderr + r.stdout, d, kept, cmd))
+    blas = tc.blas.describe() if unit.uses_blas else "none (no matmul)"
+    with open(os.path.join(d, BUILD_INFO), "w") as f:
+        json.dump({"compiler": tc.version, "cxx": tc.cxx, "command": cmd, "openmp": tc.openmp, "blas": blas,
+                   "cpu": tc.cpu.split("|")[0].strip(), "seconds": round(seconds, 3), "name": unit.name},
+                  f, indent=1)
+
+
+def _keep(d: str, failed: str) -> str:
+    """Copy the failed build's files to `failed` (the temporary build folder is removed); its source path."""
+    shutil.rmtree(failed, ignore_errors=True)
+    shutil.copytree(d, failed)
+    return os.path.join(failed, SOURCE)
+
+
+def _error_message(output: str, build_dir: str, kept_source: str, cmd: list[str]) -> str:
+    """The first compiler error as `file:line: message` plus that source line, with paths moved to
+    where the files are kept."""
+    kept_dir = os.path.dirname(kept_source)
+    output = output.replace(build_dir, kept_dir)
+    m = _ERROR_LINE.search(output)
+    if not m:
+        tail = "\n".join(output.strip().splitlines()[-20:])
+        return f"C++ compiler failed on generated source {kept_source}:\n{tail}\n(command: {' '.join(cmd)})"
+    path, line = m["file"], int(m["line"])
+    text = ""
+    try:
+        with open(path if os.path.isabs(path) else os.path.join(kept_dir, path)) as f:
+            text = f.read().splitlines()[line - 1].strip()
+    except (OSError, IndexError):
+        pass
+    shown = "\n".join(output.strip().splitlines()[:30])
+    return (f"C++ compiler failed on generated source {path}:{line}: {m['msg']}\n    {text}\n"
+            f"compiler output:\n{shown}")

@@ -1,0 +1,275 @@
+"""The C++ toolchain the `cpp` target builds with: compiler, flags, OpenMP, BLAS and CPU features.
+
+    CXX                 compiler (default: the first of c++, g++, clang++ on PATH)
+    XCOMP_CXXFLAGS      extra flags appended to every build
+    XCOMP_MARCH         "native" (default: -march=native, or -mcpu=native where that is the spelling)
+                        or "baseline" (the compiler's default target; portable libraries)
+    XCOMP_OPENMP        "0" builds with the runtime's pthread pool instead of OpenMP
+    XCOMP_BLAS          "auto" (default), "openblas", "accelerate" or "none" (the portable GEMM)
+
+BLAS, in order: Accelerate on macOS (Apple Silicon's AMX-backed BLAS), OpenBLAS from the
+`scipy-openblas32` wheel (`pip install 'xcomp[cpp]'`; its symbols carry the prefix `scipy_`), else
+the runtime header's blocked, parallel GEMM.
+
+Probing a compiler (version, which flags it accepts, OpenMP) runs it a few times; the result is
+kept in the build cache folder as JSON, keyed by the compiler's path, size and mtime and the
+variables above, so a cached start runs no compiler.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+from xcomp.cache import content_key, default_root
+from xcomp.errors import TargetError
+
+_PROBE_VERSION = "1"
+_ENV = ("CXX", "XCOMP_CXXFLAGS", "XCOMP_MARCH", "XCOMP_OPENMP", "XCOMP_BLAS")
+OPT_FLAGS = ("-O3",)
+BASE_FLAGS = ("-std=c++17", "-fPIC", "-shared", "-fno-math-errno", "-w")
+
+INSTALL_HINT = ("install a C++17 compiler: `apt-get install g++` (Debian/Ubuntu), `dnf install gcc-c++` "
+                "(Fedora), `xcode-select --install` (macOS), or set CXX to one")
+
+
+@dataclass(frozen=True)
+class Blas:
+    """A BLAS the runtime header can call (`name` "fallback": none; the header's own GEMM)."""
+
+    name: str                               # "openblas", "accelerate" or "fallback"
+    detail: str = ""                        # e.g. "scipy-openblas32 0.3.34, /path/libscipy_openblas.so"
+    defines: tuple[str, ...] = ()           # -D flags for xcomp_runtime.h
+    link: tuple[str, ...] = ()              # linker arguments
+    lib_dir: str = ""
+    include_dir: str = ""
+    cblas_prefix: str = ""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.detail})" if self.detail else self.name
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A probed compiler with the flags every build uses."""
+
+    cxx: str
+    version: str
+    flags: tuple[str, ...]                   # compile flags (optimization, -march, -fopenmp, ...)
+    openmp: bool
+    cpu: str                                 # CPU model and features the code is built for
+    blas: Blas = field(default_factory=lambda: Blas("fallback"))
+
+    def command(self, source: str, output: str, include_dir: str, uses_blas: bool,
+                extra: tuple[str, ...] = ()) -> list[str]:
+        """The command line that builds `source` into the shared library `output`."""
+        blas = self.blas if uses_blas else Blas("fallback")
+        return [self.cxx, *self.flags, *blas.defines, *extra, f"-I{include_dir}", source, "-o", output,
+                *blas.link]
+
+    def fingerprint(self, uses_blas: bool) -> str:
+        """What, besides the source, decides the built library (part of the cache key)."""
+        blas = self.blas if uses_blas else Blas("fallback")
+        return json.dumps([self.cxx, self.version, self.flags, self.cpu, asdict(blas)], sort_keys=True)
+
+    def describe(self) -> str:
+        return (f"{self.version} [{' '.join(self.flags)}], "
+                f"threads: {'OpenMP' if self.openmp else 'pthread pool'}, BLAS: {self.blas.describe()}")
+
+
+def find_compiler() -> str:
+    """The C++ compiler's absolute path; TargetError saying what to install when there is none."""
+    env = os.environ.get("CXX")
+    if env:
+        path = shutil.which(env)
+        if not path:
+            raise TargetError(f"CXX={env!r} is not an executable compiler; {INSTALL_HINT}")
+        return path
+    for name in ("c++", "g++", "clang++"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise TargetError(f"the cpp target needs a C++ compiler and none was found on PATH; {INSTALL_HINT}")
+
+
+def unavailable_reason() -> str | None:
+    """None when a compiler is found, else what to install."""
+    try:
+        toolchain()
+    except TargetError as e:
+        return str(e)
+    return None
+
+
+def cpu_features() -> str:
+    """The CPU model and feature flags (Linux /proc/cpuinfo; sysctl on macOS)."""
+    if sys.platform.startswith("linux"):
+        model, flags = "", ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    key = key.strip().lower()
+                    if key in ("model name", "cpu model", "cpu part") and not model:
+                        model = value.strip()
+                    elif key in ("flags", "features") and not flags:
+                        flags = " ".join(sorted(value.split()))
+                    if model and flags:
+                        break
+        except OSError:
+            pass
+        return f"{platform.machine()} {model} | {flags}"
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        return f"{platform.machine()} {out}"
+    return f"{platform.machine()} {platform.processor()}"
+
+
+@functools.lru_cache(maxsize=None)
+def _toolchain(cxx: str, env: tuple, cpu: str, openblas_origin: str, root: str) -> Toolchain:
+    st = os.stat(cxx)
+    key = content_key("toolchain", _PROBE_VERSION, cxx, str(st.st_size), str(st.st_mtime_ns), repr(env), cpu,
+                      openblas_origin, sys.platform)
+    path = os.path.join(root, "probes", f"cpp-{key[:32]}.json")
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        return Toolchain(d["cxx"], d["version"], tuple(d["flags"]), d["openmp"], d["cpu"],
+                         Blas(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["blas"].items()}))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    tc = _probe(cxx, dict(env), cpu)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(tc), f, indent=1)
+    os.replace(tmp, path)
+    return tc
+
+
+def toolchain() -> Toolchain:
+    """The probed toolchain for the current environment (cached in memory and on disk)."""
+    cxx = os.path.realpath(find_compiler())
+    env = tuple((k, os.environ.get(k, "")) for k in _ENV)
+    spec = importlib.util.find_spec("scipy_openblas32")
+    origin = ""
+    if spec and spec.origin:
+        lib_dir = os.path.join(os.path.dirname(spec.origin), "lib")
+        origin = spec.origin + repr(sorted((n, os.path.getsize(os.path.join(lib_dir, n)))
+                                           for n in os.listdir(lib_dir))) if os.path.isdir(lib_dir) else ""
+    return _toolchain(cxx, env, cpu_features(), origin, default_root())
+
+
+# -- probing ------------------------------------------------------------------------------------
+def _try(cxx: str, flags: list[str], source: str, link: tuple[str, ...] = ()) -> bool:
+    with tempfile.TemporaryDirectory(prefix="xcomp-probe-") as d:
+        src = os.path.join(d, "probe.cpp")
+        with open(src, "w") as f:
+            f.write(source)
+        try:
+            r = subprocess.run([cxx, *flags, src, "-o", os.path.join(d, "probe.so"), *link],
+                               capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return r.returncode == 0
+
+
+def _probe(cxx: str, env: dict, cpu: str) -> Toolchain:
+    try:
+        r = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TargetError(f"C++ compiler {cxx} does not run ({e}); {INSTALL_HINT}") from e
+    version = (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else cxx
+    flags = [*BASE_FLAGS, *OPT_FLAGS]
+    if not _try(cxx, flags, "int xc_probe(int x) { return x + 1; }\n"):
+        raise TargetError(f"C++ compiler {cxx} ({version}) cannot build a C++17 shared library "
+                          f"with {' '.join(flags)}; {INSTALL_HINT}")
+    if env.get("XCOMP_MARCH", "native") != "baseline":
+        for march in ("-march=native", "-mcpu=native"):
+            if _try(cxx, [*flags, march], "int xc_probe(int x) { return x + 1; }\n"):
+                flags.append(march)
+                break
+    openmp = False
+    if env.get("XCOMP_OPENMP", "1") != "0":
+        omp_src = ("#include <omp.h>\nextern \"C\" int xc_probe() { int n = 0;\n"
+                   "#pragma omp parallel reduction(+:n)\n n += 1;\n return n + omp_get_max_threads(); }\n")
+        openmp = _try(cxx, [*flags, "-fopenmp"], omp_src)
+        flags.append("-fopenmp" if openmp else "-pthread")
+    else:
+        flags.append("-pthread")
+    flags += env.get("XCOMP_CXXFLAGS", "").split()
+    return Toolchain(cxx, version, tuple(flags), openmp, cpu, _find_blas(cxx, flags, env.get("XCOMP_BLAS") or "auto"))
+
+
+def _sgemm_probe(prefix: str) -> str:
+    return (f'extern "C" void {prefix}cblas_sgemm(int, int, int, int, int, int, float, const float*, int, '
+            f'const float*, int, float, float*, int);\n'
+            f'extern "C" void xc_probe(float* c) {{ float a = 1, b = 2; '
+            f'{prefix}cblas_sgemm(101, 111, 111, 1, 1, 1, 1.f, &a, 1, &b, 1, 0.f, c, 1); }}\n')
+
+
+def _openblas(cxx: str, flags: list[str]) -> Blas | None:
+    spec = importlib.util.find_spec("scipy_openblas32")
+    if not spec:
+        return None
+    import scipy_openblas32 as sob
+    lib_dir, lib = sob.get_lib_dir(), sob.get_library()
+    prefix = "scipy_"
+    try:
+        with open(os.path.join(sob.get_include_dir(), "cblas.h")) as f:
+            if "scipy_cblas_sgemm" not in f.read():
+                prefix = ""
+    except OSError:
+        pass
+    link = (f"-L{lib_dir}", f"-l{lib}", f"-Wl,-rpath,{lib_dir}")
+    if not _try(cxx, flags, _sgemm_probe(prefix), link):
+        return None
+    path = os.path.join(lib_dir, sob.get_library(fullname=True))
+    return Blas("openblas", f"scipy-openblas32 {sob.__version__}, {path}",
+                ("-DXC_HAVE_CBLAS=1", f"-DXC_CBLAS_PREFIX={prefix}", "-DXC_CBLAS_OPENBLAS=1",
+                 '-DXC_BLAS_NAME="openblas"'), link, lib_dir, sob.get_include_dir(), prefix)
+
+
+def _accelerate(cxx: str, flags: list[str]) -> Blas | None:
+    if sys.platform != "darwin":
+        return None
+    link = ("-framework", "Accelerate")
+    if not _try(cxx, flags, _sgemm_probe(""), link):
+        return None
+    return Blas("accelerate", "Apple Accelerate framework",
+                ("-DXC_HAVE_CBLAS=1", "-DXC_CBLAS_PREFIX=", '-DXC_BLAS_NAME="accelerate"'), link)
+
+
+_BLAS_FINDERS = {"openblas": _openblas, "accelerate": _accelerate}
+_AUTO_ORDER = ("accelerate", "openblas")  # Accelerate only exists on macOS, where it is the faster one
+
+
+def _find_blas(cxx: str, flags: list[str], choice: str) -> Blas:
+    if choice == "none":
+        return Blas("fallback", "portable blocked GEMM in xcomp_runtime.h (XCOMP_BLAS=none)")
+    if choice in _BLAS_FINDERS:
+        blas = _BLAS_FINDERS[choice](cxx, flags)
+        if blas is None:
+            raise TargetError(f"XCOMP_BLAS={choice} but it cannot be used here; install it "
+                              f"({'pip install scipy-openblas32' if choice == 'openblas' else 'macOS only'}) "
+                              f"or set XCOMP_BLAS=auto")
+        return blas
+    if choice != "auto":
+        raise TargetError(f"XCOMP_BLAS={choice!r}: expected auto, openblas, accelerate or none")
+    for name in _AUTO_ORDER:
+        blas = _BLAS_FINDERS[name](cxx, flags)
+        if blas is not None:
+            return blas
+    return Blas("fallback", "portable blocked GEMM in xcomp_runtime.h; for a faster one: "
+                            "pip install 'xcomp[cpp]' (scipy-openblas32)")
