@@ -15,8 +15,10 @@ from xcomp.ir.core import Program
 TARGETS: dict[str, str] = {
     "reference": "xcomp.backends.reference:ReferenceTarget",
     "mlx": "xcomp.backends.mlx.target:MLXTarget",
+    "mlx-source": "xcomp.backends.mlx_source.target:MLXSourceTarget",
     "metal": "xcomp.backends.kernels.target:MetalTarget",
     "cuda": "xcomp.backends.kernels.target:CudaTarget",
+    "cpp": "xcomp.backends.cpp.target:CppTarget",
     "coreml": "xcomp.backends.coreml.target:CoreMLTarget",
 }
 

@@ -440,8 +440,10 @@ def variants(op: Operation, dialect: str | Dialect) -> list[KernelPlan]:
     return out
 
 
-def _epilogue_plan(op: Operation, d: Dialect, variant: dict | None = None) -> KernelPlan:
-    """Anchor (matmul/conv) through MLX, then the elementwise rest as one kernel over its result."""
+def epilogue_block(op: Operation):
+    """Split a matmul/conv epilogue group: (anchor op, elementwise block over the anchor's result,
+    the group's block arguments that block reads). The block's arguments are the anchor's result
+    and then those arguments, in order; it yields what the group yields."""
     from xcomp.ir.core import Block
     from xcomp.ops import registry
     block = op.regions[0].block
@@ -463,6 +465,13 @@ def _epilogue_plan(op: Operation, d: Dialect, variant: dict | None = None) -> Ke
     sub.ops = clones
     for c in clones:
         c.parent = sub
+    return anchor, sub, used
+
+
+def _epilogue_plan(op: Operation, d: Dialect, variant: dict | None = None) -> KernelPlan:
+    """Anchor (matmul/conv) through MLX, then the elementwise rest as one kernel over its result."""
+    block = op.regions[0].block
+    anchor, sub, used = epilogue_block(op)
     g = build_graph(sub, [a.type for a in sub.args])
     out_shapes = _shapes(op.results)
     if len(set(out_shapes)) != 1:

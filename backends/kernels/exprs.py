@@ -231,4 +231,21 @@ CUDA_DIALECT = Dialect(
      DType.BOOL: "bool"},
     {}, long_suffix="LL", vector_unroll=True, qualifier="__device__ __forceinline__", file_ext="cu")
 
-DIALECTS = {"metal": METAL_DIALECT, "cuda": CUDA_DIALECT}
+# C++ spells float32 math as the std:: float overloads of <cmath>; lgamma/erfc come from there too,
+# the Bessel functions and digamma from helpers in templates/cpp/header.j2. Integer true division
+# does not exist in the IR (xc.div is float-only), so only float entries are added here.
+CPP: dict[str, Entry] = {**COMMON, "xc.lgamma": _call1("lgamma"), "xc.erfc": _call1("erfc"),
+                         "xc.i0": "xc_bessel_i({0}, 0, false)", "xc.i1": "xc_bessel_i({0}, 1, false)",
+                         "xc.i0e": "xc_bessel_i({0}, 0, true)", "xc.i1e": "xc_bessel_i({0}, 1, true)",
+                         "xc.digamma": "xc_digamma({0})", "xc.rsqrt": "(1.0f / std::sqrt({0}))",
+                         "xc.abs:int": "({0} < 0 ? -{0} : {0})",
+                         "xc.bitwise_not:int": "xc_not({0})",
+                         "xc.logical_not:int": "(!{0})"}
+CPP_DIALECT = Dialect(
+    "cpp", CPP, "std::", "",
+    {DType.F32: "float", DType.F64: "double", DType.F16: "xc_f16", DType.BF16: "xc_bf16",
+     DType.I64: "int64_t", DType.I32: "int32_t", DType.I16: "int16_t", DType.I8: "int8_t",
+     DType.U8: "uint8_t", DType.BOOL: "bool"},
+    {}, long_suffix="LL", qualifier="static inline", inf="XC_INF", file_ext="cpp")
+
+DIALECTS = {"metal": METAL_DIALECT, "cuda": CUDA_DIALECT, "cpp": CPP_DIALECT}

@@ -1,0 +1,205 @@
+"""Fused groups as C++ loops, from the kernel graph (`kernels/graph.py`) and the cpp dialect of the
+expression table Metal and CUDA use.
+
+- elementwise groups: one loop over the output, split across threads with `xc_parallel_for`. Dims
+  that every operand reads as one run are merged; if the innermost merged dim is long, the loop is
+  rows x columns with a `#pragma omp simd` column loop (broadcast operands read per row or per
+  column), else one flat loop with index arithmetic for broadcast operands;
+- row groups (softmax, norms, logsumexp, sum/mean/max/var with their prologue and epilogue): one
+  task per block of rows; each reduction is one pass over the row, then the epilogue pass stores;
+- matmul/conv epilogue groups: the anchor through its op rule (GEMM), then the elementwise rest over
+  its result.
+
+A group whose graph cannot be built (a reduction over leading axes, ...) is lowered op by op.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from xcomp.backends.cpp.lower import Buf, CppLowering, load, store
+from xcomp.backends.kernels.codegen import (Emitter, _needed, broadcast_strides, epilogue_block,
+                                            index_expr, render, row_inputs)
+from xcomp.backends.kernels.exprs import CPP_DIALECT, flit
+from xcomp.backends.kernels.graph import IDENTITY, ROW_OPS, Graph, build_graph, reduced_trailing
+from xcomp.errors import LoweringError
+from xcomp.ir.core import Block, Operation
+from xcomp.ops import registry
+from xcomp.ops.structural import FusionKind
+
+ELEMENTS_PER_TASK = 1 << 14     # grain of elementwise loops
+ROW_ELEMENTS_PER_TASK = 1 << 13  # grain of row loops, in elements
+MIN_SIMD_COLUMNS = 16            # shorter inner dims run as one flat loop
+
+
+def merge_dims(shape: tuple, strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """Merge neighbouring dims of `shape` that every operand (element strides) reads as one run."""
+    dims = [i for i, s in enumerate(shape) if s != 1]
+    out_shape: list[int] = []
+    out_st: list[list[int]] = [[] for _ in strides]
+    for i in dims:
+        if out_shape and all(st[i] * shape[i] == ost[-1] or (st[i] == 0 and ost[-1] == 0)
+                             for st, ost in zip(strides, out_st)):
+            out_shape[-1] *= shape[i]
+            for st, ost in zip(strides, out_st):
+                ost[-1] = st[i] if st[i] else 0
+            continue
+        out_shape.append(shape[i])
+        for st, ost in zip(strides, out_st):
+            ost.append(st[i])
+    return out_shape or [1], [o or [0] for o in out_st]
+
+
+def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf], outs: list[Buf],
+                     comment: str) -> None:
+    em = Emitter(CPP_DIALECT, g)
+    stmts = em.stmts(g.nodes)
+    n = int(np.prod(out_shape, dtype=np.int64))
+    strides = [broadcast_strides(tuple(b.shape), tuple(out_shape)) for b in ins]
+    shape, st = merge_dims(tuple(out_shape), strides)
+    C = shape[-1]
+    two_level = len(shape) > 1 and C >= MIN_SIMD_COLUMNS
+    R = n // C if two_level else 1
+    inputs = []
+    for k, (node, b, s) in enumerate(zip(g.inputs, ins, st)):
+        i = {"var": em.ref(node), "cty": em.cty(node), "sty": b.sty, "ptr": b.ptr, "p": f"p{k}"}
+        if b.numel == 1:
+            i.update(mode="scalar", load0=load(b.dtype, f"{b.ptr}[0]"))
+        elif two_level:
+            base = index_expr(shape[:-1], s[:-1], "r")
+            if s[-1] == 0:
+                i.update(mode="perrow", load_row=load(b.dtype, f"{b.ptr}[{base}]"))
+            else:
+                col = "c" if s[-1] == 1 else f"c * {s[-1]}"
+                i.update(mode="row", base=base, load_col=load(b.dtype, f"p{k}[{col}]"))
+        else:
+            i.update(mode="index", load_index=load(b.dtype, f"{b.ptr}[{index_expr(shape, s, 'c')}]"))
+        inputs.append(i)
+    outputs = [{"sty": b.sty, "ptr": b.ptr, "store": store(b.dtype, em.ref(o))} for o, b in zip(g.outputs, outs)]
+    if two_level:
+        grain = max(1, ELEMENTS_PER_TASK // C)
+    else:
+        R, C, grain = 1, n, ELEMENTS_PER_TASK
+        for i in inputs:
+            if i["mode"] == "row":
+                i["mode"] = "index"
+    lw.emit(render("cpp", "elementwise", comment=comment, R=R if two_level else 1, C=C, grain=grain,
+                   inputs=inputs, outputs=outputs, stmts=stmts, flat=not two_level).rstrip("\n"))
+
+
+def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], outs: list[Buf],
+              comment: str) -> None:
+    em = Emitter(CPP_DIALECT, g)
+    R, L, specs = row_inputs(g, full, k, em, [tuple(b.shape) for b in ins])
+    inputs = []
+    for spec, b in zip(specs, ins):
+        var = spec["var"]
+        inputs.append({"mode": spec["mode"], "var": var, "cty": spec["cty"], "sty": b.sty, "ptr": b.ptr,
+                       "base": spec["base"], "node": spec["node"],
+                       "load_row": load(b.dtype, f"{b.ptr}[{spec['base']}]"),
+                       "load_vec": load(b.dtype, f"p_{var}[col]"),
+                       "load_general": load(b.dtype, f"{b.ptr}[{spec['base']} + {spec['col']}]")})
+
+    def uses(nodes):
+        ids = {id(n) for n in nodes}
+        return [dict(i, node=None) for i in inputs if id(i["node"]) in ids]
+
+    phases = []
+    for node in g.nodes:
+        if node.kind == "reduce":
+            body = _needed(node.args, row_only=True)
+            phases.append({"kind": "reduce", "op": node.op, "acc": f"acc{em.ids[node]}",
+                           "ident": flit(IDENTITY[node.op]), "stmts": em.stmts(body),
+                           "value": em.ref(node.args[0]), "var": em.ref(node), "inputs": uses(body)})
+        elif node.kind == "ew" and not node.row:
+            phases.append({"kind": "scalar", "stmts": [em.stmt(node)]})
+    row_outs = [(o, b) for o, b in zip(g.outputs, outs) if o.row]
+    red_outs = [(o, b) for o, b in zip(g.outputs, outs) if not o.row]
+    for o, b in row_outs:
+        if b.numel != R * L:
+            raise LoweringError(f"row group output of shape {b.shape} is not a full row")
+    for o, b in red_outs:
+        if b.numel != R:
+            raise LoweringError(f"row group output of shape {b.shape} is not one value per row")
+    final_nodes = _needed([o for o, _ in row_outs], row_only=True)
+    final = {"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)}
+    row_stores = [f"{b.ptr}[row * {L} + col] = {store(b.dtype, em.ref(o))};" for o, b in row_outs]
+    red_stores = [f"{b.ptr}[row] = {store(b.dtype, em.ref(o))};" for o, b in red_outs]
+    grain = max(1, ROW_ELEMENTS_PER_TASK // max(L, 1))
+    lw.emit(render("cpp", "row", comment=comment, R=R, L=L, grain=grain,
+                   inputs=[dict(i, node=None) for i in inputs], phases=phases, final=final,
+                   row_outputs=row_stores, red_outputs=red_stores).rstrip("\n"))
+
+
+def _row_ops(block: Block) -> list[Operation]:
+    return [o for o in block.ops if o.name in ROW_OPS]
+
+
+def emit_block(lw: CppLowering, block: Block, ins: list[Buf], outs: list[Buf], comment: str) -> None:
+    """Emit an elementwise or row body `block` reading `ins` and writing `outs` (LoweringError,
+    before anything is emitted, when no loop skeleton fits)."""
+    for b in ins:
+        if b.dtype.itemsize == 0:
+            raise LoweringError("empty dtype")
+    types = [a.type for a in block.args]
+    rows = _row_ops(block)
+    if rows:
+        x = rows[0].operands[0].type
+        full, k = tuple(int(d) for d in x.shape), reduced_trailing(rows[0])
+        g = build_graph(block, types, full, k)
+        Emitter(CPP_DIALECT, g).stmts(g.nodes)        # every expression exists before emitting
+        emit_rows(lw, g, full, k, ins, outs, comment)
+    else:
+        g = build_graph(block, types)
+        if len({tuple(b.shape) for b in outs}) != 1:
+            raise LoweringError("elementwise group with outputs of several shapes")
+        Emitter(CPP_DIALECT, g).stmts(g.nodes)
+        emit_elementwise(lw, g, tuple(outs[0].shape), ins, outs, comment)
+
+
+def emit_group(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
+    """The region rule of `xc.fused`: one loop nest, or op by op when no skeleton fits."""
+    block = op.regions[0].block
+    kind = op.attrs["kind"]
+    try:
+        if kind in (FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE):
+            return _epilogue(lw, op, args)
+        _check(block, args)
+        outs = [lw.out(op, i) for i in range(len(op.results))]
+        emit_block(lw, block, args, outs, f"fused {kind.value} group of {len(block.ops) - 1} ops")
+        return outs
+    except LoweringError:
+        return lw.region_body(block, args)
+
+
+def _check(block: Block, args: list[Buf]) -> None:
+    """Raise LoweringError now (before lines are emitted) when the block has no loop skeleton."""
+    types = [a.type for a in block.args]
+    rows = _row_ops(block)
+    if rows:
+        x = rows[0].operands[0].type
+        g = build_graph(block, types, tuple(int(d) for d in x.shape), reduced_trailing(rows[0]))
+    else:
+        g = build_graph(block, types)
+    Emitter(CPP_DIALECT, g).stmts(g.nodes)
+
+
+def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
+    block = op.regions[0].block
+    anchor, sub, used = epilogue_block(op)
+    g = build_graph(sub, [a.type for a in sub.args])
+    Emitter(CPP_DIALECT, g).stmts(g.nodes)
+    anchor_args = [args[block.args.index(v)] for v in anchor.operands]
+    (result,) = lw.apply(anchor, anchor_args)
+    outs = [lw.out(op, i) for i in range(len(op.results))]
+    ins = [result] + [args[block.args.index(a)] for a in used]
+    emit_elementwise(lw, g, tuple(outs[0].shape), ins, outs, f"epilogue of {anchor.name}")
+    return outs
+
+
+def single_op_block(op: Operation) -> Block:
+    """A block holding a copy of `op` over block arguments, yielding its results."""
+    body = Block([v.type for v in op.operands])
+    inner = Operation(op.opdef, list(body.args), dict(op.attrs), [r.type for r in op.results])
+    body.append(inner)
+    body.append(Operation(registry.get("yield"), list(inner.results), {}, []))
+    return body

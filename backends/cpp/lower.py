@@ -1,0 +1,291 @@
+"""The C++ lowering: the shared `Lowering` driver with C++ buffers as values and lines as output.
+
+Every IR value is a `Buf`: a C pointer expression, its dtype and static shape (host scalars are
+one-element buffers). Op rules (`table`, filled by the `ops_*` modules) append statements with
+`emit` and get result buffers from `out`; region rules (`REGION_OPS`) write C++ `if`/`for` around
+the lowered bodies. Buffers of `@main`'s intermediates come from the memory plan
+(`xcomp.passes.memory.plan_memory`): buffers the plan shares are one arena slot; values the plan
+does not cover (region bodies, copies of views, scratch) get slots of their own after them. Results
+that `@main` returns are written straight into the caller's output buffers where possible.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from xcomp.backends.kernels.exprs import CPP_DIALECT
+from xcomp.backends.lowering import Lowering, call_func
+from xcomp.errors import LoweringError
+from xcomp.ir.core import Operation, Program, Value
+from xcomp.ir.types import DType, ScalarType, TensorType
+from xcomp.passes.memory import plan_memory
+
+ALIGN = 64
+
+
+@dataclass
+class Buf:
+    """A tensor in C++: pointer expression `ptr` to C-contiguous storage of `shape`."""
+
+    ptr: str
+    dtype: DType
+    shape: tuple
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def sty(self) -> str:
+        return sty(self.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+
+def sty(dt: DType) -> str:
+    """The C++ storage type of `dt`."""
+    return CPP_DIALECT.ctype(dt)
+
+
+def load(dt: DType, expr: str) -> str:
+    """`expr` (a storage element) as its compute type (float for every float dtype)."""
+    return f"xc_tof({expr})" if dt in (DType.F16, DType.BF16, DType.F64) else expr
+
+
+def store(dt: DType, expr: str) -> str:
+    """A compute value `expr` as storage of `dt`."""
+    if dt in (DType.F16, DType.BF16, DType.F64):
+        return f"xc_fromf<{sty(dt)}>({expr})"
+    return f"({sty(dt)})({expr})" if dt is not DType.BOOL else f"(bool)({expr})"
+
+
+def shape_of(t) -> tuple:
+    if isinstance(t, ScalarType):
+        return ()
+    if not isinstance(t, TensorType) or not t.is_static:
+        raise LoweringError(f"the cpp target needs static tensor shapes, got {t}")
+    return tuple(int(d) for d in t.shape)
+
+
+def c_literal(dt: DType, v) -> str:
+    """A C++ initializer of one storage element of `dt`."""
+    if dt in (DType.F16, DType.BF16):
+        bits = np.array([v], np.float16).view(np.uint16)[0] if dt is DType.F16 else \
+            (np.array([v], np.float32).view(np.uint32)[0] >> 16) if math.isnan(float(v)) else \
+            _bf16_bits(float(v))
+        return f"{{{int(bits)}}}"
+    if dt.is_float:
+        f = float(v)
+        if math.isnan(f):
+            return "XC_NAN"
+        if math.isinf(f):
+            return "XC_INF" if f > 0 else "-XC_INF"
+        return repr(f) if dt is DType.F64 else f"{f!r}f"
+    if dt.is_bool:
+        return "true" if v else "false"
+    i = int(v)
+    if i == -2 ** 63:
+        return "INT64_MIN"
+    return f"{i}LL" if abs(i) >= 2 ** 31 else str(i)
+
+
+def _bf16_bits(f: float) -> int:
+    b = int(np.array([f], np.float32).view(np.uint32)[0])
+    return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF
+
+
+Rule = Callable[["CppLowering", Operation, list], list]
+
+
+class CppLowering(Lowering):
+    """Lowers `@main` of a program into the body of `xc_run` (see the module docstring)."""
+
+    table: dict[str, Rule] = {}
+    region_ops: dict = {}
+
+    def __init__(self, program: Program):
+        super().__init__(program)
+        self.lines: list[str] = []
+        self.depth = 1
+        self.statics: list[str] = []          # file-scope constant arrays
+        self.weight_order: list[str] = []
+        self.uses_blas = False
+        self.plan = plan_memory(program)
+        self.offsets: list[int] = []          # byte offset of each planned buffer
+        size = 0
+        for nbytes in self.plan.buffers:
+            self.offsets.append(size)
+            size += _aligned(nbytes or 0)
+        self.arena = size
+        self.slot_of: dict[Value, int] = {}
+        self.direct: dict[Value, Buf] = {}    # @main results written into the caller's outputs
+        self.counter = 0
+
+    # names and lines ---------------------------------------------------------------------------
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, *lines: str) -> None:
+        pad = "  " * self.depth
+        for line in lines:
+            for part in line.split("\n"):
+                self.lines.append(pad + part if part else "")
+
+    def scratch(self, dtype: DType, shape: tuple, prefix: str = "t") -> Buf:
+        """A buffer of its own in the arena (not shared), declared at this point."""
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        offset = self.arena
+        self.arena += _aligned(max(nbytes, 1))
+        name = self.fresh(prefix)
+        self.emit(f"{sty(dtype)}* {name} = ({sty(dtype)}*)(xc_arena + {offset});")
+        return Buf(name, dtype, tuple(shape))
+
+    def out(self, op: Operation, i: int = 0) -> Buf:
+        """The buffer result `i` of `op` is written to (planned, direct output, or own slot)."""
+        v = op.results[i]
+        if v in self.direct:
+            return self.direct[v]
+        dt = v.type.dtype
+        shape = shape_of(v.type)
+        if v in self.plan.buffer_of:
+            name = self.fresh("b")
+            self.emit(f"{sty(dt)}* {name} = ({sty(dt)}*)(xc_arena + {self.offsets[self.plan.buffer_of[v]]});")
+            return Buf(name, dt, shape)
+        return self.scratch(dt, shape, "b")
+
+    def constant(self, dt: DType, values) -> Buf:
+        """A file-scope array holding `values` (flattened)."""
+        arr = np.asarray(values)
+        name = self.fresh("k")
+        flat = arr.reshape(-1).tolist() or [0]
+        self.statics.append(f"static {sty(dt)} {name}[{len(flat)}] = {{{', '.join(c_literal(dt, v) for v in flat)}}};")
+        return Buf(name, dt, tuple(arr.shape))
+
+    def copy(self, dst: Buf, src: Buf) -> None:
+        if dst.ptr != src.ptr and dst.nbytes:
+            self.emit(f"std::memmove({dst.ptr}, {src.ptr}, {dst.nbytes});")
+
+    def truth(self, b: Buf) -> str:
+        return f"({load(b.dtype, b.ptr + '[0]')} != 0)"
+
+    # the driver's hooks --------------------------------------------------------------------------
+    def weight(self, name: str, type) -> Buf:
+        if name not in self.program.weights:
+            raise LoweringError(f"weight {name!r} is not in the program")
+        idx = len(self.weight_order)
+        self.weight_order.append(name)
+        dt = type.dtype
+        ptr = f"w{idx}"
+        self.emit(f"{sty(dt)}* {ptr} = ({sty(dt)}*)m->w[{idx}];")
+        return Buf(ptr, dt, shape_of(type))
+
+    def apply(self, op: Operation, args: list) -> list:
+        return list(self.table[op.name](self, op, args))
+
+    def main(self) -> tuple[list, list]:
+        """Lower `@main`; (input bufs, output bufs) in order."""
+        func = self.program.main
+        ins = []
+        for i, a in enumerate(func.args):
+            dt = a.type.dtype
+            self.emit(f"{sty(dt)}* x{i} = ({sty(dt)}*)in[{i}];")
+            ins.append(Buf(f"x{i}", dt, shape_of(a.type)))
+        outs = []
+        returned = func.outputs
+        for i, v in enumerate(returned):
+            dt = v.type.dtype
+            self.emit(f"{sty(dt)}* y{i} = ({sty(dt)}*)out[{i}];")
+            outs.append(Buf(f"y{i}", dt, shape_of(v.type)))
+            if (v.op is not None and v.op.parent is func.body and returned.count(v) == 1
+                    and v.op.name not in ("xc.reshape", "xc.weight", "xc.constant", "xc.dense",
+                                          "xc.scalar")):
+                self.direct[v] = outs[-1]
+        results = self.call(func, ins)
+        for o, r in zip(outs, results):
+            self.copy(o, r)
+        return ins, outs
+
+    def region_body(self, block, args: list) -> list:
+        """Lower an isolated block (a fused group's body) inline, op by op."""
+        return self.block(block, dict(zip(block.args, args)))
+
+    def region(self, block, env: dict) -> list:
+        """Lower a nested block one level deeper."""
+        self.depth += 1
+        try:
+            return self.block(block, env)
+        finally:
+            self.depth -= 1
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# -- region rules -------------------------------------------------------------------------------
+def _lower_if(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
+    results = [lw.scratch(r.type.dtype, shape_of(r.type), "r") for r in op.results]
+    lw.emit(f"if {lw.truth(args[0])} {{")
+    for k, region in enumerate(op.regions):
+        if k:
+            lw.emit("} else {")
+        ys = lw.region(region.block, dict(env))
+        lw.depth += 1
+        for r, y in zip(results, ys):
+            lw.copy(r, y)
+        lw.depth -= 1
+    lw.emit("}")
+    return results
+
+
+def _lower_loop(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
+    trip, cond, init = args[0], args[1], args[2:]
+    carried = [lw.scratch(r.type.dtype, shape_of(r.type), "r") for r in op.results]
+    temps = [lw.scratch(r.type.dtype, shape_of(r.type), "n") for r in op.results]
+    it = lw.scratch(DType.I64, (), "i")
+    for c, a in zip(carried, init):
+        lw.copy(c, a)
+    go = lw.fresh("go")
+    n = lw.fresh("trip")
+    lw.emit(f"bool {go} = {lw.truth(cond)};", f"const int64_t {n} = (int64_t)({load(trip.dtype, trip.ptr + '[0]')});",
+            f"for (int64_t it = 0; {go} && it < {n}; ++it) {{")
+    body = op.regions[0].block
+    lw.depth += 1
+    lw.emit(f"{it.ptr}[0] = it;")
+    lw.depth -= 1
+    inner = dict(env)
+    inner.update(zip(body.args, [it] + carried))
+    ys = lw.region(body, inner)
+    lw.depth += 1
+    lw.emit(f"{go} = {lw.truth(ys[0])};")
+    for t, y in zip(temps, ys[1:]):
+        lw.copy(t, y)
+    for c, t in zip(carried, temps):
+        lw.copy(c, t)
+    lw.depth -= 1
+    lw.emit("}")
+    return carried
+
+
+def _lower_fused(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
+    from xcomp.backends.cpp.fused import emit_group
+    return emit_group(lw, op, args)
+
+
+CppLowering.region_ops = {"xc.if": _lower_if, "xc.loop": _lower_loop, "xc.fused": _lower_fused,
+                          "xc.call": call_func}
+
+
+def rule(*names: str):
+    """Decorator: register a rule `fn(lowering, op, args) -> list[Buf]` for op names."""
+    def register(fn):
+        for n in names:
+            CppLowering.table[n if "." in n else f"xc.{n}"] = fn
+        return fn
+    return register

@@ -1,0 +1,113 @@
+"""C++ rules of matmul (batched GEMM through the runtime's `xc_sgemm`) and convolution.
+
+Convolution: a 1x1 stride-1 unpadded kernel is one GEMM over the input as it is (no copy); any
+other kernel is im2col + GEMM per image and group; transposed convolutions scatter directly.
+Other dtypes than float32 compute in float32 copies (integer matmuls exactly, in double).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from xcomp.backends.cpp.lower import Buf, rule
+from xcomp.ir.types import DType
+from xcomp.ops.linalg import conv_geometry
+
+
+def to_f32(lw, x: Buf) -> Buf:
+    if x.dtype is DType.F32:
+        return x
+    t = lw.scratch(DType.F32, x.shape)
+    lw.emit(f"for (int64_t i = 0; i < {x.numel}; ++i) {t.ptr}[i] = (float)xc_val({x.ptr}[i]);")
+    return t
+
+
+def from_f32(lw, src: Buf, dst: Buf) -> None:
+    if src.ptr != dst.ptr:
+        lw.emit(f"for (int64_t i = 0; i < {dst.numel}; ++i) {dst.ptr}[i] = xc_from<{dst.sty}>((double){src.ptr}[i]);")
+
+
+def _offsets(lw, batch_shape, out_batch, mat: int) -> str:
+    lead = len(out_batch) - len(batch_shape)
+    aligned = (1,) * lead + tuple(batch_shape)
+    st, acc = [0] * len(aligned), mat
+    for i in range(len(aligned) - 1, -1, -1):
+        st[i] = 0 if aligned[i] == 1 else acc
+        acc *= aligned[i]
+    offs = [sum(c * s for c, s in zip(idx, st)) for idx in np.ndindex(*out_batch)] if out_batch else [0]
+    name = lw.fresh("off")
+    lw.statics.append(f"static const int64_t {name}[{len(offs)}] = {{{', '.join(map(str, offs))}}};")
+    return name
+
+
+@rule("matmul")
+def _matmul(lw, op, args):
+    a, b = args
+    y = lw.out(op)
+    ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
+    ash, bsh = list(a.shape), list(b.shape)
+    if len(ash) == 1:
+        ash, ta = [1] + ash, False
+    if len(bsh) == 1:
+        bsh, tb = bsh + [1], False
+    M, K = (ash[-1], ash[-2]) if ta else (ash[-2], ash[-1])
+    N = bsh[-2] if tb else bsh[-1]
+    out_batch = tuple(np.broadcast_shapes(tuple(ash[:-2]), tuple(bsh[:-2])))
+    nb = int(np.prod(out_batch, dtype=np.int64))
+    if y.numel == 0:
+        return [y]
+    if K == 0:
+        lw.emit(f"xc_fill<{y.sty}>({y.ptr}, {y.numel}, xc_from<{y.sty}>(0.0));")
+        return [y]
+    oa = _offsets(lw, ash[:-2], out_batch, M * K)
+    ob = _offsets(lw, bsh[:-2], out_batch, K * N)
+    flags = f"{'true' if ta else 'false'}, {'true' if tb else 'false'}"
+    if a.dtype.is_float:
+        lw.uses_blas = True
+        fa, fb = to_f32(lw, a), to_f32(lw, b)
+        fy = y if y.dtype is DType.F32 else lw.scratch(DType.F32, y.shape)
+        lw.emit(f"xc_matmul_f32({fy.ptr}, {fa.ptr}, {fb.ptr}, {nb}, {oa}, {ob}, {M}, {N}, {K}, {flags});")
+        from_f32(lw, fy, y)
+    else:
+        lw.emit(f"xc_matmul_any<{y.sty}>({y.ptr}, {a.ptr}, {b.ptr}, {nb}, {oa}, {ob}, {M}, {N}, {K}, {flags});")
+    return [y]
+
+
+@rule("conv")
+def _conv(lw, op, args):
+    x, w = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    y = lw.out(op)
+    nsp = len(w.shape) - 2
+    batched = len(x.shape) == nsp + 2
+    stride, lo, hi, dil, outpad = conv_geometry(op.attrs, nsp)
+    if nsp > 3:
+        from xcomp.errors import LoweringError
+        raise LoweringError("the cpp target convolves up to 3 spatial dims")
+    N = x.shape[0] if batched else 1
+    cin = x.shape[1 if batched else 0]
+    out_sp = y.shape[-nsp:]
+    in_sp = x.shape[-nsp:]
+    G = op.attrs["groups"]
+    cout = y.shape[1 if batched else 0]
+    pad3 = lambda v, fill: ", ".join(str(int(t)) for t in list(v) + [fill] * (3 - nsp))
+    geom = lw.fresh("conv")
+    lw.statics.append(
+        f"static const xc_conv_geom {geom} = {{{nsp}, {N}, {cin}, {cout}, {G}, {{{pad3(in_sp, 1)}}}, "
+        f"{{{pad3(w.shape[2:], 1)}}}, {{{pad3(out_sp, 1)}}}, {{{pad3(stride, 1)}}}, {{{pad3(lo, 0)}}}, "
+        f"{{{pad3(dil, 1)}}}}};")
+    if y.numel == 0:
+        return [y]
+    lw.uses_blas = True
+    fx, fw = to_f32(lw, x), to_f32(lw, w)
+    fbias = to_f32(lw, bias).ptr if bias is not None else "nullptr"
+    fy = y if y.dtype is DType.F32 else lw.scratch(DType.F32, y.shape)
+    if op.attrs["transposed"]:
+        lw.emit(f"xc_conv_transpose_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom});")
+    else:
+        K = int(np.prod(w.shape[2:], dtype=np.int64))
+        O = int(np.prod(out_sp, dtype=np.int64))
+        pointwise = K == 1 and all(s == 1 for s in stride) and all(p == 0 for p in lo) and tuple(out_sp) == tuple(in_sp)
+        col = "nullptr" if pointwise else lw.scratch(DType.F32, (cin // G * K, O)).ptr
+        lw.emit(f"xc_conv_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom}, {col});")
+    from_f32(lw, fy, y)
+    return [y]

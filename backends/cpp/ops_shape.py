@@ -1,0 +1,144 @@
+"""C++ rules of views and data movement: reshape (free), transpose, slice, flip, broadcast_to, pad,
+roll, tile (one remap helper, `xc_remap`, with a per-dim source map), concat, tril/triu."""
+from __future__ import annotations
+
+import numpy as np
+
+from xcomp.backends.cpp.lower import Buf, c_literal, rule, sty
+from xcomp.ops.shape import PadMode, pad_widths
+
+# xc_dim kinds (templates/cpp/ops.h)
+AFFINE, WRAP, REFLECT, CLAMP = 0, 1, 2, 3
+
+
+def strides(shape) -> list[int]:
+    out, acc = [0] * len(shape), 1
+    for i in range(len(shape) - 1, -1, -1):
+        out[i] = acc
+        acc *= shape[i]
+    return out
+
+
+def remap(lw, op, x: Buf, dims: list[tuple], fill=0) -> list[Buf]:
+    """out[o] = x[sum_d map_d(o_d) * stride_d]; dims: (size, stride, kind, a, b, n) per output dim."""
+    y = lw.out(op)
+    if y.numel == 0:
+        return [y]
+    name = lw.fresh("dims")
+    rows = ", ".join("{%d, %d, %d, %d, %d, %d}" % tuple(int(v) for v in d) for d in dims) or "{1, 0, 0, 1, 0, 1}"
+    lw.statics.append(f"static const xc_dim {name}[{max(len(dims), 1)}] = {{{rows}}};")
+    fill_v = f"xc_from<{y.sty}>((double)({float(fill)!r}))"
+    lw.emit(f"xc_remap<{y.sty}>({y.ptr}, {x.ptr}, {len(dims)}, {name}, {fill_v});")
+    return [y]
+
+
+@rule("reshape")
+def _reshape(lw, op, args):
+    t = op.results[0].type
+    return [Buf(args[0].ptr, t.dtype, tuple(int(d) for d in t.shape))]
+
+
+@rule("transpose")
+def _transpose(lw, op, args):
+    x = args[0]
+    st = strides(x.shape)
+    return remap(lw, op, x, [(x.shape[p], st[p], AFFINE, 1, 0, x.shape[p]) for p in op.attrs["perm"]])
+
+
+@rule("slice")
+def _slice(lw, op, args):
+    x = args[0]
+    st = strides(x.shape)
+    ax = op.attrs["axis"] % len(x.shape)
+    out = op.results[0].type.shape
+    dims = [(out[d], st[d], AFFINE, op.attrs["step"] if d == ax else 1, op.attrs["start"] if d == ax else 0,
+             x.shape[d]) for d in range(len(x.shape))]
+    return remap(lw, op, x, dims)
+
+
+@rule("flip")
+def _flip(lw, op, args):
+    x = args[0]
+    st = strides(x.shape)
+    axes = {a % max(len(x.shape), 1) for a in op.attrs["axes"]}
+    return remap(lw, op, x, [(n, st[d], AFFINE, -1 if d in axes else 1, n - 1 if d in axes else 0, n)
+                             for d, n in enumerate(x.shape)])
+
+
+@rule("broadcast_to")
+def _broadcast_to(lw, op, args):
+    x = args[0]
+    out = tuple(op.results[0].type.shape)
+    lead = len(out) - len(x.shape)
+    st = [0] * lead + strides(x.shape)
+    src = (1,) * lead + tuple(x.shape)
+    return remap(lw, op, x, [(n, st[d] if src[d] != 1 else 0, AFFINE, 1, 0, max(n, 1)) if src[d] == n
+                             else (n, 0, AFFINE, 0, 0, 1) for d, n in enumerate(out)])
+
+
+@rule("tile")
+def _tile(lw, op, args):
+    x = args[0]
+    out = tuple(op.results[0].type.shape)
+    lead = len(out) - len(x.shape)
+    src = (1,) * lead + tuple(x.shape)
+    st = [0] * lead + strides(x.shape)
+    return remap(lw, op, x, [(n, st[d], WRAP, 1, 0, max(src[d], 1)) for d, n in enumerate(out)])
+
+
+@rule("roll")
+def _roll(lw, op, args):
+    x = args[0]
+    st = strides(x.shape)
+    shift = [0] * len(x.shape)
+    for s, a in zip(op.attrs["shifts"], op.attrs["axes"]):
+        shift[a % len(x.shape)] += s
+    return remap(lw, op, x, [(n, st[d], WRAP, 1, shift[d], max(n, 1)) for d, n in enumerate(x.shape)])
+
+
+_PAD_KIND = {PadMode.REFLECT: REFLECT, PadMode.REPLICATE: CLAMP, PadMode.CIRCULAR: WRAP}
+
+
+@rule("pad")
+def _pad(lw, op, args):
+    x = args[0]
+    st = strides(x.shape)
+    out = tuple(op.results[0].type.shape)
+    widths = pad_widths(op.attrs["pads"], len(x.shape))
+    mode = op.attrs["mode"]
+    if mode is PadMode.CONSTANT:
+        dims = [(out[d], st[d], AFFINE, 1, -lo, x.shape[d]) for d, (lo, hi) in enumerate(widths)]
+    else:
+        dims = [(out[d], st[d], _PAD_KIND[mode], 1, lo, x.shape[d]) for d, (lo, hi) in enumerate(widths)]
+    return remap(lw, op, x, dims, fill=op.attrs["value"] if x.dtype.is_float else int(op.attrs["value"]))
+
+
+@rule("concat")
+def _concat(lw, op, args):
+    y = lw.out(op)
+    ax = op.attrs["axis"] % len(y.shape)
+    rows = int(np.prod(y.shape[:ax], dtype=np.int64))
+    ld = int(np.prod(y.shape[ax:], dtype=np.int64))
+    col = 0
+    for x in args:
+        cols = int(np.prod(x.shape[ax:], dtype=np.int64))
+        if cols and rows:
+            lw.emit(f"xc_place<{y.sty}>({y.ptr}, {x.ptr}, {rows}, {cols}, {ld}, {col});")
+        col += cols
+    return [y]
+
+
+def _tri(lower: bool):
+    def lower_tri(lw, op, args):
+        x = args[0]
+        y = lw.out(op)
+        rows, cols = x.shape[-2], x.shape[-1]
+        batch = int(np.prod(x.shape[:-2], dtype=np.int64))
+        lw.emit(f"xc_tri<{y.sty}>({y.ptr}, {x.ptr}, {batch}, {rows}, {cols}, {op.attrs['diagonal']}, "
+                f"{'true' if lower else 'false'});")
+        return [y]
+    return lower_tri
+
+
+rule("tril")(_tri(True))
+rule("triu")(_tri(False))

@@ -1,0 +1,36 @@
+"""The `cpp` target: the program as one generated C++17 translation unit (emit.py), built into a
+shared library with the system compiler and loaded with ctypes (build.py, runtime.py).
+
+Composites without a C++ rule (batch_norm, group_norm, sdpa) reach it decomposed by the pipeline.
+"""
+from __future__ import annotations
+
+from xcomp.backends import Target
+from xcomp.passes.manager import DEFAULT_PIPELINE
+
+
+class CppTarget(Target):
+    name = "cpp"
+    array_kind = "numpy"
+    pipeline = DEFAULT_PIPELINE
+
+    def unavailable_reason(self) -> str | None:
+        from xcomp.backends.cpp.toolchain import unavailable_reason
+        return unavailable_reason()
+
+    def supported(self) -> set[str]:
+        from xcomp.backends.cpp.emit import load_rules
+        from xcomp.backends.cpp.lower import CppLowering
+        return set(load_rules()) | set(CppLowering.region_ops)
+
+    def source(self, program) -> str:
+        """The generated C++ translation unit of an optimized program."""
+        from xcomp.backends.cpp.emit import emit_program
+        return emit_program(program).source
+
+    def build(self, program):
+        from xcomp.backends.cpp.build import build
+        from xcomp.backends.cpp.emit import emit_program
+        from xcomp.backends.cpp.runtime import load
+        unit = emit_program(program)
+        return load(unit, build(unit), program.weights)

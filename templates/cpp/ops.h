@@ -1,0 +1,412 @@
+// xcomp C++ op helpers: data movement, reductions, indexing, matmul, convolution, pooling.
+// Generated code calls these with shapes baked in as constants; T is a storage type.
+#define XC_MAXR 12
+
+// Each output dim d reads source coordinate map(o) along a source stride:
+//   kind 0: a*o + b, out of [0, n) -> fill;  1: (o - b) mod n;  2: reflect(o - b);  3: clamp(o - b)
+struct xc_dim { int64_t size, stride, kind, a, b, n; };
+
+static inline int64_t xc_map(const xc_dim& d, int64_t o) {
+  int64_t s;
+  switch (d.kind) {
+    case 0: s = d.a * o + d.b; return (s < 0 || s >= d.n) ? -1 : s;
+    case 1: s = (o - d.b) % d.n; return s < 0 ? s + d.n : s;
+    case 2: {
+      s = o - d.b;
+      if (d.n == 1) return 0;
+      const int64_t p = 2 * (d.n - 1);
+      s %= p; if (s < 0) s += p;
+      return s >= d.n ? p - s : s;
+    }
+    default: s = o - d.b; return s < 0 ? 0 : (s >= d.n ? d.n - 1 : s);
+  }
+}
+
+template <typename T>
+static void xc_remap(T* dst, const T* src, int rank, const xc_dim* dims, T fill) {
+  int64_t inner = rank ? dims[rank - 1].size : 1, outer = 1;
+  for (int i = 0; i + 1 < rank; ++i) outer *= dims[i].size;
+  if (inner == 0 || outer == 0) return;
+  xc_parallel_for(outer, std::max<int64_t>(1, 16384 / inner), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t rem = r, off = 0;
+      bool out = false;
+      for (int d = rank - 2; d >= 0; --d) {
+        const int64_t o = rem % dims[d].size; rem /= dims[d].size;
+        const int64_t s = xc_map(dims[d], o);
+        if (s < 0) out = true; else off += s * dims[d].stride;
+      }
+      T* q = dst + r * inner;
+      if (out) { for (int64_t c = 0; c < inner; ++c) q[c] = fill; continue; }
+      if (rank == 0) { q[0] = src[0]; continue; }
+      const xc_dim& L = dims[rank - 1];
+      if (L.kind == 0 && L.a == 1 && L.b >= 0 && L.b + inner <= L.n && L.stride == 1) {
+        std::memcpy(q, src + off + L.b, inner * sizeof(T));
+      } else {
+        for (int64_t c = 0; c < inner; ++c) {
+          const int64_t s = xc_map(L, c);
+          q[c] = s < 0 ? fill : src[off + s * L.stride];
+        }
+      }
+    }
+  });
+}
+
+// copy a contiguous block of `rows` x `cols` into dst rows of `ld` elements at column `col0`
+template <typename T>
+static void xc_place(T* dst, const T* src, int64_t rows, int64_t cols, int64_t ld, int64_t col0) {
+  if (!cols) return;
+  xc_parallel_for(rows, std::max<int64_t>(1, 16384 / cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(dst + r * ld + col0, src + r * cols, cols * sizeof(T));
+  });
+}
+
+template <typename T> static void xc_fill(T* dst, int64_t n, T v) { for (int64_t i = 0; i < n; ++i) dst[i] = v; }
+
+// tril (lower) / triu on the last two dims (rows x cols): keep j - i <= k (tril) or >= k (triu)
+template <typename T>
+static void xc_tri(T* dst, const T* src, int64_t batch, int64_t rows, int64_t cols, int64_t k, bool lower) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        const int64_t o = (b * rows + i) * cols + j;
+        const bool keep = lower ? (j - i <= k) : (j - i >= k);
+        dst[o] = keep ? src[o] : xc_fromf<T>(0.0f);
+      }
+}
+
+// -- reductions over (outer, n, inner) ------------------------------------------------------------
+template <typename T> static inline double xc_val(T x) { return (double)x; }
+static inline double xc_val(xc_f16 x) { return xc_tof(x); }
+static inline double xc_val(xc_bf16 x) { return xc_tof(x); }
+template <typename T> static inline T xc_from(double x) { return (T)x; }
+template <> inline xc_f16 xc_from<xc_f16>(double x) { return xc_fromf<xc_f16>((float)x); }
+template <> inline xc_bf16 xc_from<xc_bf16>(double x) { return xc_fromf<xc_bf16>((float)x); }
+template <> inline bool xc_from<bool>(double x) { return x != 0; }
+
+enum xc_red { XC_SUM, XC_PROD, XC_MAX, XC_MIN, XC_ALL, XC_ANY, XC_MEAN, XC_ARGMAX, XC_ARGMIN };
+
+template <typename T, typename U>
+static void xc_reduce(U* dst, const T* src, int64_t outer, int64_t n, int64_t inner, xc_red op) {
+  xc_parallel_for(outer * inner, std::max<int64_t>(1, 8192 / std::max<int64_t>(n, 1)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t o = p / inner, i = p % inner;
+      const T* s = src + o * n * inner + i;
+      double acc = op == XC_PROD || op == XC_ALL ? 1.0 : op == XC_MAX ? -INFINITY : op == XC_MIN ? INFINITY : 0.0;
+      int64_t arg = 0;
+      bool nan = false;
+      for (int64_t k = 0; k < n; ++k) {
+        const double v = xc_val(s[k * inner]);
+        switch (op) {
+          case XC_SUM: case XC_MEAN: acc += v; break;
+          case XC_PROD: acc *= v; break;
+          case XC_MAX: if (v != v) nan = true; else if (v > acc) acc = v; break;
+          case XC_MIN: if (v != v) nan = true; else if (v < acc) acc = v; break;
+          case XC_ALL: if (v == 0) acc = 0; break;
+          case XC_ANY: if (v != 0) acc = 1; break;
+          case XC_ARGMAX: if (!nan && (v != v || k == 0 || v > acc)) { acc = v; arg = k; nan = v != v; } break;
+          case XC_ARGMIN: if (!nan && (v != v || k == 0 || v < acc)) { acc = v; arg = k; nan = v != v; } break;
+        }
+      }
+      if (op == XC_MEAN) acc = n ? acc / n : NAN;
+      if ((op == XC_MAX || op == XC_MIN) && nan) acc = NAN;
+      dst[p] = (op == XC_ARGMAX || op == XC_ARGMIN) ? (U)arg : xc_from<U>(acc);
+    }
+  });
+}
+
+// inclusive scan along n of (outer, n, inner)
+template <typename T>
+static void xc_scan(T* dst, const T* src, int64_t outer, int64_t n, int64_t inner, bool prod) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      double acc = prod ? 1.0 : 0.0;
+      for (int64_t k = 0; k < n; ++k) {
+        const int64_t at = (o * n + k) * inner + i;
+        acc = prod ? acc * xc_val(src[at]) : acc + xc_val(src[at]);
+        dst[at] = xc_from<T>(acc);
+      }
+    }
+}
+
+// stable sort / top-k along n of (outer, n, inner): values and int64 indices of the first k
+template <typename T>
+static void xc_sort(T* vals, int64_t* idx, const T* src, int64_t outer, int64_t n, int64_t inner,
+                    int64_t k, bool descending) {
+  std::vector<int64_t> order((size_t)n);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* s = src + o * n * inner + i;
+      for (int64_t j = 0; j < n; ++j) order[j] = j;
+      auto key = [&](int64_t j) { return xc_val(s[j * inner]); };
+      // NaN sorts largest; descending keeps equal elements in their original order
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        const double x = key(a), y = key(b);
+        const bool xn = x != x, yn = y != y;
+        if (descending) return (xn && !yn) || (!xn && !yn && x > y);
+        return (!xn && yn) || (!xn && !yn && x < y);
+      });
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t at = (o * k + j) * inner + i;
+        vals[at] = s[order[j] * inner];
+        idx[at] = order[j];
+      }
+    }
+}
+
+// -- indexing ---------------------------------------------------------------------------------------
+template <typename I> static inline bool xc_wrap(I v, int64_t n, int64_t* out) {
+  int64_t i = (int64_t)v;
+  if (i < 0) i += n;
+  *out = i;
+  return i >= 0 && i < n;
+}
+
+// take along `n` of x (outer, n, inner) at m indices: out (outer, m, inner)
+template <typename T, typename I>
+static bool xc_take(T* dst, const T* src, const I* index, int64_t outer, int64_t n, int64_t inner, int64_t m) {
+  for (int64_t j = 0; j < m; ++j) { int64_t t; if (!xc_wrap(index[j], n, &t)) return false; }
+  xc_parallel_for(outer * m, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t o = p / m, j = p % m;
+      int64_t t; xc_wrap(index[j], n, &t);
+      std::memcpy(dst + p * inner, src + (o * n + t) * inner, inner * sizeof(T));
+    }
+  });
+  return true;
+}
+
+// out[p] = x[p with axis := index[p]] over the index's shape (rank dims; x strides given)
+template <typename T, typename I>
+static bool xc_gather(T* dst, const T* src, const I* index, int rank, const int64_t* ishape,
+                      const int64_t* xstride, int axis, int64_t n) {
+  int64_t total = 1;
+  for (int d = 0; d < rank; ++d) total *= ishape[d];
+  for (int64_t p = 0; p < total; ++p) {
+    int64_t rem = p, off = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      int64_t c = rem % ishape[d]; rem /= ishape[d];
+      if (d == axis && !xc_wrap(index[p], n, &c)) return false;
+      off += c * xstride[d];
+    }
+    dst[p] = src[off];
+  }
+  return true;
+}
+
+enum xc_scat { XC_S_NONE, XC_S_ADD, XC_S_MUL, XC_S_MAX, XC_S_MIN, XC_S_MEAN };
+
+template <typename T, typename I>
+static bool xc_scatter(T* dst, const I* index, const T* src, int rank, const int64_t* ishape,
+                       const int64_t* sstride, const int64_t* xstride, int axis, int64_t n,
+                       int64_t xnumel, xc_scat op, bool include_self) {
+  int64_t total = 1;
+  for (int d = 0; d < rank; ++d) total *= ishape[d];
+  std::vector<int64_t> count;
+  std::vector<char> touched;
+  if (op == XC_S_MEAN) count.assign((size_t)xnumel, include_self ? 1 : 0);
+  if (op != XC_S_NONE && !include_self) touched.assign((size_t)xnumel, 0);
+  for (int64_t p = 0; p < total; ++p) {
+    int64_t rem = p, off = 0, soff = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      int64_t c = rem % ishape[d]; rem /= ishape[d];
+      soff += c * sstride[d];
+      if (d == axis && !xc_wrap(index[p], n, &c)) return false;
+      off += c * xstride[d];
+    }
+    const double v = xc_val(src[soff]);
+    double cur = xc_val(dst[off]);
+    if (op != XC_S_NONE && !include_self && !touched[off]) {
+      touched[off] = 1;
+      cur = op == XC_S_MUL ? 1.0 : op == XC_S_MAX ? -INFINITY : op == XC_S_MIN ? INFINITY : 0.0;
+    }
+    switch (op) {
+      case XC_S_NONE: dst[off] = src[soff]; continue;
+      case XC_S_ADD: case XC_S_MEAN: cur += v; break;
+      case XC_S_MUL: cur *= v; break;
+      case XC_S_MAX: cur = (v > cur || v != v) ? v : cur; break;
+      case XC_S_MIN: cur = (v < cur || v != v) ? v : cur; break;
+    }
+    if (op == XC_S_MEAN) count[off] += 1;
+    dst[off] = xc_from<T>(cur);
+  }
+  if (op == XC_S_MEAN)
+    for (int64_t i = 0; i < xnumel; ++i) {
+      const int64_t c = std::max<int64_t>(count[i], 1);
+      const double v = xc_val(dst[i]);
+      dst[i] = xc_from<T>(std::is_floating_point<T>::value || !std::is_integral<T>::value ? v / c : std::floor(v / c));
+    }
+  return true;
+}
+
+// -- matmul ---------------------------------------------------------------------------------------
+// C[b] (M x N) = op(A[b]) @ op(B[b]) for nb products at element offsets offa/offb
+static void xc_matmul_f32(float* C, const float* A, const float* B, int64_t nb, const int64_t* offa,
+                          const int64_t* offb, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
+  for (int64_t b = 0; b < nb; ++b)
+    xc_sgemm(ta, tb, M, N, K, 1.0f, A + offa[b], ta ? M : K, B + offb[b], tb ? K : N, 0.0f, C + b * M * N, N);
+}
+
+template <typename T>
+static void xc_matmul_any(T* C, const T* A, const T* B, int64_t nb, const int64_t* offa, const int64_t* offb,
+                          int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; ++k)
+          acc += xc_val(A[offa[b] + (ta ? k * M + i : i * K + k)]) * xc_val(B[offb[b] + (tb ? j * K + k : k * N + j)]);
+        C[(b * M + i) * N + j] = xc_from<T>(acc);
+      }
+}
+
+// -- convolution (N-d, grouped, strided, dilated) as im2col + GEMM per image and group --------------
+struct xc_conv_geom {
+  int nsp; int64_t N, Cin, Cout, G;
+  int64_t in[3], k[3], out[3], stride[3], pad[3], dil[3];
+};
+
+static void xc_im2col(float* col, const float* x, const xc_conv_geom& g, int64_t cpg) {
+  // col: (cpg * K) rows x (outputs) columns
+  int64_t K = 1, O = 1, I = 1;
+  for (int d = 0; d < g.nsp; ++d) { K *= g.k[d]; O *= g.out[d]; I *= g.in[d]; }
+  xc_parallel_for(cpg * K, std::max<int64_t>(1, 8192 / std::max<int64_t>(O, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / K;
+      int64_t kk = r % K, kc[3] = {0, 0, 0};
+      for (int d = g.nsp - 1; d >= 0; --d) { kc[d] = kk % g.k[d]; kk /= g.k[d]; }
+      float* dst = col + r * O;
+      for (int64_t o = 0; o < O; ++o) {
+        int64_t rem = o, off = 0; bool inside = true;
+        for (int d = g.nsp - 1; d >= 0; --d) {
+          const int64_t oc = rem % g.out[d]; rem /= g.out[d];
+          const int64_t ic = oc * g.stride[d] - g.pad[d] + kc[d] * g.dil[d];
+          if (ic < 0 || ic >= g.in[d]) inside = false;
+          int64_t mul = 1;
+          for (int e = d + 1; e < g.nsp; ++e) mul *= g.in[e];
+          off += ic * mul;
+        }
+        dst[o] = inside ? x[c * I + off] : 0.0f;
+      }
+    }
+  });
+}
+
+// y (N, Cout, out...) = conv(x (N, Cin, in...), w (Cout, Cin/G, k...)) + bias
+static void xc_conv_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g,
+                        float* col) {
+  int64_t K = 1, O = 1, I = 1;
+  for (int d = 0; d < g.nsp; ++d) { K *= g.k[d]; O *= g.out[d]; I *= g.in[d]; }
+  const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G;
+  bool pointwise = K == 1;
+  for (int d = 0; d < g.nsp; ++d) pointwise = pointwise && g.stride[d] == 1 && g.pad[d] == 0 && g.out[d] == g.in[d];
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t gr = 0; gr < g.G; ++gr) {
+      const float* xs = x + (n * g.Cin + gr * cpg) * I;
+      const float* B = xs;
+      if (!pointwise) { xc_im2col(col, xs, g, cpg); B = col; }
+      xc_sgemm(false, false, opg, O, cpg * K, 1.0f, w + gr * opg * cpg * K, cpg * K, B, O, 0.0f,
+               y + (n * g.Cout + gr * opg) * O, O);
+    }
+  if (bias)
+    xc_parallel_for(g.N * g.Cout, std::max<int64_t>(1, 16384 / std::max<int64_t>(O, 1)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float b = bias[r % g.Cout];
+        float* q = y + r * O;
+        for (int64_t o = 0; o < O; ++o) q[o] += b;
+      }
+    });
+}
+
+// transposed convolution: y (N, Cout, out...) from x (N, Cin, in...), w (Cin, Cout/G, k...), by
+// scattering each input element (direct loops; pad = low padding)
+static void xc_conv_transpose_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g) {
+  int64_t K = 1, O = 1, I = 1;
+  for (int d = 0; d < g.nsp; ++d) { K *= g.k[d]; O *= g.out[d]; I *= g.in[d]; }
+  const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G;
+  for (int64_t i = 0; i < g.N * g.Cout * O; ++i) y[i] = bias ? bias[(i / O) % g.Cout] : 0.0f;
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t ci = 0; ci < g.Cin; ++ci) {
+      const int64_t gr = ci / cpg;
+      for (int64_t ii = 0; ii < I; ++ii) {
+        const float xv = x[(n * g.Cin + ci) * I + ii];
+        int64_t ic[3] = {0, 0, 0}, rem = ii;
+        for (int d = g.nsp - 1; d >= 0; --d) { ic[d] = rem % g.in[d]; rem /= g.in[d]; }
+        for (int64_t kk = 0; kk < K; ++kk) {
+          int64_t kc[3] = {0, 0, 0}, r2 = kk, off = 0; bool inside = true;
+          for (int d = g.nsp - 1; d >= 0; --d) { kc[d] = r2 % g.k[d]; r2 /= g.k[d]; }
+          for (int d = 0; d < g.nsp; ++d) {
+            const int64_t oc = ic[d] * g.stride[d] - g.pad[d] + kc[d] * g.dil[d];
+            if (oc < 0 || oc >= g.out[d]) { inside = false; break; }
+            off = off * g.out[d] + oc;
+          }
+          if (!inside) continue;
+          for (int64_t co = 0; co < opg; ++co)
+            y[(n * g.Cout + gr * opg + co) * O + off] += xv * w[((ci * opg) + co) * K + kk];
+        }
+      }
+    }
+}
+
+// -- pooling over the last nsp dims of (P, in...) --------------------------------------------------
+// mode 0: max (with optional flat indices), 1: avg; adaptive windows when `adaptive`
+struct xc_pool_geom {
+  int nsp; int64_t P;
+  int64_t in[3], out[3], k[3], stride[3], pad[3], dil[3];
+  bool adaptive, count_include_pad; int64_t divisor;
+};
+
+template <typename T>
+static void xc_pool(T* y, int64_t* yidx, const T* x, const xc_pool_geom& g, int mode) {
+  int64_t O = 1, I = 1;
+  for (int d = 0; d < g.nsp; ++d) { O *= g.out[d]; I *= g.in[d]; }
+  xc_parallel_for(g.P, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t o = 0; o < O; ++o) {
+        int64_t oc[3] = {0, 0, 0}, rem = o;
+        for (int d = g.nsp - 1; d >= 0; --d) { oc[d] = rem % g.out[d]; rem /= g.out[d]; }
+        int64_t lo[3] = {0, 0, 0}, cnt[3] = {1, 1, 1}, step[3] = {1, 1, 1};
+        int64_t padded = 1;
+        for (int d = 0; d < g.nsp; ++d) {
+          if (g.adaptive) {
+            lo[d] = (oc[d] * g.in[d]) / g.out[d];
+            const int64_t hi = ((oc[d] + 1) * g.in[d] + g.out[d] - 1) / g.out[d];
+            cnt[d] = hi - lo[d];
+          } else {
+            lo[d] = oc[d] * g.stride[d] - g.pad[d];
+            cnt[d] = g.k[d]; step[d] = mode == 0 ? g.dil[d] : 1;
+            const int64_t hi = std::min(lo[d] + (g.k[d] - 1) * step[d] + 1, g.in[d] + g.pad[d]);
+            padded *= (hi - lo[d] + step[d] - 1) / step[d];
+          }
+        }
+        int64_t total = 1;
+        for (int d = 0; d < g.nsp; ++d) total *= cnt[d];
+        double acc = mode == 0 ? -INFINITY : 0.0; int64_t best = -1, n = 0; bool nan = false;
+        for (int64_t t = 0; t < total; ++t) {
+          int64_t r2 = t, off = 0; bool inside = true;
+          for (int d = g.nsp - 1; d >= 0; --d) {
+            const int64_t c = lo[d] + (r2 % cnt[d]) * step[d]; r2 /= cnt[d];
+            if (c < 0 || c >= g.in[d]) { inside = false; break; }
+          }
+          if (!inside) continue;
+          r2 = t;
+          int64_t cc[3];
+          for (int d = g.nsp - 1; d >= 0; --d) { cc[d] = lo[d] + (r2 % cnt[d]) * step[d]; r2 /= cnt[d]; }
+          for (int d = 0; d < g.nsp; ++d) off = off * g.in[d] + cc[d];
+          const double v = xc_val(x[p * I + off]);
+          ++n;
+          if (mode == 0) {
+            if (!nan && (v != v || v > acc || best < 0)) { acc = v; best = off; nan = v != v; }
+          } else acc += v;
+        }
+        double out;
+        if (mode == 0) out = acc;
+        else {
+          int64_t div = g.divisor ? g.divisor : (g.adaptive || !g.count_include_pad ? n : padded);
+          out = acc / (double)div;
+        }
+        y[p * O + o] = xc_from<T>(out);
+        if (yidx) yidx[p * O + o] = best;
+      }
+  });
+}
