@@ -52,11 +52,11 @@ class Rule:
             return self.callee.__name__
         return self.callee if self.callee[0] in ".[" else f"mx.{self.callee}"
 
-    def arguments(self, args: list, attrs: dict, ins: list, outs: list) -> tuple[list, dict]:
-        """(positional, keyword) arguments of the call: operands (backend values) and params."""
+    def arguments(self, args: list, attrs: dict, ins: list, outs: list) -> tuple[list, list, dict]:
+        """The call's operands (backend values), then its params passed by position, then by keyword."""
         kw = self.params(attrs, ins, outs) if self.params else {}
         passed = self.operands(list(args)) if self.operands else list(args)
-        return passed + [kw.pop(k) for k in self.positional], kw
+        return passed, [kw.pop(k) for k in self.positional], kw
 
 
 class Shape:
@@ -154,8 +154,8 @@ def eager(rule: Rule) -> Callable:
 
     def run(args, attrs, out_types):
         ins = [Shape(a.shape) if hasattr(a, "shape") else a for a in args]
-        passed, kw = rule.arguments(args, attrs, ins, out_types)
-        out = fn(*[_eager_value(v) for v in passed], **{k: _eager_value(v) for k, v in kw.items()})
+        passed, pos, kw = rule.arguments(args, attrs, ins, out_types)
+        out = fn(*passed, *[_eager_value(v) for v in pos], **{k: _eager_value(v) for k, v in kw.items()})
         return list(out) if isinstance(out, tuple) else [out]
     return run
 

@@ -1,0 +1,337 @@
+"""Writes an optimized program as a readable MLX Python module (`model.py`).
+
+`MLXSourceLowering` is the emitting user of the one lowering driver (`xcomp.backends.lowering`):
+values are variable names, every op becomes one line through the MLX lowering table (the same
+`MLX_RULES` the `mlx` target evaluates, see `xcomp.backends.mlx.table`), and the region rules write
+Python control flow: `xc.if` an `if`/`else`, `xc.loop` a `for` with a `break`, `xc.fused` its body
+inline (marked with a comment), `xc.call` the callee inline.
+
+The module imports only `math`, `os` and MLX, holds the MLX helpers it uses (copied from the
+table's helper functions), and defines `class Model(nn.Module)` and `load(path=None)`.
+"""
+from __future__ import annotations
+
+import inspect
+import textwrap
+import types
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xcomp.backends.lowering import Lowering, call_func
+from xcomp.backends.mlx_source.names import Namer
+from xcomp.errors import LoweringError
+from xcomp.ir.core import Operation, Program
+from xcomp.ir.types import DType, TensorType
+
+BIG_CONSTANT = 64   # dense constants with more elements are stored with the weights
+
+_MX_NAMES = {
+    DType.F64: "float64", DType.F32: "float32", DType.F16: "float16", DType.BF16: "bfloat16",
+    DType.I64: "int64", DType.I32: "int32", DType.I16: "int16", DType.I8: "int8",
+    DType.U8: "uint8", DType.BOOL: "bool_",
+}
+
+
+def _rules():
+    from xcomp.backends.mlx.table import MLX_RULES
+    from xcomp.backends.mlx.target import load_table
+    load_table()
+    return MLX_RULES
+
+
+def mlx_source_supported() -> set[str]:
+    """Op names the emitter writes (the MLX lowering table and the region ops)."""
+    return set(_rules()) | set(MLXSourceLowering.region_ops)
+
+
+@dataclass
+class Parameter:
+    attr: str          # attribute name on Model (sanitized)
+    source: str        # the program's weight name (the model's parameter path)
+    type: TensorType
+    value: np.ndarray
+
+
+@dataclass
+class EmittedModule:
+    source: str
+    parameters: list[Parameter] = field(default_factory=list)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The arrays to save in weights.safetensors, by attribute name."""
+        return {p.attr: _storable(p.value, p.type) for p in self.parameters}
+
+
+def _storable(value, t: TensorType) -> np.ndarray:
+    """bfloat16 weights are held (and saved) as float32; `load` casts them."""
+    a = np.asarray(value)
+    want = np.float32 if t.dtype is DType.BF16 else t.dtype.np
+    return np.ascontiguousarray(a.astype(want, copy=False)).reshape(t.shape)
+
+
+class MLXSourceLowering(Lowering):
+    """Lowers a program into the lines of `Model.__call__`."""
+
+    def __init__(self, program: Program):
+        from xcomp.backends.mlx.table import HELPERS
+        self.rules = _rules()
+        self.helper_names = set(HELPERS)
+        self.names = Namer(self.helper_names)
+        self.lines: list[str] = []
+        self.depth = 2
+        self.params: list[Parameter] = []
+        self.used_helpers: dict[str, object] = {}
+        self.counts: dict[str, int] = {}
+        super().__init__(program)
+
+    # capability ---------------------------------------------------------------------------------
+    def handles(self, name: str) -> bool:
+        return name in self.rules or name in self.region_ops or name == "xc.weight"
+
+    # output ---------------------------------------------------------------------------------------
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def fresh(self, hint: str) -> str:
+        return self.names(hint, "v")
+
+    def _result_name(self, op: Operation, i: int) -> str:
+        hint = op.results[i].hint or op.name.removeprefix("xc.")
+        return self.fresh(hint)
+
+    # hooks ----------------------------------------------------------------------------------------
+    def weight(self, name: str, type) -> str:
+        attr = self.names(name, "w")
+        self.params.append(Parameter(attr, name, type, self.program.weights[name]))
+        return f"self.{attr}"
+
+    def apply(self, op: Operation, args: list) -> list:
+        outs = [r.type for r in op.results]
+        if op.name == "xc.dense" and int(np.asarray(op.attrs["value"]).size) > BIG_CONSTANT:
+            return [self._stored_constant(op)]
+        ins = [_shape(v.type) for v in op.operands]
+        rule = self.rules[op.name].select(op.attrs, ins, outs)
+        passed, pos, kw = rule.arguments(args, op.attrs, ins, outs)
+        expr = self._call(rule, passed, pos, kw)
+        if op.opdef.is_structural and not op.operands and len(op.results) == 1:
+            return [expr]   # constants and host values are written where they are used
+        names = [self._result_name(op, i) for i in range(len(op.results))]
+        if not names:
+            self.line(expr)
+        else:
+            self.line(f"{', '.join(names)} = {expr}")
+        return names
+
+    def _stored_constant(self, op: Operation) -> str:
+        t = op.results[0].type
+        attr = self.names("const", "c")
+        value = np.asarray(op.attrs["value"]).astype(np.float32 if t.dtype is DType.BF16 else t.dtype.np)
+        self.params.append(Parameter(attr, f"<constant {attr}>", t, value))
+        return f"self.{attr}"
+
+    def _call(self, rule, passed: list, pos: list, kw: dict) -> str:
+        from xcomp.backends.mlx.table import literal
+        args = [_operand(a) for a in passed] + [literal(v) for v in pos]
+        if rule.callee == "[]":
+            return f"{args[0]}[{_index(kw['index'])}]"
+        keywords = [f"{k}={literal(v)}" for k, v in kw.items()]
+        if callable(rule.callee):
+            self._use_helper(rule.callee)
+        name = rule.callee_name
+        if name.startswith("."):
+            return f"{args[0]}{name}({', '.join(args[1:] + keywords)})"
+        return f"{name}({', '.join(args + keywords)})"
+
+    def _use_helper(self, fn) -> None:
+        """Record `fn` and every helper function it calls (found through its code's names)."""
+        if fn.__name__ in self.used_helpers:
+            return
+        self.used_helpers[fn.__name__] = fn
+        for name in _code_names(fn.__code__):
+            target = fn.__globals__.get(name)
+            if isinstance(target, types.FunctionType):
+                self._use_helper(target)
+            elif isinstance(target, types.ModuleType) and target.__name__ not in ("math", "mlx.core"):
+                raise LoweringError(f"MLX helper {fn.__name__} uses module {target.__name__}: helpers may "
+                                    "use only math, mlx.core and other helpers")
+
+    def helpers_source(self) -> str:
+        return "\n\n".join(_function_source(fn) for _, fn in sorted(self.used_helpers.items()))
+
+
+def _function_source(fn) -> str:
+    """A helper's source without its decorators (which register it in xcomp)."""
+    lines = textwrap.dedent(inspect.getsource(fn)).rstrip().splitlines()
+    while lines and lines[0].startswith("@"):
+        lines.pop(0)
+    return "\n".join(lines) + "\n"
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _code_names(c)
+    return names
+
+
+def _shape(t):
+    from xcomp.backends.mlx.table import Shape
+    return Shape(t.shape) if isinstance(t, TensorType) else None
+
+
+def _operand(a) -> str:
+    if a is None:
+        return "None"
+    if isinstance(a, (list, tuple)):
+        return "[" + ", ".join(_operand(x) for x in a) + "]"
+    if isinstance(a, str):
+        return a
+    raise TypeError(f"unexpected operand {a!r}")
+
+
+def _index(index: tuple) -> str:
+    """An indexing tuple in subscript syntax: `:, 0:4, ::-1`."""
+    from xcomp.backends.mlx.table import literal
+
+    def one(s):
+        if isinstance(s, slice):
+            parts = ["" if s.start is None else literal(s.start), "" if s.stop is None else literal(s.stop)]
+            if s.step is not None:
+                parts.append(literal(s.step))
+            return ":".join(parts)
+        return literal(s)
+    return ", ".join(one(s) for s in index) if index else "()"
+
+
+# region rules -------------------------------------------------------------------------------------
+def emit_if(lw: MLXSourceLowering, op: Operation, args: list, env: dict) -> list:
+    outs = [lw._result_name(op, i) for i in range(len(op.results))]
+    for i, region in enumerate(op.regions):
+        lw.line("if as_bool(%s):" % args[0] if i == 0 else "else:")
+        start = len(lw.lines)
+        lw.depth += 1
+        ys = lw.block(region.block, dict(env))
+        for o, y in zip(outs, ys):
+            lw.line(f"{o} = {y}")
+        if len(lw.lines) == start:
+            lw.line("pass")
+        lw.depth -= 1
+    lw._use_helper(as_bool)
+    return outs
+
+
+def emit_loop(lw: MLXSourceLowering, op: Operation, args: list, env: dict) -> list:
+    """`xc.loop(trip, cond, *carried)`: body (i, *carried) -> (cond, *carried)."""
+    body = op.regions[0].block
+    carried = [lw._result_name(op, i) for i in range(len(op.results))]
+    go, step = lw.fresh("go"), lw.fresh("step")
+    for c, a in zip(carried, args[2:]):
+        lw.line(f"{c} = {a}")
+    lw.line(f"{go} = as_bool({args[1]})")
+    lw.line(f"for {step} in range(as_int({args[0]})):")
+    lw.depth += 1
+    lw.line(f"if not {go}:")
+    lw.line("    break")
+    i = lw.fresh("i")
+    lw.line(f"{i} = mx.array({step}, dtype=mx.int64)")
+    inner = dict(env)
+    inner.update(zip(body.args, [i] + carried))
+    ys = lw.block(body, inner)
+    lw.line(f"{', '.join([go] + carried)} = as_bool({ys[0]}){''.join(', ' + y for y in ys[1:])}")
+    lw.depth -= 1
+    lw._use_helper(as_bool)
+    lw._use_helper(as_int)
+    return carried
+
+
+def emit_fused(lw: MLXSourceLowering, op: Operation, args: list, env: dict) -> list:
+    body = op.regions[0].block
+    lw.line(f"# fused {op.attrs['kind'].value} group")
+    return lw.block(body, dict(zip(body.args, args)))
+
+
+def as_bool(x):
+    """A host bool from a Python value or a 0-d MLX array."""
+    return bool(x.item()) if hasattr(x, "item") else bool(x)
+
+
+def as_int(x):
+    """A host int from a Python value or a 0-d MLX array."""
+    return int(x.item()) if hasattr(x, "item") else int(x)
+
+
+MLXSourceLowering.region_ops = {"xc.if": emit_if, "xc.loop": emit_loop, "xc.fused": emit_fused,
+                                "xc.call": call_func}
+
+
+def emit_module(program: Program, origin: str = "") -> EmittedModule:
+    """The program as the text of `model.py` (deterministic: same program, same bytes)."""
+    lw = MLXSourceLowering(program)
+    main = program.main
+    arg_names = [lw.names(n or f"x{i}", "x") for i, n in
+                 enumerate(main.arg_names or [""] * len(main.args))]
+    outs = lw.run(arg_names)
+    body = lw.lines
+    body.append("        return " + (", ".join(outs) if len(outs) != 1 else outs[0]) if outs else "        return None")
+    return EmittedModule(_module_text(lw, main, arg_names, body, origin), lw.params)
+
+
+def _type_text(t) -> str:
+    if isinstance(t, TensorType):
+        return "x".join(str(d) for d in t.shape) + (":" if t.shape else "") + _MX_NAMES[t.dtype]
+    return str(t)
+
+
+def _comment(text: str) -> str:
+    """Free text (which may come from a model or a path) as one safe comment line."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _module_text(lw: MLXSourceLowering, main, arg_names: list[str], body: list[str], origin: str) -> str:
+    inputs = ", ".join(f"{n} {_type_text(a.type)}" for n, a in zip(arg_names, main.args))
+    head = [
+        "# Generated by xcomp (mlx-source backend). Do not edit; regenerate with `xcomp convert`.",
+        f"# Converted from: {_comment(origin) or 'an xcomp program'}",
+        f"# Inputs: {_comment(inputs) or '(none)'}",
+        f"# Outputs: {_comment(', '.join(_type_text(t) for t in main.result_types)) or '(none)'}",
+        "# Runs with MLX alone: `from model import load; y = load()(x)`.",
+        '"""A model converted to MLX by xcomp: `Model` computes it, `load()` returns it with its weights."""',
+        "import math",
+        "import os",
+        "",
+        "import mlx.core as mx",
+        "import mlx.nn as nn",
+        "",
+    ]
+    helpers = lw.helpers_source()
+    init = ["    def __init__(self):", "        super().__init__()"]
+    casts = []
+    for p in lw.params:
+        shape = tuple(int(d) for d in p.type.shape)
+        stored = "float32" if p.type.dtype is DType.BF16 else _MX_NAMES[p.type.dtype]
+        init.append(f"        self.{p.attr} = mx.zeros({shape!r}, dtype=mx.{stored})  # {_comment(p.source)}")
+        if p.type.dtype is DType.BF16:
+            casts.append(f"    model.{p.attr} = model.{p.attr}.astype(mx.bfloat16)")
+    call = [f"    def __call__(self{''.join(', ' + n for n in arg_names)}):"] + body
+    load = [
+        "def load(path=None) -> Model:",
+        '    """The model with its weights: weights.safetensors beside this file, or `path`."""',
+        "    if path is None:",
+        '        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights.safetensors")',
+        "    model = Model()",
+        "    if model.parameters():",
+        "        model.load_weights(path)",
+        *casts,
+        "    mx.eval(model.parameters())",
+        "    return model",
+    ]
+    parts = ["\n".join(head)]
+    if helpers:
+        parts.append("\n" + helpers)
+    parts.append("\nclass Model(nn.Module):\n"
+                 '    """The converted program: call it with the inputs listed above, in order."""\n\n'
+                 + "\n".join(init if len(init) > 2 else init + []) + "\n\n" + "\n".join(call) + "\n")
+    parts.append("\n" + "\n".join(load) + "\n")
+    return "\n".join(parts)
