@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
-from xcomp.errors import UnsupportedOp, UnsupportedOpError
+from xcomp.errors import CaptureError, UnsupportedOp, UnsupportedOpError, XcompError
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Location, Program, Value
 from xcomp.ir.types import DType, TensorType
@@ -28,11 +28,13 @@ TORCH_DTYPES = {
 XCOMP_TO_TORCH = {v: k for k, v in TORCH_DTYPES.items()}
 
 
-def to_dtype(dt: torch.dtype) -> DType:
+def to_dtype(dt: torch.dtype, value: str = "a value", location: str = "<unknown>") -> DType:
+    """xcomp's dtype for a torch dtype; an `UnsupportedOpError` naming `value` for one it lacks."""
     try:
         return TORCH_DTYPES[dt]
     except KeyError:
-        raise TypeError(f"xcomp has no dtype for {dt}") from None
+        raise UnsupportedOpError([UnsupportedOp(f"dtype {dt}", location, f"{value} has dtype {dt}, "
+                                                "which xcomp does not support")], "PyTorch") from None
 
 
 def _dim(d) -> Any:
@@ -198,7 +200,7 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
         elif spec.kind == InputKind.USER_INPUT:
             val = node.meta.get("val")
             if isinstance(val, torch.Tensor):
-                inputs[node.name] = body.add_arg(meta_type(val), node.name)
+                inputs[node.name] = body.add_arg(_input_type(node, val), node.name)
                 arg_names.append(node.name)
             else:
                 inputs[node.name] = val
@@ -218,7 +220,15 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
     outs = [cx.tensor(o) if not isinstance(o, Value) else o for o in outs]
     builder.create("return", outs)
     program.funcs["main"] = Func("main", body, arg_names)
-    return Captured(program, ep.call_spec.out_spec, "torch.export")
+    return Captured(program, ep.call_spec.out_spec, "torch.export", array_kind="torch")
+
+
+def _input_type(node, val) -> TensorType:
+    """A user input's IR type; an unsupported dtype names the input and the first line using it."""
+    if val.dtype not in TORCH_DTYPES:
+        used = [loc for loc in map(source_location, node.users) if loc is not None]
+        to_dtype(val.dtype, f"input '{node.name}'", str(used[0]) if used else "<input>")
+    return meta_type(val)
 
 
 def _anchor_stack_traces(fn) -> None:
@@ -239,12 +249,30 @@ def capture_module(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> 
     module.eval()
     try:
         ep = torch.export.export(module, tuple(example_inputs), strict=False)
+    except XcompError:
+        raise
+    except Exception as e:  # torch.export's own errors: one line of why, and what works instead
+        raise CaptureError(_capture_failure(fn, e)) from e
     finally:
         module.train(was_training)
     captured = from_exported(ep)
     if isinstance(fn, torch.fx.GraphModule):
         captured.source = "torch.fx.GraphModule via torch.export"
     return captured
+
+
+def _capture_failure(fn, error: Exception) -> str:
+    """One line: what torch.export could not capture in `fn`, and the entry point that can."""
+    inner = getattr(fn, "__wrapped__", fn)
+    name = getattr(inner, "__name__", type(inner).__name__)
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    detail = lines[0][:160] + ("..." if lines and len(lines[0]) > 160 else "") if lines else ""
+    if type(error).__name__ == "DataDependentOutputException":
+        why = f"{detail} returns a value that depends on tensor data"
+    else:
+        why = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return (f"torch.export cannot capture {name} as one static graph ({why}); "
+            f'torch.compile({name}, backend="xcomp") runs it through Dynamo with graph breaks')
 
 
 class _FunctionModule(torch.nn.Module):
