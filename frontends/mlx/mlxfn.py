@@ -82,16 +82,24 @@ def read_signature(path: str) -> tuple[list[tuple], dict[str, tuple]]:
 
 
 def load_mlxfn(path: str, inputs: Sequence[Any] | None = None) -> Captured:
-    """Capture the function stored in `path`, on `inputs` (MLX arrays) or on zeros of the file's
-    first signature. A malformed file raises FormatError naming it."""
+    """Capture the function stored in `path`, on `inputs` (MLX arrays: the positional inputs, then the
+    keyword inputs in sorted order, as the program's arguments) or on zeros of the file's first
+    signature. A malformed file raises FormatError naming it."""
     path = os.fspath(path)
     positional, keywords = read_signature(path)
     try:
         fn = mx.import_function(path)
     except (ValueError, RuntimeError) as e:
         raise FormatError(f"{path}: not a valid .mlxfn file ({e})") from None
-    args = list(inputs) if inputs is not None else [mx.zeros(s, dtype=d) for s, d in positional]
-    kwargs = {k: mx.zeros(s, dtype=d) for k, (s, d) in keywords.items()}
+    given = list(inputs or [])
+    args = [given[i] if i < len(given) else mx.zeros(s, dtype=d) for i, (s, d) in enumerate(positional)]
+    # inputs past the positional ones fill the keyword inputs, in the file's (sorted) order
+    kwargs = {k: given[len(positional) + j] if len(positional) + j < len(given) else mx.zeros(s, dtype=d)
+              for j, (k, (s, d)) in enumerate(keywords.items())}
+    try:
+        mx.eval(fn(*args, **kwargs))  # reads the file's constants (lazy Load primitives cannot re-export)
+    except (ValueError, RuntimeError) as e:
+        raise FormatError(f"{path}: cannot run the stored function ({e})") from None
     try:
         events = record(lambda *a, **kw: list(fn(*a, **kw)), args, kwargs)
     except XcompError as e:
