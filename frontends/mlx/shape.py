@@ -1,4 +1,4 @@
-"""Shape primitives: reshapes (Reshape, Squeeze, ExpandDims, Flatten, Unflatten), Broadcast,
+"""Shape primitives: reshapes (Reshape, Squeeze, ExpandDims, Flatten, Unflatten), Broadcast, Full,
 Transpose, Slice, Split, Concatenate, Pad, Arange, NumberOfElements, AsStrided.
 
 Every reshape-like primitive becomes `xc.reshape` to the shape the event reports (its arguments may
@@ -26,6 +26,11 @@ for _name in RESHAPES:
 def broadcast(cx, inputs, args):
     x = inputs[0]
     return [x if tuple(x.type.shape) == tuple(cx.out.shape) else cx.op("broadcast_to", x, shape=cx.out.shape)]
+
+
+@primitive("Full", "broadcast_to")
+def full(cx, inputs, args):
+    return broadcast(cx, inputs, args)
 
 
 @primitive("BroadcastAxes", "broadcast_to")

@@ -106,6 +106,7 @@ CASES = [
     Case("Flatten", lambda a: mx.flatten(a), (x(),)),
     Case("Unflatten", lambda a: mx.unflatten(a, 0, (1, a.shape[0])), (x(),)),
     Case("Broadcast", lambda a, b: a + b, (x(), ("f", (1,), None))),
+    Case("Full", lambda a: mx.full(a.shape, 2.5, dtype=a.dtype) * a, (x(),)),
     Case("Transpose", lambda a: mx.transpose(a) * 1, (x(),)),
     Case("Slice", lambda a: a[1:, ::2] * 1, (x(),)),
     Case("Split", lambda a: mx.split(a, [1, 2], axis=1), (x(),)),
