@@ -121,3 +121,42 @@ def dtypes_expected(a, b, flag, n):
     gt = (a32 > b32) | np.asarray(flag)
     return [(a32 * np.float32(n) + b32).astype(np.float16), bf16_round(a32 - b32), gt,
             np.array(gt.sum(), np.int32)]
+
+
+# exercises xcomp_runtime.h directly (built with -DXC_RUNTIME_TEST for xc_runtime_sgemm_fallback)
+RUNTIME_PROBE_SOURCE = """#include "xcomp_runtime.h"
+extern "C" void* xc_create(const void* const*) { return xc_aligned_alloc(8); }
+extern "C" int xc_run(void*, const void* const*, void* const*) { return 0; }
+extern "C" const char* xc_error(void*) { return ""; }
+extern "C" void xc_destroy(void* m) { xc_aligned_free(m); }
+// out[i] += 1 for every i in [0, n); returns how many chunks ran, writes distinct worker count
+extern "C" int probe_parallel_for(int64_t n, int64_t grain, int64_t* out) {
+  int chunks = 0;
+  xc_parallel_for(n, grain, [&](int64_t b, int64_t e) {
+    __atomic_add_fetch(&chunks, 1, __ATOMIC_RELAXED);
+    for (int64_t i = b; i < e; ++i) out[i] += 1;
+  });
+  return chunks;
+}
+// a parallel loop inside a parallel loop runs serially inside (no deadlock, every index once)
+extern "C" int probe_nested(int64_t n, int64_t* out) {
+  xc_parallel_for(n, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      xc_parallel_for(n, 1, [&](int64_t b2, int64_t e2) { for (int64_t j = b2; j < e2; ++j) out[i * n + j] += 1; });
+  });
+  return 0;
+}
+extern "C" void probe_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  xc_sgemm(ta != 0, tb != 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+extern "C" void probe_f16_to_f32(const uint16_t* h, float* f, int64_t n) { for (int64_t i = 0; i < n; ++i) f[i] = xc_f16_to_f32(h[i]); }
+extern "C" void probe_f32_to_f16(const float* f, uint16_t* h, int64_t n) { for (int64_t i = 0; i < n; ++i) h[i] = xc_f32_to_f16(f[i]); }
+extern "C" void probe_bf16_to_f32(const uint16_t* h, float* f, int64_t n) { for (int64_t i = 0; i < n; ++i) f[i] = xc_bf16_to_f32(h[i]); }
+extern "C" void probe_f32_to_bf16(const float* f, uint16_t* h, int64_t n) { for (int64_t i = 0; i < n; ++i) h[i] = xc_f32_to_bf16(f[i]); }
+"""
+
+
+def runtime_probe_unit() -> CppUnit:
+    return CppUnit(source=RUNTIME_PROBE_SOURCE, inputs=[], outputs=[], weights=[], uses_blas=True,
+                   arena_bytes=0, name="runtime_probe")

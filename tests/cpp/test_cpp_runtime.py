@@ -1,0 +1,262 @@
+"""xcomp_runtime.h (threads, GEMM, half/bfloat16) and the ctypes loader (dtypes, zero copy, errors,
+lifetime)."""
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cpp_units import (dtypes_expected, dtypes_unit, mlp_expected, mlp_inputs, mlp_unit, mlp_weights,
+                       runtime_probe_unit)
+from helpers import assert_close
+from xcomp.backends.cpp import runtime as cpp_runtime
+from xcomp.backends.cpp.build import build
+from xcomp.backends.cpp.runtime import load
+from xcomp.errors import RunError, TargetError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+P, I64 = ctypes.c_void_p, ctypes.c_int64
+
+
+def _probe_lib(openmp: bool, blas: str):
+    env = {"XCOMP_OPENMP": "1" if openmp else "0", "XCOMP_BLAS": blas}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        lib = ctypes.CDLL(build(runtime_probe_unit(), extra_flags=("-DXC_RUNTIME_TEST",)))
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    lib.probe_parallel_for.argtypes = [I64, I64, P]
+    lib.probe_parallel_for.restype = ctypes.c_int
+    lib.probe_nested.argtypes = [I64, P]
+    gemm_args = [ctypes.c_int, ctypes.c_int, I64, I64, I64, ctypes.c_float, P, I64, P, I64, ctypes.c_float, P, I64]
+    lib.probe_sgemm.argtypes = gemm_args
+    lib.xc_runtime_sgemm_fallback.argtypes = gemm_args
+    lib.xc_runtime_set_threads.argtypes = [ctypes.c_int]
+    lib.xc_runtime_blas.restype = ctypes.c_char_p
+    for name in ("probe_f16_to_f32", "probe_f32_to_f16", "probe_bf16_to_f32", "probe_f32_to_bf16"):
+        getattr(lib, name).argtypes = [P, P, I64]
+    return lib
+
+
+@pytest.fixture(scope="module")
+def libs():
+    """The probe library built with OpenMP and with the pthread pool (fallback GEMM in both)."""
+    out = {"openmp": _probe_lib(True, "auto"), "pool": _probe_lib(False, "none")}
+    assert out["openmp"].xc_runtime_openmp() == 1 and out["pool"].xc_runtime_openmp() == 0
+    return out
+
+
+# -- threads --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["openmp", "pool"])
+def test_parallel_for_covers_every_index_once(libs, kind):
+    lib = libs[kind]
+    lib.xc_runtime_set_threads(3)
+    for n, grain in [(0, 1), (1, 1), (2, 1), (5, 2), (1000, 1), (1000, 999), (12345, 64), (7, 100)]:
+        out = np.zeros(max(n, 1), np.int64)
+        chunks = lib.probe_parallel_for(n, grain, _ptr(out))
+        assert (out[:n] == 1).all(), (kind, n, grain)
+        expected = 0 if n == 0 else min(3, -(-n // grain))
+        assert chunks == expected, (kind, n, grain, chunks)  # batch 1 (n=2, grain 1) still splits
+    lib.xc_runtime_set_threads(0)
+
+
+@pytest.mark.parametrize("kind", ["openmp", "pool"])
+def test_nested_parallel_for_runs_inner_loops_serially(libs, kind):
+    n = 17
+    out = np.zeros(n * n, np.int64)
+    libs[kind].probe_nested(n, _ptr(out))
+    assert (out == 1).all()
+
+
+def test_threads_follow_xcomp_num_threads():
+    script = textwrap.dedent(f"""
+        import sys, ctypes
+        sys.path[:0] = [{HERE!r}, {os.path.dirname(HERE)!r}]
+        from cpp_units import runtime_probe_unit
+        from xcomp.backends.cpp.build import build
+        print(ctypes.CDLL(build(runtime_probe_unit(), extra_flags=("-DXC_RUNTIME_TEST",))).xc_runtime_get_threads())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "XCOMP_NUM_THREADS": "3"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"
+
+
+# -- GEMM -----------------------------------------------------------------------------------------
+GEMM_SHAPES = [(1, 1, 1), (1, 37, 20), (2, 33, 65), (3, 300, 17), (7, 5, 3), (33, 70, 129), (96, 256, 256),
+               (200, 130, 513), (1, 1000, 300)]
+
+
+def _check_gemm(fn, M, N, K, ta, tb, rng, alpha=1.5, beta=0.5, pad=3):
+    A = rng.standard_normal((K, M + pad) if ta else (M, K + pad), dtype=np.float32)   # padded leading dims
+    B = rng.standard_normal((N, K + pad) if tb else (K, N + pad), dtype=np.float32)
+    C = rng.standard_normal((M, N + pad), dtype=np.float32)
+    C0 = C.copy()
+    fn(ta, tb, M, N, K, alpha, _ptr(A), A.shape[1], _ptr(B), B.shape[1], beta, _ptr(C), C.shape[1])
+    a = (A[:, :M].T if ta else A[:, :K]).astype(np.float64)
+    b = (B[:, :K].T if tb else B[:, :N]).astype(np.float64)
+    ref = alpha * (a @ b) + beta * C0[:, :N]
+    np.testing.assert_allclose(C[:, :N], ref, rtol=1e-4, atol=1e-4 * np.sqrt(K), err_msg=str((M, N, K, ta, tb)))
+    assert (C[:, N:] == C0[:, N:]).all()  # nothing written past N in each row
+
+
+@pytest.mark.parametrize("kind", ["openmp", "pool"])
+def test_fallback_gemm_matches_numpy(libs, kind):
+    rng = np.random.default_rng(0)
+    for M, N, K in GEMM_SHAPES:
+        for ta in (0, 1):
+            for tb in (0, 1):
+                _check_gemm(libs[kind].xc_runtime_sgemm_fallback, M, N, K, ta, tb, rng)
+
+
+def test_fallback_gemm_beta_zero_ignores_nan_in_c(libs):
+    lib = libs["openmp"]
+    A, B = np.ones((4, 5), np.float32), np.ones((5, 6), np.float32)
+    C = np.full((4, 6), np.nan, np.float32)
+    lib.xc_runtime_sgemm_fallback(0, 0, 4, 6, 5, 1.0, _ptr(A), 5, _ptr(B), 6, 0.0, _ptr(C), 6)
+    assert (C == 5).all()
+    C[:] = np.nan
+    lib.xc_runtime_sgemm_fallback(0, 0, 4, 6, 0, 1.0, _ptr(A), 5, _ptr(B), 6, 0.0, _ptr(C), 6)  # K = 0
+    assert (C == 0).all()
+
+
+def test_blas_gemm_matches_numpy(libs):
+    lib = libs["openmp"]  # built with the BLAS found (OpenBLAS where scipy-openblas32 is installed)
+    rng = np.random.default_rng(1)
+    for M, N, K in GEMM_SHAPES:
+        for ta in (0, 1):
+            for tb in (0, 1):
+                _check_gemm(lib.probe_sgemm, M, N, K, ta, tb, rng)
+    lib.probe_sgemm(0, 0, 0, 3, 3, 1.0, None, 1, None, 1, 0.0, None, 1)  # empty: no call, no crash
+
+
+# -- half and bfloat16 ----------------------------------------------------------------------------
+def test_f16_conversions_exact(libs):
+    lib = libs["openmp"]
+    bits = np.arange(65536, dtype=np.uint16)
+    f = np.empty(65536, np.float32)
+    lib.probe_f16_to_f32(_ptr(bits), _ptr(f), 65536)
+    np.testing.assert_array_equal(f, bits.view(np.float16).astype(np.float32))  # every half, NaNs included
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.standard_normal(20000).astype(np.float32) * 10.0 ** rng.integers(-9, 6, 20000),
+                        np.array([0.0, -0.0, np.inf, -np.inf, 65504, 65520, 65519.99, 1e-8, 2.0 ** -24,
+                                  2.0 ** -25, 2.0 ** -25 * 1.0001, 1e10], np.float32),
+                        (f[np.isfinite(f)] + np.float32(1e-4) * f[np.isfinite(f)]).astype(np.float32)]
+                       ).astype(np.float32)
+    h = np.empty(x.size, np.uint16)
+    lib.probe_f32_to_f16(_ptr(x), _ptr(h), x.size)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(h, x.astype(np.float16).view(np.uint16))  # numpy: nearest even
+    nan = np.array([np.nan], np.float32)
+    lib.probe_f32_to_f16(_ptr(nan), _ptr(h), 1)
+    assert np.isnan(h[:1].view(np.float16)).all()
+
+
+def test_bf16_conversions_round_to_nearest_even(libs):
+    torch = pytest.importorskip("torch")
+    lib = libs["openmp"]
+    rng = np.random.default_rng(3)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.concatenate([rng.standard_normal(50000).astype(np.float32) * 10.0 ** rng.integers(-30, 30, 50000),
+                            np.array([0.0, -0.0, np.inf, -np.inf, 3.3895314e38, 1e-40], np.float32),
+                            (np.arange(1 << 16, dtype=np.uint32) << 16 | 0x8000).view(np.float32)]  # exact ties
+                           ).astype(np.float32)
+    x = x[~np.isnan(x)]
+    expected = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    h = np.empty(x.size, np.uint16)
+    lib.probe_f32_to_bf16(_ptr(x), _ptr(h), x.size)
+    np.testing.assert_array_equal(h, expected)
+    np.testing.assert_array_equal(cpp_runtime.f32_to_bf16_bits(x), expected)  # the loader's numpy version
+    back = np.empty(x.size, np.float32)
+    lib.probe_bf16_to_f32(_ptr(h), _ptr(back), x.size)
+    np.testing.assert_array_equal(back, torch.from_numpy(h.view(np.int16)).view(torch.bfloat16).float().numpy())
+    nan = np.array([np.nan], np.float32)
+    lib.probe_f32_to_bf16(_ptr(nan), _ptr(h), 1)
+    assert np.isnan(cpp_runtime.bf16_bits_to_f32(h[:1])).all()
+
+
+# -- the loader -----------------------------------------------------------------------------------
+def test_dtypes_through_the_loader():
+    unit = dtypes_unit()
+    runner = load(unit, build(unit), {})
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(37).astype(np.float16)
+    b = rng.standard_normal(37).astype(np.float32)  # bfloat16 arrives held as float32
+    flag = rng.random(37) > 0.7
+    outs = runner([a, b, flag, np.array(3)])
+    exp = dtypes_expected(a, b, flag, 3)
+    assert [o.dtype for o in outs] == [np.float16, np.float32, np.bool_, np.int32]
+    assert_close(outs[0], exp[0])
+    assert_close(outs[1], exp[1], dtype="bfloat16")
+    assert_close(outs[2], exp[2])
+    assert_close(outs[3], exp[3])
+
+
+def test_inputs_are_passed_without_copies(monkeypatch):
+    unit, w, x = mlp_unit(), mlp_weights(), mlp_inputs()
+    runner = load(unit, build(unit), w)
+    calls = []
+    real = cpp_runtime.to_storage
+    monkeypatch.setattr(cpp_runtime, "to_storage", lambda a, dt: calls.append(dt) or real(a, dt))
+    torch = pytest.importorskip("torch")
+    as_torch = [torch.from_numpy(a).numpy() for a in x]  # what the API hands over for torch CPU tensors
+    y = runner(as_torch)[0]
+    assert calls == []  # C-contiguous inputs of the storage dtype: addresses passed, nothing converted
+    assert_close(y, mlp_expected(w, x))
+    strided = [np.asfortranarray(x[0]), x[1].astype(np.float64), x[2]]  # converted once, same answer
+    assert_close(runner(strided)[0], mlp_expected(w, x))
+    assert len(calls) == 2
+
+
+def test_weights_converted_once_and_kept_alive():
+    unit, x = mlp_unit(), mlp_inputs()
+    w = {k: v.astype(np.float64) for k, v in mlp_weights().items()}  # converted to float32 at load
+    runner = load(unit, build(unit), w)
+    expected = mlp_expected(mlp_weights(), x)
+    del w
+    gc.collect()
+    assert_close(runner(x)[0], expected)
+    assert_close(runner(x)[0], expected)
+
+
+def test_run_error_carries_the_programs_message():
+    unit, w, x = mlp_unit(), mlp_weights(), mlp_inputs()
+    runner = load(unit, build(unit), w)
+    with pytest.raises(RunError, match="scale must be >= 0, got -1"):
+        runner([x[0], x[1], np.array(-1.0)])
+    assert_close(runner(x)[0], mlp_expected(w, x))  # the model still works after a failed call
+
+
+def test_bad_inputs_and_weights_are_xcomp_errors():
+    unit, w, x = mlp_unit(), mlp_weights(), mlp_inputs()
+    runner = load(unit, build(unit), w)
+    with pytest.raises(TargetError, match="input 0 has shape"):
+        runner([x[0][:2], x[1], x[2]])
+    with pytest.raises(TargetError, match="takes 3 inputs"):
+        runner(x[:2])
+    with pytest.raises(TargetError, match="fc.bias"):
+        load(unit, build(unit), {"fc.weight": w["fc.weight"]})
+    with pytest.raises(TargetError, match="weight 'fc.weight' has shape"):
+        load(unit, build(unit), {**w, "fc.weight": w["fc.weight"][:3]})
+
+
+def test_model_destroyed_when_collected():
+    unit = mlp_unit()
+    runner = load(unit, build(unit), mlp_weights())
+    fin = runner._finalizer
+    assert fin.alive
+    del runner
+    gc.collect()
+    assert not fin.alive
+
+
+def _ptr(a):
+    return None if a is None else a.ctypes.data
