@@ -7,7 +7,7 @@ import math
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from xcomp.backends.coreml.table import (COREML_OPS, _as_list, dtype_name, is_float, mil_dtype,
+from xcomp.backends.coreml.table import (COREML_OPS, MIL_NUMPY, _as_list, dtype_name, is_float, mil_dtype,
                                          scalar_like, unsupported)
 from xcomp.ir.types import DType
 from xcomp.ops.elementwise import GeluApproximate
@@ -222,9 +222,25 @@ def _cast(args, attrs, out_types):
     return as_dtype(x, want)
 
 
+def _full_shape(a, b, shape):
+    """(a, b) with one of them of the result's full shape: coremltools' `select` infers its type from
+    a and b alone (a (2, 8) condition with scalar branches is declared a scalar)."""
+    if not all(isinstance(d, int) for d in shape):
+        return a, b
+    if tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape))) == tuple(shape):
+        return a, b
+    if a.val is not None:
+        return mb.const(val=np.broadcast_to(np.asarray(a.val), shape).copy()), b
+    if b.val is not None:
+        return a, mb.const(val=np.broadcast_to(np.asarray(b.val), shape).copy())
+    zeros = np.zeros(shape, MIL_NUMPY[dtype_name(a)])
+    return (mb.logical_or(x=a, y=zeros) if dtype_name(a) == "bool" else mb.add(x=a, y=zeros)), b
+
+
 def _where(args, attrs, out_types):
     want = mil_dtype(out_types[0])
     c, a, b = args
+    a, b = _full_shape(a, b, out_types[0].shape)
     if want == "bool":
         a, b = as_dtype(a, "int32"), as_dtype(b, "int32")
         return as_bool(mb.select(cond=as_bool(c), a=a, b=b))

@@ -1,0 +1,69 @@
+"""OpInfo conformance on the `coreml` target through the package evaluator (float32 precision).
+
+Each group of OpInfos is captured once, optimized for coreml, saved as an `.mlpackage`, reloaded
+and evaluated op by op (coremltools' value_inference where it exists, xcomp's own MIL semantics for
+the rest: see backends/coreml/evaluate.py). No op may give a wrong result or crash; an op may be
+reported unsupported by a clean LoweringError / UnsupportedOpError. `test_full_coreml_op_db`
+(slow) counts the passing ops: at least 250.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("expecttest")
+pytest.importorskip("coremltools")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from xcomp import conformance as C  # noqa: E402
+
+from helpers import assert_close  # noqa: E402
+
+TARGETS = ["coreml"]
+GROUP = 16
+
+
+def helpers_check(name: str):
+    scale = C.OP_TOL_SCALE.get(name, (1.0, ""))[0]
+
+    def check(actual: np.ndarray, expected: np.ndarray):
+        assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+        assert_close(actual, expected, scale=scale)
+    return check
+
+
+def _opinfos():
+    import warnings
+    warnings.filterwarnings("ignore")
+    return {C.full_name(o): o for o in C.load_op_db() if C.in_table(o) and not C.skip_reason(o)}
+
+
+OPINFOS = _opinfos()
+_names = sorted(OPINFOS)
+GROUPS = {f"{g[0]}..{g[-1]}": g for g in (_names[i:i + GROUP] for i in range(0, len(_names), GROUP))}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_coreml_opinfo_first_sample(group):
+    from conftest import record_stat
+    with C.cached_cia_ops():
+        results = C.check_opinfos([OPINFOS[n] for n in GROUPS[group]], TARGETS, 1, helpers_check)
+    bad = [f"{r.name}: {r.status['coreml']}: {r.reason['coreml']}" for r in results
+           if r.status["coreml"] in (C.FAIL, C.ERROR)]
+    record_stat("coreml OpInfos passing (first sample, package evaluator)",
+                sum(r.status["coreml"] == C.PASS for r in results))
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.slow
+def test_full_coreml_op_db():
+    """Every float32 sample of every OpInfo in the aten table: at least 250 pass, none wrong."""
+    report = C.run(TARGETS, only_in_table=True, make_check=helpers_check)
+    print(C.format_table(report))
+    bad = [f"{r.name}: {r.status['coreml']}: {r.reason['coreml']}" for r in report.results
+           if r.status["coreml"] in (C.FAIL, C.ERROR)]
+    assert len(report.passing("coreml")) >= 250, C.summary(report)
+    assert not bad, "\n".join(bad)
