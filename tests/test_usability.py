@@ -1,0 +1,95 @@
+"""Defects found by using the API as a new user would: capture errors that say why, factories with
+no tensor inputs, unsupported dtypes, bilinear resizing and as_strided views."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torch.signal.windows as windows
+
+import xcomp
+
+from helpers import assert_close
+
+TARGETS = ["reference", "mlx"]
+
+
+def test_torch_export_failure_is_a_capture_error_suggesting_torch_compile():
+    with pytest.raises(xcomp.CaptureError) as info:
+        xcomp.compile(lambda x: torch.cov(x), target="reference")(torch.randn(3, 5))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "aten.equal" in message and "depends on tensor data" in message
+    assert 'torch.compile(<lambda>, backend="xcomp")' in message
+    assert isinstance(info.value, xcomp.XcompError)
+
+
+FACTORIES = {
+    "arange": lambda: torch.arange(10),
+    "linspace": lambda: torch.linspace(0, 1, 5),
+    "logspace": lambda: torch.logspace(0, 2, 4),
+    "ones": lambda: torch.ones(2, 3),
+    "zeros": lambda: torch.zeros(3, dtype=torch.int32),
+    "full": lambda: torch.full((2,), 3.5),
+    "eye": lambda: torch.eye(3),
+    "scalar_tensor": lambda: torch.scalar_tensor(2.0),
+    "hann": lambda: windows.hann(8),
+    "kaiser": lambda: windows.kaiser(5),
+    "tuple": lambda: (torch.arange(3), torch.ones(2)),
+}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_function_without_tensor_inputs_returns_torch_tensors(name, target):
+    fn = FACTORIES[name]
+    actual, expected = xcomp.compile(fn, target=target)(), fn()
+    for a, e in zip(actual if isinstance(actual, tuple) else [actual],
+                    expected if isinstance(expected, tuple) else [expected]):
+        assert isinstance(a, torch.Tensor) and a.dtype == e.dtype
+        assert_close(a, e)
+
+
+def test_complex_input_is_an_unsupported_op_error_naming_the_input_and_line():
+    def double(x):
+        return x * 2  # the line the error points at
+    with pytest.raises(xcomp.UnsupportedOpError) as info:
+        xcomp.compile(double, target="reference")(torch.randn(3, dtype=torch.complex64))
+    message = str(info.value)
+    assert "dtype torch.complex64" in message and "input 'args_0'" in message
+    assert f"test_usability.py:{double.__code__.co_firstlineno + 1}" in message
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("resize", [dict(scale_factor=2), dict(size=(9, 4)), dict(scale_factor=(1.5, 0.5)),
+                                    dict(scale_factor=2.3), dict(size=(1, 1))], ids=str)
+def test_bilinear_interpolate(resize, align_corners, target):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 7)
+
+    def fn(x):
+        return F.interpolate(x, mode="bilinear", align_corners=align_corners, **resize)
+    program = xcomp.capture(fn, (x,))
+    assert not any("upsample" in op.name for op in program.walk())
+    assert_close(xcomp.compile(fn, target=target)(x), fn(x))
+
+
+@pytest.mark.parametrize("mode,shape", [("linear", (2, 3, 6)), ("trilinear", (1, 2, 3, 4, 5))])
+def test_linear_and_trilinear_interpolate(mode, shape):
+    torch.manual_seed(0)
+    x = torch.randn(*shape)
+
+    def fn(x):
+        return F.interpolate(x, scale_factor=2, mode=mode, align_corners=False)
+    assert_close(xcomp.compile(fn, target="reference")(x), fn(x))
+
+
+def test_bilinear_interpolate_half_precision_blends_in_float():
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float16)
+
+    def fn(x):
+        return F.interpolate(x, size=(7, 5), mode="bilinear", align_corners=False)
+    actual = xcomp.compile(fn, target="reference")(x)
+    assert actual.dtype == torch.float16
+    assert_close(actual, fn(x))
