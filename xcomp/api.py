@@ -390,14 +390,21 @@ def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None
                     original=original, **target_options)
 
 
-def export(fn, example_inputs: Sequence[Any], target: str = "reference", path: str = "xcomp_out",
+def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "reference", path: str = "xcomp_out",
            **target_options) -> str:
     """Capture, optimize and write `target`'s artifact to `path` (works where the target cannot run).
 
-    `target_options` configure the target (for `coreml`: `compute_precision`,
-    `minimum_deployment_target`, `compute_units`, named as in `ct.convert`)."""
+    `fn` is what `compile` takes, or a SOURCE as `xcomp convert` takes it: a `.pt` or `.mlxfn` path,
+    or `"module:attr"` naming a factory of an nn.Module or of `(module, example_inputs)` (whose
+    inputs are used when `example_inputs` is None). `target_options` configure the target (for
+    `coreml`: `compute_precision`, `minimum_deployment_target`, `compute_units`, as in `ct.convert`)."""
     from xcomp.backends import get_target
+    from xcomp.convert.sources import describe_inputs, resolve_source
     t = get_target(target).with_options(**target_options)
-    program = capture(fn, example_inputs)
+    src = resolve_source(fn, example_inputs)
+    if src.inputs is None and src.kind != "mlx":
+        raise XcompError(f"export of {src.description} needs example_inputs")
+    program = capture(src.fn, src.inputs or [])
+    program.metadata.setdefault("converted_from", f"{src.description} with inputs {describe_inputs(src.inputs)}")
     optimized, _ = optimize(program, target)
     return t.export(optimized, path)

@@ -8,6 +8,8 @@
                                               write the target's artifact
     xcomp targets                             list targets and whether they run here
     xcomp ops                                 the op catalog (Markdown), as in docs/ops.md
+    xcomp convert SOURCE --to T -o OUT --input x:2x64:f32 [--check]
+                                              convert a .pt / .mlxfn / module:attr model (xcomp.convert)
 """
 from __future__ import annotations
 
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_export)
     p = sub.add_parser("ops", help="the op catalog (Markdown): IR ops, traits, coverage per target")
     p.set_defaults(run=_ops)
+    from xcomp.convert.run import add_parser as add_convert
+    add_convert(sub)
     p = sub.add_parser("targets", help="list targets")
     p.set_defaults(run=_targets)
     args = parser.parse_args(argv)

@@ -46,13 +46,17 @@ class MLXSourceTarget(Target):
     def export(self, program, path: str) -> str:
         return write_module(program, path)
 
-    def build(self, program):
-        """Emit the module into a temporary directory, import it and return its model's runner."""
-        path = tempfile.mkdtemp(prefix="xcomp_mlx_source_")
-        write_module(program, path)
+    def load_artifact(self, path: str):
+        """A runner over the module exported to `path` (model.py and its weights)."""
         model = import_module(path).load()
 
         def run(inputs):
             out = model(*inputs)
             return list(out) if isinstance(out, tuple) else [out]
         return run
+
+    def build(self, program):
+        """Emit the module into a temporary directory, import it and return its model's runner."""
+        path = tempfile.mkdtemp(prefix="xcomp_mlx_source_")
+        write_module(program, path)
+        return self.load_artifact(path)
