@@ -60,7 +60,7 @@ def mlp_unit(M: int = 8, K: int = 32, N: int = 48, name: str = "mlp") -> CppUnit
 
 def mlp_weights(K: int = 32, N: int = 48, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"fc.weight": rng.standard_normal((K, N), dtype=np.float32) / np.sqrt(K),
+    return {"fc.weight": (rng.standard_normal((K, N)) / np.sqrt(K)).astype(np.float32),
             "fc.bias": rng.standard_normal(N, dtype=np.float32)}
 
 

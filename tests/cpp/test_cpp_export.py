@@ -1,0 +1,104 @@
+"""The standalone C++ project: written by export_project, built with CMake, run with no Python, and
+checked against numpy (and, when the code generator is present, a model against PyTorch eager)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from cpp_units import dtypes_expected, dtypes_unit, mlp_expected, mlp_inputs, mlp_unit, mlp_weights
+from helpers import assert_close
+from xcomp.backends.cpp.export import c_string, export_project
+from xcomp.backends.cpp.runtime import from_storage, storage_dtype, to_storage
+
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+
+
+def cmake_build(project: str, *options: str) -> tuple[str, str]:
+    """(path of the built main, CMake's configure output)."""
+    build = os.path.join(project, "build")
+    logs = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    for cmd in (["cmake", "-S", project, "-B", build, "-DCMAKE_BUILD_TYPE=Release", *options],
+                ["cmake", "--build", build, "-j", "2"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        logs.append(r.stdout)
+    return os.path.join(build, "main"), logs[0]
+
+
+def run_main(main: str, project: str, unit, inputs, workdir) -> list[np.ndarray]:
+    """Write input<i>.bin, run main with an environment free of Python, read output<i>.bin."""
+    for i, (x, (dt, _)) in enumerate(zip(inputs, unit.inputs)):
+        to_storage(x, dt).tofile(os.path.join(workdir, f"input{i}.bin"))
+    r = subprocess.run([main, os.path.join(project, "weights.bin"), str(workdir), str(workdir)],
+                       capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    return [from_storage(np.fromfile(os.path.join(workdir, f"output{i}.bin"), storage_dtype(dt)).reshape(shape), dt)
+            for i, (dt, shape) in enumerate(unit.outputs)]
+
+
+def test_exported_project_builds_and_runs_without_python(tmp_path):
+    unit, w, x = mlp_unit(M=3, K=40, N=24, name="mlp_export"), mlp_weights(40, 24), mlp_inputs(3, 40, 24)
+    project = export_project(unit, w, str(tmp_path / "project"))
+    assert sorted(os.listdir(project)) == sorted(["CMakeLists.txt", "model.h", "model.cpp", "xcomp_runtime.h",
+                                                  "weights.bin", "weights.json", "weights.cpp", "main.cpp"])
+    manifest = json.load(open(os.path.join(project, "weights.json")))
+    blob = open(os.path.join(project, "weights.bin"), "rb").read()
+    for entry, (name, _, shape) in zip(manifest["weights"], unit.weights):
+        assert entry["name"] == name and entry["shape"] == list(shape) and entry["offset"] % 64 == 0
+        raw = blob[entry["offset"]:entry["offset"] + entry["nbytes"]]
+        assert hashlib.sha256(raw).hexdigest() == entry["sha256"]
+        np.testing.assert_array_equal(np.frombuffer(raw, np.float32).reshape(shape), w[name])
+    options = []
+    try:
+        import scipy_openblas32
+        options.append(f"-DXC_OPENBLAS_DIR={scipy_openblas32.get_lib_dir()}")  # the wheel's OpenBLAS
+    except ImportError:
+        pass
+    main, log = cmake_build(project, *options)
+    assert ("BLAS openblas" in log) == bool(options), log  # CMake found the wheel's OpenBLAS
+    r = subprocess.run(["ldd", main], capture_output=True, text=True)
+    assert "libpython" not in r.stdout  # no Python runtime linked (the BLAS may live in a wheel folder)
+    (y,) = run_main(main, project, unit, x, tmp_path)
+    assert_close(y, mlp_expected(w, x))
+
+    bad = tmp_path / "bad.bin"  # a corrupted weights file is refused by the reader
+    bad.write_bytes(blob[:-4] + b"\x01\x02\x03\x04")
+    r = subprocess.run([main, str(bad), str(tmp_path), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "checksum mismatch" in r.stderr
+    r = subprocess.run([main, str(tmp_path / "absent.bin")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot open" in r.stderr
+
+
+def test_exported_project_dtypes_with_thread_pool_and_fallback(tmp_path):
+    unit = dtypes_unit()
+    project = export_project(unit, {}, str(tmp_path / "project"))
+    main, log = cmake_build(project, "-DXC_USE_OPENMP=OFF", "-DXC_USE_BLAS=OFF", "-DXC_NATIVE=OFF")
+    assert "threads pthread pool, BLAS fallback" in log
+    rng = np.random.default_rng(5)
+    inputs = [rng.standard_normal(37).astype(np.float16), rng.standard_normal(37).astype(np.float32),
+              rng.random(37) > 0.5, np.array(-2)]
+    outs = run_main(main, project, unit, inputs, tmp_path)
+    for o, e in zip(outs, dtypes_expected(*inputs[:3], -2)):
+        assert_close(o, e, dtype="bfloat16" if o.dtype == np.float32 else None)
+
+
+def test_model_header_constants_and_names_are_escaped(tmp_path):
+    unit = mlp_unit(M=2, K=3, N=4)
+    unit.weights = [('w"); system("rm -rf /', unit.weights[0][1], unit.weights[0][2]), unit.weights[1]]
+    w = mlp_weights(3, 4)
+    w['w"); system("rm -rf /'] = w.pop("fc.weight")
+    project = export_project(unit, w, str(tmp_path / "p"))
+    header = open(os.path.join(project, "model.h")).read()
+    assert 'system("' not in header and c_string('w"); system("rm -rf /') in header
+    assert "#define XC_MODEL_NUM_INPUTS 3" in header and "#define XC_MODEL_NUM_WEIGHTS 2" in header
+    assert "xc_model_input2_shape[1] = { 0 }" in header  # the 0-d host scalar
+    r = subprocess.run(["c++", "-fsyntax-only", "-x", "c", os.path.join(project, "model.h")], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr  # the header is plain C too
