@@ -71,7 +71,8 @@ def location(node) -> str:
     if not m:
         return "<unknown>"
     lines = text.splitlines()
-    code = next((ln.strip() for ln in lines[1:] if ln.strip() and "~" not in ln and "<---" not in ln), "")
+    marks = [i for i, ln in enumerate(lines) if "~" in ln and not ln.replace("~", "").replace("<--- HERE", "").strip()]
+    code = lines[marks[0] - 1].strip() if marks and marks[0] > 0 else ""
     return f"{m.group(1)}:{m.group(2)}" + (f": {code}" if code else "")
 
 
@@ -84,6 +85,7 @@ class Converter:
         self.unsupported: list[UnsupportedOp] = []
         self.notes: list[str] = []
         self.env_stack: list[dict] = []
+        self.constants: dict[int, tuple] = {}
 
     @property
     def env(self) -> dict:
@@ -93,10 +95,28 @@ class Converter:
         """After an in-place op, later reads of `jit_value` see the new value."""
         self.env[jit_value] = new
 
+    def known(self, v: Value):
+        """The value of `v` when it is computed from constants alone (traced graphs compute sizes
+        as tensors: `size` -> `NumToTensor` -> arithmetic -> `Int`), else None."""
+        from xcomp.passes.fold import evaluate, foldable_op
+        from xcomp.rewrite import constant_value
+        c = constant_value(v)
+        if c is not None or v.op is None or not foldable_op(v.op) or len(v.op.results) != 1:
+            return c
+        args = [self.known(o) for o in v.op.operands]
+        return None if any(a is None for a in args) else evaluate(v.op, args)
+
     def materialize(self, x, like_type=None):
         return materialize(self.cx, x, _Typed(like_type) if like_type is not None else None)
 
     def tensor_constant(self, t: torch.Tensor, name: str) -> Value:
+        if id(t) in self.constants:  # one weight per parameter, however often it is read
+            return self.constants[id(t)][1]
+        v = self._tensor_constant(t, name)
+        self.constants[id(t)] = (t, v)
+        return v
+
+    def _tensor_constant(self, t: torch.Tensor, name: str) -> Value:
         arr = t.detach().cpu()
         dt = to_dtype(arr.dtype)
         value = (arr.float() if dt is DType.BF16 else arr).numpy()
@@ -244,7 +264,8 @@ def _meta_types(key: str, schema, args, kwargs, node) -> list:
         fn = getattr(getattr(getattr(torch.ops, ns), op), overload)
         out = fn(*margs, **mkw)
     except Exception as e:
-        raise NotImplementedError(f"torch cannot infer its result types ({type(e).__name__}: {e})") from None
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise NotImplementedError(f"torch cannot infer its result types ({type(e).__name__}: {first})") from None
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     return [TensorType(tuple(o.shape), to_dtype(o.dtype)) if isinstance(o, torch.Tensor) else None
             for o in outs]

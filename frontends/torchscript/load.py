@@ -113,12 +113,14 @@ def script_graph(fn):
 def _frozen(module, method: str):
     """The module frozen for inference (a no-op for an already frozen module)."""
     import torch
-    was_training = module.training
-    module.eval()
+    was_training = getattr(module, "training", False)
+    if hasattr(module, "training"):
+        module.eval()
     try:
         preserved = [method] if method != "forward" else None
         return torch.jit.freeze(module, preserved_attrs=preserved)
     except (RuntimeError, AttributeError):
         return module  # already frozen, or not freezable: GetAttr nodes are read at conversion
     finally:
-        module.train(was_training)
+        if hasattr(module, "training"):
+            module.train(was_training)

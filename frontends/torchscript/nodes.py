@@ -47,10 +47,23 @@ def constant(cv, node):
     """Constants: tensors become weights or inline constants, the rest Python values."""
     out = node.output()
     if out.type().kind() == "TensorType":
-        return [cv.tensor_constant(out.toIValue(), out.debugName())]
+        value = out.toIValue()
+        if not hasattr(value, "detach"):  # traced graphs keep 0-d tensor constants as numbers
+            import torch
+            value = torch.tensor(value, dtype=out.type().dtype())
+        return [cv.tensor_constant(value, out.debugName())]
     value = out.toIValue()
     if isinstance(value, list) and value and hasattr(value[0], "detach"):
         return [[cv.tensor_constant(t, f"{out.debugName()}.{i}") for i, t in enumerate(value)]]
+    return [value]
+
+
+@node("prim::GetAttr")
+def get_attr(cv, node, obj):
+    """An attribute freezing left in place: parameters become weights, the rest Python values."""
+    value = getattr(obj, node.s("name"))
+    if hasattr(value, "detach"):
+        return [cv.tensor_constant(value, node.output().debugName().split(".")[0] + "." + node.s("name"))]
     return [value]
 
 
@@ -188,6 +201,8 @@ def is_(cv, node, a, b):
 # -- numbers ---------------------------------------------------------------------------------------
 def _to_scalar(cv, x, dt: DType):
     """A tensor or number as the scalar TorchScript wants (`int(t)`, `float(t)`, `bool(t)`)."""
+    if isinstance(x, Value) and cv.known(x) is not None:
+        x = cv.known(x)
     if isinstance(x, Value):
         if isinstance(x.type, TensorType) and x.type.rank:
             x = cv.cx.op("reshape", x, shape=())
@@ -201,6 +216,9 @@ def _to_scalar(cv, x, dt: DType):
 def to_number(cv, node, x):
     """Tensor or number to int/float/bool (a 0-d tensor at run time)."""
     dt = out_scalar_dtype(node)
+    if isinstance(x, Value) and cv.known(x) is not None:
+        x = cv.known(x)
+        x = x.item() if dt is None else x
     if dt is None:  # Scalar / number: keep the tensor's own dtype
         if isinstance(x, Value):
             return [cv.cx.op("reshape", x, shape=()) if x.type.rank else x]

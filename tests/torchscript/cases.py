@@ -1,0 +1,138 @@
+"""The TorchScript cases of issue 9, each with argument tuples that take different paths."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+def square_per_dim(x):
+    for _ in range(x.dim()):
+        x = x * x
+    return x
+
+
+def sign_branch(x):
+    if x.sum() > 0:
+        return x * 2
+    else:
+        return x * -1
+
+
+def greedy_decode(x: Tensor, w: Tensor, eos: int, max_len: int) -> List[int]:
+    tokens: List[int] = []
+    h = x
+    for _ in range(max_len):
+        h = torch.tanh(h @ w)
+        t = int(h.argmax())
+        tokens.append(t)
+        if t == eos:
+            break
+    return tokens
+
+
+def newton_sqrt(a: Tensor, tol: float, cap: int) -> Tuple[Tensor, int]:
+    x = a
+    i = 0
+    while bool((x * x - a).abs().max() > tol) and i < cap:
+        x = 0.5 * (x + a / x)
+        i += 1
+    return x, i
+
+
+class OptionalBias(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+
+    def forward(self, x: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+        y = self.fc(x)
+        if bias is not None:
+            y = y + bias
+        return torch.relu(y)
+
+
+class Layers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(6, 6) for _ in range(3)])
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        outs: List[Tensor] = []
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+            outs.append(x)
+        return x, outs
+
+
+class Heads(nn.Module):
+    """int/float attributes and size() arithmetic for a reshape."""
+
+    def __init__(self):
+        super().__init__()
+        self.heads = 2
+        self.scale = 0.5
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, d = x.size(0), x.size(1), x.size(2)
+        y = self.proj(x).view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        return (y * self.scale).reshape(b, self.heads * t, d // self.heads)
+
+
+class ConvBNBranch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.bn(self.conv(x))
+        if y.mean() > 0:
+            y = torch.relu(y)
+        else:
+            y = torch.sigmoid(y)
+        return y
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell: str):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 5, batch_first=True) if cell == "lstm" else nn.GRU(4, 5, batch_first=True)
+
+    def forward(self, x: Tensor):
+        return self.rnn(x)
+
+
+class LSTMWithState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 5, num_layers=2, batch_first=True)
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        return self.rnn(x, (h, c))
+
+
+class GRUWithState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(4, 5, batch_first=True)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.rnn(x, h)
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True, dropout=0.0)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        return self.enc(x, src_key_padding_mask=mask)
+
+
+def seeded(cls, *a):
+    torch.manual_seed(0)
+    return cls(*a).eval()
