@@ -37,6 +37,11 @@ class ConvertContext:
         """Indices of the results that the program reads."""
         raise NotImplementedError
 
+    def operand_layout(self, i: int) -> tuple[tuple[int, ...], int] | None:
+        """Torch's memory layout of operand `i` (strides, storage offset) where the frontend knows
+        it, else None. Only ops that address storage directly (`as_strided`) ask."""
+        return None
+
     @property
     def out_type(self) -> TensorType:
         return self.out_types()[0]

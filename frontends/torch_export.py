@@ -89,6 +89,16 @@ class FXContext(ConvertContext):
             return [meta_type(v)]
         return [meta_type(x) if isinstance(x, torch.Tensor) else None for x in v]
 
+    def operand_layout(self, i: int) -> tuple[tuple[int, ...], int] | None:
+        arg = self.node.args[i] if i < len(self.node.args) else None
+        val = arg.meta.get("val") if isinstance(arg, torch.fx.Node) else None
+        if not isinstance(val, torch.Tensor):
+            return None
+        try:
+            return tuple(int(s) for s in val.stride()), int(val.storage_offset())
+        except (TypeError, RuntimeError):  # symbolic strides
+            return None
+
     def used_outputs(self) -> set[int]:
         used = set()
         for user in self.node.users:

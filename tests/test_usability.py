@@ -60,10 +60,12 @@ def test_complex_input_is_an_unsupported_op_error_naming_the_input_and_line():
     assert f"test_usability.py:{double.__code__.co_firstlineno + 1}" in message
 
 
-@pytest.mark.parametrize("target", TARGETS)
+RESIZES = [dict(scale_factor=2), dict(size=(9, 4)), dict(scale_factor=(1.5, 0.5)), dict(scale_factor=2.3),
+           dict(size=(1, 1))]
+
+
 @pytest.mark.parametrize("align_corners", [False, True])
-@pytest.mark.parametrize("resize", [dict(scale_factor=2), dict(size=(9, 4)), dict(scale_factor=(1.5, 0.5)),
-                                    dict(scale_factor=2.3), dict(size=(1, 1))], ids=str)
+@pytest.mark.parametrize("resize,target", [(r, "reference") for r in RESIZES] + [(RESIZES[1], "mlx")], ids=str)
 def test_bilinear_interpolate(resize, align_corners, target):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 7)
@@ -93,3 +95,35 @@ def test_bilinear_interpolate_half_precision_blends_in_float():
     actual = xcomp.compile(fn, target="reference")(x)
     assert actual.dtype == torch.float16
     assert_close(actual, fn(x))
+
+
+AS_STRIDED = {  # name: (function, input shape, IR op the result must be built with)
+    "same_view_of_permuted": (lambda x: (lambda y: torch.as_strided(y, y.shape, y.stride()))(x.permute(0, 3, 1, 2)),
+                              (2, 4, 4, 3), "xc.transpose"),
+    "regrouped_permuted": (lambda x: (lambda y: torch.as_strided(y, (3, 2, 16), (1, 48, 3)))(x.permute(0, 3, 1, 2)),
+                           (2, 4, 4, 3), "xc.transpose"),
+    "contiguous_reshape": (lambda x: torch.as_strided(x + 1, (6, 4), (4, 1)), (4, 6), "xc.reshape"),
+    "transposed": (lambda x: torch.as_strided(x + 1, (6, 4), (1, 6)), (4, 6), "xc.transpose"),
+    "strided_window": (lambda x: torch.as_strided(x + 1, (3, 3), (6, 2), 1), (4, 6), "xc.take"),
+    "overlapping_unfold": (lambda x: torch.as_strided(x + 1, (4, 3), (1, 1)), (10,), "xc.take"),
+}
+
+
+@pytest.mark.parametrize("name,target", [(n, "reference") for n in sorted(AS_STRIDED)]
+                         + [("regrouped_permuted", "mlx"), ("strided_window", "mlx")])
+def test_as_strided(name, target):
+    fn, shape, op = AS_STRIDED[name]
+    x = torch.randn(*shape)
+    program = xcomp.capture(fn, (x,))
+    names = {o.name for o in program.walk()}
+    assert op in names and not any("strided" in n for n in names)
+    if op != "xc.take":
+        assert "xc.take" not in names  # a view stays a view, no gather
+    assert_close(xcomp.compile(fn, target=target)(x), fn(x))
+
+
+def test_as_strided_outside_its_input_is_unsupported():
+    def fn(x):
+        return torch.as_strided(x[:4] + 1, (3,), (3,))  # reads element 6 of a 4-element tensor
+    with pytest.raises(xcomp.UnsupportedOpError, match="outside its input"):
+        xcomp.compile(fn, target="reference")(torch.randn(8))
