@@ -51,6 +51,7 @@ class Lowering:
         if region_ops is not None:
             self.region_ops = region_ops
         self.weights: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}  # values of the symbolic sizes for the run in progress
         self.check_supported()
 
     # capability -------------------------------------------------------------------------------
@@ -76,7 +77,12 @@ class Lowering:
         return self.program.weights[name]
 
     def apply(self, op: Operation, args: list) -> list:
-        """Lower one op that holds no regions through `table`."""
+        """Lower one op that holds no regions through `table`. In a program with symbolic sizes
+        the rule sees the sizes of this call: attributes and result types evaluated at `sizes`."""
+        if self.sizes:
+            from xcomp.guards import concrete_op
+            attrs, out_types = concrete_op(op, self.sizes)
+            return list(self.table[op.name](args, attrs, out_types))
         return list(self.table[op.name](args, op.attrs, [r.type for r in op.results]))
 
     @staticmethod
@@ -89,10 +95,26 @@ class Lowering:
         """Lower function `func` with `inputs` as the values of its arguments; its results."""
         previous = getattr(_active, "lowering", None)
         _active.lowering = self
+        self.sizes = self.bind_sizes(self.program.funcs[func], inputs)
         try:
             return self.call(self.program.funcs[func], list(inputs))
         finally:
             _active.lowering = previous
+
+    @staticmethod
+    def bind_sizes(func: Func, inputs: Sequence[Any]) -> dict[str, int]:
+        """Values of the symbolic sizes of `func`'s arguments from the inputs' shapes (arrays with
+        integer shapes; emitters whose values have none keep the sizes symbolic)."""
+        from xcomp.guards import bind_types
+        types = [a.type for a in func.args]
+        if not any(isinstance(d, str) for t in types for d in getattr(t, "shape", ())):
+            return {}
+        shapes = [getattr(x, "shape", None) for x in inputs]
+        if any(s is None or not all(isinstance(n, int) for n in s) for s, t in zip(shapes, types)
+               if hasattr(t, "shape")):
+            return {}
+        keep = [(t, s) for t, s in zip(types, shapes) if hasattr(t, "shape")]
+        return bind_types([t for t, _ in keep], [s for _, s in keep])
 
     def call(self, func: Func, args: list) -> list:
         if len(args) != len(func.args):

@@ -18,6 +18,7 @@ from xcomp.ir.core import Block, Func, Location, Program, Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.frontends import Captured
 from xcomp.frontends.aten import ATEN
+from xcomp.frontends.aten.symbolic import is_symbolic_scalar, range_guards, symbolic_value
 from xcomp.frontends.context import ConvertContext
 
 TORCH_DTYPES = {
@@ -38,7 +39,7 @@ def to_dtype(dt: torch.dtype, value: str = "a value", location: str = "<unknown>
 
 
 def _dim(d) -> Any:
-    return int(d) if not isinstance(d, torch.SymInt) or d.node.is_constant() else str(d)
+    return int(d) if not isinstance(d, torch.SymInt) or d.node.is_constant() else symbolic_value(d)
 
 
 def meta_type(val) -> TensorType:
@@ -126,6 +127,13 @@ def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: FXC
             if node.target is operator.getitem:
                 seq, idx = env[node.args[0]], node.args[1]
                 env[node] = poisoned if seq is poisoned else seq[idx]
+                continue
+            if name not in ATEN and is_symbolic_scalar(node.meta.get("val")):  # a size computation
+                try:
+                    env[node] = symbolic_value(node.meta["val"])
+                except NotImplementedError as e:
+                    unsupported.append(UnsupportedOp(name, str(loc) if loc else "<unknown>", str(e)))
+                    env[node] = poisoned
                 continue
             conv = ATEN.get(name)
             if conv is None:
@@ -221,7 +229,10 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
             program.weights[spec.target] = (arr.float() if dt is DType.BF16 else arr).numpy()
             inputs[node.name] = builder.create("weight", (), {"name": spec.target},
                                                result_types=[TensorType(tuple(arr.shape), dt)]).result
-    outs = convert_graph(ep.graph, inputs, cx, body)
+    from xcomp import guards
+    with guards.collect() as found:
+        outs = convert_graph(ep.graph, inputs, cx, body)
+    program.guards = guards.merge(range_guards(ep), found)
     from torch.export.graph_signature import OutputKind
     kinds = [spec.kind for spec in sig.output_specs]
     if len(kinds) == len(outs):  # drop updated buffers/mutated inputs: only the user's outputs
@@ -252,20 +263,26 @@ def _anchor_stack_traces(fn) -> None:
     _register_stack_trace_anchor(inner)
 
 
-def capture_module(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> Captured:
-    """Capture a torch callable (nn.Module, FX GraphModule or function) with torch.export."""
+def capture_module(fn, example_inputs: Sequence[Any], dynamic=None) -> Captured:
+    """Capture a torch callable (nn.Module, FX GraphModule or function) with torch.export.
+
+    `dynamic`: None/False for static sizes, or one `{axis: name or None}` per tensor input (see
+    `xcomp.frontends.dynamic_shapes`) for symbolic sizes."""
+    from xcomp.frontends.dynamic_shapes import export_dynamic_shapes, rename_sizes
     module = fn if isinstance(fn, torch.nn.Module) else _FunctionModule(fn)
+    spec = export_dynamic_shapes(module, example_inputs, dynamic)
     was_training = getattr(module, "training", False)
     module.eval()
     try:
-        ep = torch.export.export(module, tuple(example_inputs), strict=False)
+        ep = torch.export.export(module, tuple(example_inputs), dynamic_shapes=spec, strict=False)
     except XcompError:
         raise
     except Exception as e:  # torch.export's own errors: one line of why, and what works instead
         raise CaptureError(_capture_failure(fn, e)) from e
     finally:
         module.train(was_training)
-    captured = from_exported(ep)
+    with rename_sizes(ep, dynamic):
+        captured = from_exported(ep)
     if isinstance(fn, torch.fx.GraphModule):
         captured.source = "torch.fx.GraphModule via torch.export"
     return captured

@@ -10,6 +10,7 @@ store programs with their weights (safetensors), `xcomp.export` writes a target'
 from xcomp import ops as _ops  # noqa: F401  (registers every op definition)
 from xcomp.errors import (CaptureError, FormatError, LoweringError, NumericsError, ParseError, ScriptRaiseError,  # noqa: F401
                           TargetError, TraceCheckError, UnsupportedOpError, VerifyError, XcompError)
+from xcomp.guards import GuardError  # noqa: F401
 from xcomp.ir.core import Program  # noqa: F401
 from xcomp.ir.parser import parse  # noqa: F401
 from xcomp.ir.verifier import verify  # noqa: F401

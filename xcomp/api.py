@@ -59,9 +59,12 @@ def _bind(fn, args: Sequence[Any]):
     return bound
 
 
-def capture(fn, example_inputs: Sequence[Any], dynamic: bool = False) -> Program:
-    """Capture `fn` (nn.Module, FX GraphModule, function, MLX function) on example inputs as a Program."""
-    return _capture(fn, list(example_inputs), dynamic).program
+def capture(fn, example_inputs: Sequence[Any], dynamic=False) -> Program:
+    """Capture `fn` (nn.Module, FX GraphModule, function, MLX function) on example inputs as a Program.
+    `dynamic` marks input dims symbolic as in `compile` (True, or `{"x": {0: "batch"}}`)."""
+    from xcomp.dynamic import normalize
+    args = list(example_inputs)
+    return _capture(fn, args, normalize(dynamic, fn, args)).program
 
 
 def _frontend(module: str, what: str):
@@ -199,19 +202,18 @@ class _Entry:
     runner: Callable
     compile_seconds: float
     checked: bool = False
+    spec: Any = None  # the dynamic dims it was captured with (xcomp.dynamic), None when static
 
 
 class Compiled:
     """A compiled callable. Compiles lazily on first call and caches per input signature."""
 
-    def __init__(self, fn, target: str, example_inputs=None, dynamic: bool = False,
+    def __init__(self, fn, target: str, example_inputs=None, dynamic=None,
                  passes: Sequence[str] | None = None, check: bool = False, *,
                  check_inputs: Sequence[Sequence[Any]] | None = None, original=None, **target_options):
         from xcomp.backends import get_target
-        if dynamic:
-            raise XcompError("dynamic=True (symbolic shapes through the whole pipeline) is not supported yet; "
-                             "with dynamic=False each new input shape compiles its own program")
         from xcomp.backends import require_runnable
+        from xcomp.dynamic import Stats
         prepare = frontend_for(fn).prepare
         self.fn = prepare(fn) if prepare is not None else fn  # a .pt path loads here: bad files fail at once
         self.notes: list[str] = []
@@ -221,11 +223,14 @@ class Compiled:
         self.passes = passes
         self.check = check
         self.cache: dict[Any, _Entry] = {}
+        self.stats = Stats()  # captures, builds, calls, guard failures (xcomp.dynamic)
+        self._admitted: dict[Any, Any] = {}   # call signature -> key of the symbolic entry that runs it
+        self._structures: dict[Any, list] = {}  # signature without sizes -> keys of its entries
         self._last_key = None
         if example_inputs is not None:
             self._entry(list(example_inputs))
         if check_inputs is not None:
-            if not _is_torch_callable(self.fn):
+            if not _claims_torchscript(self.fn, None):
                 raise XcompError("check_inputs= checks TorchScript (traced) modules and functions")
             ts = _frontend("torchscript", "TorchScript modules")
             self.notes += ts.check_trace(self, self.fn, original, [list(a) for a in check_inputs])
@@ -242,20 +247,62 @@ class Compiled:
         return tuple(sig(a) for a in args)
 
     def _entry(self, args: list) -> _Entry:
+        from xcomp import dynamic as dyn
         key = self.signature(args)
-        self._last_key = key
-        if key in self.cache:
-            return self.cache[key]
+        self._last_key = self._admitted.get(key, key)
+        if self._last_key in self.cache:
+            return self.cache[self._last_key]
+        struct, shapes = dyn.structure(args), [tuple(t.shape) for t in _split_args(args)[0]]
+        spec = dyn.normalize(self.dynamic, self.fn, args)
+        for skey in self._structures.get(struct, []):  # a symbolic program whose guards hold
+            e = self.cache[skey]
+            if e.spec is None or not dyn.static_dims_match(e.optimized, shapes):
+                continue
+            try:
+                dyn.admit(e.optimized, shapes)
+            except XcompError:
+                self.stats.guard_failures += 1
+                if self.dynamic is not None:
+                    raise
+                spec = False  # automatic: a static program for these shapes
+                break
+            self._admitted[key] = self._last_key = skey
+            return e
+        if self.dynamic is None and spec is None and self._structures.get(struct):
+            spec = dyn.widen(self.cache[self._structures[struct][-1]].optimized, shapes,
+                             self.cache[self._structures[struct][-1]].spec)
         t0 = time.perf_counter()
-        cap = _capture(self.fn, args, self.dynamic)
+        try:
+            cap, opt, report, runner = self._compile(args, spec)
+        except XcompError as e:
+            if not (self.dynamic is None and spec):
+                raise
+            self.notes.append(f"automatic dynamic sizes failed ({str(e).splitlines()[0]}); compiled static")
+            spec = None
+            cap, opt, report, runner = self._compile(args, spec)
+        symbolic = bool(spec) and any(isinstance(d, str) for a in opt.main.args for d in getattr(a.type, "shape", ()))
+        entry = _Entry(cap, opt, report, runner, time.perf_counter() - t0, spec=spec if symbolic else None)
+        if symbolic:
+            key = ("symbolic", struct, len(self.cache))
+            dyn.admit(opt, shapes)
+            self._admitted[self.signature(args)] = key
+        self._last_key = key
+        self.cache[key] = entry
+        self._structures.setdefault(struct, []).append(key)
+        return entry
+
+    def _compile(self, args: list, spec):
+        """Capture (with the dynamic dims `spec`), optimize and build for `target`."""
+        cap = _capture(self.fn, args, spec or None)
+        self.stats.captures += 1
         opt, report = optimize(cap.program, self.target.name, self.passes)
         runner = self.target.build(opt)
-        entry = _Entry(cap, opt, report, runner, time.perf_counter() - t0)
-        self.cache[key] = entry
-        return entry
+        self.stats.builds += 1
+        return cap, opt, report, runner
 
     def __call__(self, *args):
         args = list(args)
+        self.stats.calls += 1
         entry = self._entry(args)
         tensors, _ = _split_args(args)
         kinds = {kind_of(t) for t in tensors}
@@ -351,7 +398,11 @@ class Compiled:
                 lines.append(_target_summary(t, prog, optimized))
             except XcompError as err:
                 lines.append(f"  {name:<10} cannot optimize: {err}")
-        lines.append(f"compiled in {e.compile_seconds * 1e3:.1f} ms; {len(self.cache)} signature(s) cached")
+        if e.optimized.guards or e.spec:
+            lines.append("symbolic sizes: " + ", ".join(f"{a.hint or i}: {a.type}" for i, a in enumerate(e.optimized.main.args))
+                         + "\nguards: " + ("; ".join(str(g) for g in e.optimized.guards) or "none"))
+        lines.append(f"compiled in {e.compile_seconds * 1e3:.1f} ms; {len(self.cache)} signature(s) cached; "
+                     f"stats: {self.stats}")
         return "\n".join(lines)
 
 
@@ -371,13 +422,18 @@ def _target_summary(target, before: Program, after: Program) -> str:
             f"{'' if not why else '  (cannot run here: ' + why + ')'}")
 
 
-def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic: bool = False,
+def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic=None,
             passes: Sequence[str] | None = None, check: bool = False, *,
             check_inputs: Sequence[Sequence[Any]] | None = None, original=None, **target_options) -> Compiled:
     """Compile `fn` for `target`. Returns a callable that compiles on first call per signature.
 
     Torch tensors in give torch tensors out, numpy gives numpy, MLX arrays give MLX arrays, with the
     nesting of the function's outputs. Non-tensor positional arguments are constants of the signature.
+    `dynamic` (see `xcomp.dynamic`): None (default) compiles static sizes first and recompiles once
+    with symbolic sizes in the dims that change; True makes every input dim symbolic; a dict names
+    dims (`{"x": {0: "batch", 1: "seq"}}`); False compiles each input shape on its own. A symbolic
+    program checks its guards on every call (`xcomp.GuardError`). `compiled.stats` counts captures,
+    builds and calls.
     `target_options` go to the target (e.g. `compute_precision="float32"` for `coreml`).
 
     `fn` may be a TorchScript module or function, or the path of a `.pt` file (loaded at once with
@@ -399,12 +455,12 @@ def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "refer
     inputs are used when `example_inputs` is None). `target_options` configure the target (for
     `coreml`: `compute_precision`, `minimum_deployment_target`, `compute_units`, as in `ct.convert`)."""
     from xcomp.backends import get_target
-    from xcomp.convert.sources import describe_inputs, resolve_source
+    from xcomp.convert.sources import annotate, resolve_source
     t = get_target(target).with_options(**target_options)
     src = resolve_source(fn, example_inputs)
     if src.inputs is None and src.kind != "mlx":
         raise XcompError(f"export of {src.description} needs example_inputs")
     program = capture(src.fn, src.inputs or [])
-    program.metadata.setdefault("converted_from", f"{src.description} with inputs {describe_inputs(src.inputs)}")
+    annotate(program, src, src.inputs)
     optimized, _ = optimize(program, target)
     return t.export(optimized, path)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from xcomp.frontends.aten import aten
-from xcomp.frontends.aten.shape import static_int, static_ints
+from xcomp.frontends.aten.shape import static_int, static_ints  # noqa: F401
+from xcomp.frontends.aten.symbolic import sizes
 from xcomp.ir.core import Value
 from xcomp.ir.types import DType
 
@@ -25,7 +26,7 @@ def full(cx, shape, value) -> Value:
         value = float(value)
     if dt.is_int and isinstance(value, bool):
         value = int(value)
-    return cx.op("full", shape=static_ints(shape), value=value, dtype=dt)
+    return cx.op("full", shape=sizes(shape), value=value, dtype=dt)
 
 
 @aten("aten.full.default")
@@ -119,7 +120,7 @@ def arange(cx, start, end, step=1) -> Value:
     start, end, step = _number(start), _number(end), _number(step)
     dt = cx.out_dtype
     if dt.is_int:  # torch computes integer aranges from the truncated bounds
-        start, end, step = (int(v) for v in (start, end, step))
+        start, end, step = (v if isinstance(v, str) else int(v) for v in (start, end, step))
         return cx.op("arange", start=start, end=end, step=step, dtype=dt)
     return cx.op("arange", start=float(start), end=float(end), step=float(step), dtype=dt)
 

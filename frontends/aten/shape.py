@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from xcomp.frontends.aten import aten
+from xcomp.frontends.aten.symbolic import sizes, symbolic_slice_bounds
 from xcomp.ir.core import Value
 from xcomp.ops.shape import PadMode
 
@@ -24,6 +25,8 @@ def static_int(v) -> int:
         return int(v)
     if isinstance(v, Value):
         raise NotImplementedError("a size given as a tensor")
+    if isinstance(v, str):
+        raise NotImplementedError(f"symbolic size {v} where xcomp needs a static one")
     return int(v)
 
 
@@ -54,7 +57,7 @@ def size(x: Value, d: int) -> int:
 
 
 def reshape(cx, x: Value, shape) -> Value:
-    shape = static_ints(shape)
+    shape = sizes(shape)
     return x if tuple(x.type.shape) == shape else cx.op("reshape", x, shape=shape)
 
 
@@ -66,7 +69,9 @@ def transpose(cx, x: Value, perm) -> Value:
 def slice_bounds(x: Value, dim, start=None, end=None, step=1) -> tuple[int, int, int, int]:
     """(axis, start, end, step) of x[start:end:step] along dim, clamped the way torch does."""
     ax = norm_dim(dim, x.type.rank)
-    n = size(x, ax)
+    n = x.type.shape[ax]
+    if isinstance(n, str) or isinstance(start, str) or isinstance(end, str):
+        return symbolic_slice_bounds(ax, n, start, end, step)
 
     def clamp(v, default):
         v = default if v is None else static_int(v)
@@ -82,7 +87,7 @@ def slice_bounds(x: Value, dim, start=None, end=None, step=1) -> tuple[int, int,
 def slice_axis(cx, x: Value, dim, start=None, end=None, step=1) -> Value:
     """x[start:end:step] along dim, with torch's clamping of start and end."""
     ax, s, e, step = slice_bounds(x, dim, start, end, step)
-    if (s, e, step) == (0, size(x, ax), 1):
+    if (s, e, step) == (0, x.type.shape[ax], 1):
         return x
     return cx.op("slice", x, axis=ax, start=s, end=e, step=step)
 
@@ -212,7 +217,7 @@ def movedim(cx, x, source, destination):
 # -- broadcast ----------------------------------------------------------------------------------
 @aten("aten.expand.default", "aten.expand_copy.default")
 def expand(cx, x, shape, implicit=False):
-    shape = static_ints(shape)
+    shape = sizes(shape)
     return x if shape == tuple(x.type.shape) else cx.op("broadcast_to", x, shape=shape)
 
 

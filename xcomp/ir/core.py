@@ -167,12 +167,14 @@ class Func:
 
 @dataclass
 class Program:
-    """A module of functions plus named weights (numpy arrays kept out of line)."""
+    """A module of functions plus named weights (numpy arrays kept out of line) and the guards its
+    symbolic sizes must satisfy (`xcomp.guards`; checked before every call)."""
 
     funcs: dict[str, Func] = field(default_factory=dict)
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     weight_dtypes: dict[str, Any] = field(default_factory=dict)  # name -> DType when not inferable
     metadata: dict[str, Any] = field(default_factory=dict)  # e.g. a .pt file's extra files
+    guards: list = field(default_factory=list)  # xcomp.guards.Guard: what the symbolic sizes must satisfy
 
     @property
     def main(self) -> Func:

@@ -454,12 +454,32 @@ class Parser:
         body.append(Operation(registry.get("return"), outs, {}, []))
         self.expect("}")
 
+    def module_attributes(self, program: Program):
+        """`attributes {xc.guards = ["S%2 == 0", ...]}`: the program's guards."""
+        from xcomp.guards import Guard
+        self.expect("{")
+        while not self.accept("}"):
+            pos = self.pos
+            key = self.match(_IDENT, "a module attribute name")
+            self.expect("=")
+            value = self.attr_value()
+            if key != "xc.guards" or not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+                raise self.error(f"unknown module attribute '{key}' (xcomp knows xc.guards = [strings])", pos)
+            try:
+                program.guards = [Guard.parse(g) for g in value]
+            except ValueError as e:
+                raise self.error(str(e), pos) from None
+            if not self.peek("}"):
+                self.expect(",")
+
     def program(self, weights: dict | None = None) -> Program:
         program = Program(weights=dict(weights or {}))
         self.weight_types = None if weights is None else {
             k: (tuple(np.shape(v)), DType.from_numpy(np.asarray(v).dtype)) for k, v in program.weights.items()}
         wrapped = self.accept("module")
         if wrapped:
+            if self.accept("attributes"):
+                self.module_attributes(program)
             self.expect("{")
         while self.peek("func.func"):
             self.func(program)
@@ -487,7 +507,7 @@ def _coerce(spec, v):
         return float(v)
     if k is AttrKind.FLOATS and isinstance(v, list):
         return tuple(float(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in v)
-    if k in (AttrKind.INTS,) and isinstance(v, list):
+    if k in (AttrKind.INTS, AttrKind.DIMS) and isinstance(v, list):
         return tuple(v)
     return v
 

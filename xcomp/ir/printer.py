@@ -177,4 +177,7 @@ def print_program(program: Program) -> str:
     """The whole program as MLIR text (`module { func.func ... }`)."""
     names = [n for n in program.funcs if n != "main"] + (["main"] if "main" in program.funcs else [])
     body = "\n".join(print_func(program.funcs[n]) for n in names)
-    return "module {\n" + body + "\n}\n"
+    guards = getattr(program, "guards", None)
+    head = "module {" if not guards else \
+        "module attributes {xc.guards = [" + ", ".join(json.dumps(str(g)) for g in guards) + "]} {"
+    return head + "\n" + body + "\n}\n"

@@ -11,7 +11,7 @@ from typing import Union
 
 import numpy as np
 
-Dim = Union[int, str]  # a static size, or the name of a symbolic size
+Dim = Union[int, str]  # a static size, or a symbolic size in canonical text (`xcomp.ir.symbolic`)
 
 
 class DType(enum.Enum):
@@ -76,13 +76,18 @@ class Type:
 
 @dataclass(frozen=True)
 class TensorType(Type):
-    """A ranked tensor; each dim is an int or a symbol name."""
+    """A ranked tensor; each dim is an int or a symbolic size (canonical expression text over
+    named sizes, see `xcomp.ir.symbolic`; kept canonical so equal sizes compare equal)."""
 
     shape: tuple[Dim, ...]
     dtype: DType
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(self.shape))
+        shape = tuple(self.shape)
+        if any(isinstance(d, str) for d in shape):
+            from xcomp.ir.symbolic import canon
+            shape = tuple(canon(d) if isinstance(d, str) else d for d in shape)
+        object.__setattr__(self, "shape", shape)
         for d in self.shape:
             if not (isinstance(d, str) or (isinstance(d, (int, np.integer)) and d >= 0)):
                 raise ValueError(f"bad tensor dim {d!r}")

@@ -8,12 +8,14 @@ import math
 
 import numpy as np
 
+from xcomp import guards
+from xcomp.ir import symbolic as sym
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.registry import AttrKind, Trait, define, req
 
 
 def _full_infer(types, a):
-    if any(d < 0 for d in a["shape"]):
+    if any(isinstance(d, int) and d < 0 for d in a["shape"]):
         raise ValueError(f"xc.full: negative size in {a['shape']}")
     return [TensorType(a["shape"], a["dtype"])]
 
@@ -31,7 +33,7 @@ def _full_ref(args, a, out):
 
 
 define("full", _full_infer, _full_ref,
-       attrs={"shape": req(AttrKind.INTS), "value": req(AttrKind.ANY), "dtype": req(AttrKind.DTYPE)},
+       attrs={"shape": req(AttrKind.DIMS), "value": req(AttrKind.ANY), "dtype": req(AttrKind.DTYPE)},
        traits=(Trait.PURE,), operands=0,
        doc="A tensor of `shape` filled with `value` (zeros, ones, empty, full and their variants).")
 
@@ -47,7 +49,15 @@ def arange_length(start, end, step) -> int:
 
 
 def _arange_infer(types, a):
-    return [TensorType((arange_length(a["start"], a["end"], a["step"]),), a["dtype"])]
+    start, end, step = a["start"], a["end"], a["step"]
+    if any(isinstance(v, str) for v in (start, end, step)):
+        if isinstance(step, str) or not all(isinstance(v, int) for v in (step,)) or step == 0 or \
+                isinstance(start, float) or isinstance(end, float):
+            raise ValueError(f"xc.arange over a symbolic size needs integer start, end and step ({start}, {end}, {step})")
+        span = sym.sub(end, start) if step > 0 else sym.sub(start, end)
+        guards.require(span, ">=", 0, f"xc.arange({start}, {end}, {step})")
+        return [TensorType((sym.floordiv(sym.add(span, abs(step) - 1), abs(step)),), a["dtype"])]
+    return [TensorType((arange_length(start, end, step),), a["dtype"])]
 
 
 def _arange_ref(args, a, out):
@@ -59,7 +69,7 @@ def _arange_ref(args, a, out):
 
 
 define("arange", _arange_infer, _arange_ref,
-       attrs={"start": req(AttrKind.ANY), "end": req(AttrKind.ANY), "step": req(AttrKind.ANY),
+       attrs={"start": req(AttrKind.SYM), "end": req(AttrKind.SYM), "step": req(AttrKind.ANY),
               "dtype": req(AttrKind.DTYPE)},
        traits=(Trait.PURE,), operands=0,
        doc="start, start + step, ... up to (not including) end: the iota.")

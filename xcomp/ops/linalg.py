@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xcomp import guards
+from xcomp.ir import symbolic as sym
 from xcomp.ir.types import Dim, TensorType, broadcast_shapes
 from xcomp.ops.registry import AttrKind, Trait, attr, define
 
@@ -19,7 +21,13 @@ PURE = Trait.PURE
 
 
 def _same(a: Dim, b: Dim) -> bool:
-    return a == b or isinstance(a, str) or isinstance(b, str)
+    """Whether two sizes agree: equal, or symbolic and then required equal (a guard)."""
+    if a == b:
+        return True
+    if isinstance(a, int) and isinstance(b, int):
+        return False
+    guards.require(a, "==", b, "matching sizes")
+    return True
 
 
 def _matmul_infer(types, a):
@@ -104,7 +112,7 @@ def _conv_infer(types, a):
     if a["transposed"]:
         if not _same(w.shape[0], cin):
             raise TypeError(f"xc.conv: transposed weight {w} does not take {cin} input channels")
-        cout = w.shape[1] * g if isinstance(w.shape[1], int) else w.shape[1]
+        cout = sym.mul(w.shape[1], g)
     else:
         if isinstance(cin, int) and isinstance(w.shape[1], int) and (cin % g or cin // g != w.shape[1]):
             raise TypeError(f"xc.conv: weight {w} does not take {cin} input channels in {g} groups")
@@ -114,8 +122,16 @@ def _conv_infer(types, a):
     spatial = []
     for i in range(nsp):
         n, k = x.shape[-nsp + i], w.shape[2 + i]
-        if isinstance(n, str) or isinstance(k, str):
-            raise TypeError("xc.conv needs static spatial and kernel sizes")
+        if isinstance(k, str):
+            raise TypeError("xc.conv needs static kernel sizes")
+        if isinstance(n, str):  # affine in n: the output size stays an expression
+            if a["transposed"]:
+                o = sym.add(sym.mul(sym.sub(n, 1), stride[i]), dil[i] * (k - 1) + outpad[i] + 1 - lo[i] - hi[i])
+            else:
+                guards.require(n, ">=", dil[i] * (k - 1) + 1 - lo[i] - hi[i], f"xc.conv window over {n}")
+                o = sym.add(sym.floordiv(sym.add(n, lo[i] + hi[i] - dil[i] * (k - 1) - 1), stride[i]), 1)
+            spatial.append(o)
+            continue
         if a["transposed"]:
             o = (n - 1) * stride[i] - lo[i] - hi[i] + dil[i] * (k - 1) + outpad[i] + 1
         else:

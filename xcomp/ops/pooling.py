@@ -11,6 +11,8 @@ import itertools
 
 import numpy as np
 
+from xcomp import guards
+from xcomp.ir import symbolic as sym
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.registry import AttrKind, Trait, attr, define, req
 
@@ -52,10 +54,14 @@ def _pool_infer(name, float_only):
         out = []
         for i in range(nsp):
             n = x.shape[x.rank - nsp + i]
-            if isinstance(n, str):
-                raise TypeError(f"xc.{name} needs static pooled dims, got {x}")
+            if isinstance(n, str) and a["ceil_mode"]:
+                raise TypeError(f"xc.{name} with ceil_mode needs static pooled dims, got {x}")
             if k[i] < 1 or s[i] < 1 or d[i] < 1 or p[i] < 0 or 2 * p[i] > k[i]:
                 raise ValueError(f"xc.{name}: bad window kernel={k} stride={s} padding={p} dilation={d}")
+            if isinstance(n, str):  # floor mode stays affine: (n + 2p - d(k-1) - 1) // s + 1
+                guards.require(n, ">=", d[i] * (k[i] - 1) + 1 - 2 * p[i], f"xc.{name} window over {n}")
+                out.append(sym.add(sym.floordiv(sym.add(n, 2 * p[i] - d[i] * (k[i] - 1) - 1), s[i]), 1))
+                continue
             o = pool_out_size(n, k[i], s[i], p[i], d[i], a["ceil_mode"])
             if o < 1:
                 raise ValueError(f"xc.{name}: output size {o} along pooled dim {i} is not positive")

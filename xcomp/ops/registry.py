@@ -42,6 +42,8 @@ class AttrKind(enum.Enum):
     SYMBOL = "symbol"    # SymbolRef to a function
     TENSOR = "tensor"    # small dense constant (np.ndarray)
     ANY = "any"          # scalar int/float/bool (constants of either kind)
+    DIMS = "dims"        # tuple of sizes: ints or symbolic size expressions (`xcomp.ir.symbolic`)
+    SYM = "sym"          # a scalar (as ANY) or a symbolic size expression
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class Attr:
             AttrKind.SYMBOL: lambda v: type(v).__name__ == "SymbolRef",
             AttrKind.TENSOR: lambda v: isinstance(v, np.ndarray),
             AttrKind.ANY: lambda v: isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_)),
+            AttrKind.DIMS: lambda v: isinstance(v, (tuple, list)) and all(
+                isinstance(x, (int, np.integer, str)) and not isinstance(x, bool) for x in v),
+            AttrKind.SYM: lambda v: isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_, str)),
         }[k]
         if not ok(value):
             raise TypeError(f"attribute '{name}' expects {k.value}"
@@ -83,8 +88,19 @@ class Attr:
             AttrKind.INTS: lambda v: tuple(int(x) for x in v),
             AttrKind.FLOATS: lambda v: tuple(float(x) for x in v),
             AttrKind.ANY: lambda v: v.item() if isinstance(v, np.generic) else v,
+            AttrKind.DIMS: lambda v: tuple(_size(x) for x in v),
+            AttrKind.SYM: lambda v: _size(v) if isinstance(v, str) else v.item() if isinstance(v, np.generic) else v,
         }.get(k, lambda v: v)
         return normalize(value)
+
+
+def _size(x):
+    """An int, or a symbolic size in canonical form (ValueError if malformed)."""
+    from xcomp.ir.symbolic import SymbolicError, canon
+    try:
+        return canon(x) if isinstance(x, str) else int(x)
+    except SymbolicError as e:
+        raise TypeError(str(e)) from None
 
 
 def attr(kind: AttrKind, default: Any = None, *, enum: type | None = None) -> Attr:

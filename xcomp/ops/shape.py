@@ -12,6 +12,8 @@ import enum
 
 import numpy as np
 
+from xcomp import guards
+from xcomp.ir import symbolic as sym
 from xcomp.ir.types import Dim, TensorType
 from xcomp.ops.registry import AttrKind, Trait, attr, define, req
 
@@ -54,21 +56,30 @@ def _numel(shape) -> int:
 def _reshape_infer(types, a):
     tensor_operands(types, "reshape")
     x, shape = types[0], list(a["shape"])
-    if sum(d == -1 for d in shape) > 1 or any(d < -1 for d in shape):
+    if sum(d == -1 for d in shape) > 1 or any(isinstance(d, int) and d < -1 for d in shape):
         raise ValueError(f"xc.reshape: bad shape {tuple(shape)}")
+    total = sym.product(x.shape)
     if -1 in shape:
-        known = _numel([d for d in shape if d != -1])
-        total = _numel(x.shape)
-        if known == 0 or total % known:
+        known = sym.product([d for d in shape if d != -1])
+        if known == 0:
             raise ValueError(f"xc.reshape: cannot reshape {x} to {tuple(shape)}")
-        shape[shape.index(-1)] = total // known
-    if x.is_static and _numel(shape) != x.numel:
-        raise ValueError(f"xc.reshape: cannot reshape {x} to {tuple(shape)}")
+        quotient = sym.divide(total, known)
+        if quotient is None:
+            raise ValueError(f"xc.reshape: cannot infer -1 of {tuple(shape)} from {x} (symbolic divisor)")
+        rest, remainder, c = quotient
+        if sym.mod(remainder, c) != 0 and isinstance(remainder, int):
+            raise ValueError(f"xc.reshape: cannot reshape {x} to {tuple(shape)}")
+        guards.require(sym.mod(remainder, c), "==", 0, f"xc.reshape of {x} to {tuple(shape)}")
+        shape[shape.index(-1)] = rest
+    if sym.product(shape) != total:
+        if isinstance(total, int) and isinstance(sym.product(shape), int):
+            raise ValueError(f"xc.reshape: cannot reshape {x} to {tuple(shape)}")
+        guards.require(sym.product(shape), "==", total, f"xc.reshape of {x} to {tuple(shape)}")
     return [x.with_shape(shape)]
 
 
 define("reshape", _reshape_infer, lambda args, a, out: [np.reshape(args[0], out[0].shape)],
-       attrs={"shape": req(AttrKind.INTS)}, traits=(PURE, VIEW), operands=1,
+       attrs={"shape": req(AttrKind.DIMS)}, traits=(PURE, VIEW), operands=1,
        doc="Row-major reshape; one -1 in `shape` takes the remaining size.")
 
 
@@ -100,15 +111,18 @@ def _broadcast_infer(types, a):
             if src is None:
                 raise ValueError(f"xc.broadcast_to: -1 for a new leading axis in {tuple(shape)}")
             d = src
-        elif d < 0 or (src is not None and src != 1 and src != d):
-            raise ValueError(f"xc.broadcast_to: cannot broadcast {x} to {tuple(shape)}")
+        elif (isinstance(d, int) and d < 0) or (src is not None and src != 1 and src != d):
+            if isinstance(d, int) and d >= 0 and isinstance(src, str):
+                guards.require(src, "==", d, f"xc.broadcast_to of {x} to {tuple(shape)}")
+            else:
+                raise ValueError(f"xc.broadcast_to: cannot broadcast {x} to {tuple(shape)}")
         out.append(d)
     return [x.with_shape(out)]
 
 
 define("broadcast_to", _broadcast_infer,
        lambda args, a, out: [np.broadcast_to(args[0], out[0].shape).copy()],
-       attrs={"shape": req(AttrKind.INTS)}, traits=(PURE, VIEW), operands=1,
+       attrs={"shape": req(AttrKind.DIMS)}, traits=(PURE, VIEW), operands=1,
        doc="Numpy broadcasting to `shape`; -1 keeps the input's size (torch expand).")
 
 
@@ -118,11 +132,17 @@ def _slice_infer(types, a):
     x = types[0]
     ax = check_axis(a["axis"], x.rank, "slice")
     start, end, step = a["start"], a["end"], a["step"]
-    n = static_dim(x.shape[ax], "slice")
-    if not (0 <= start <= end <= n) or step < 1:
-        raise ValueError(f"xc.slice: [{start}:{end}:{step}] is not a normalized slice of size {n}")
+    n = x.shape[ax]
+    if step < 1:
+        raise ValueError(f"xc.slice: step {step} must be positive")
+    what = f"xc.slice [{start}:{end}:{step}] of size {n}"
+    try:
+        for lo, hi in ((0, start), (start, end), (end, n)):
+            guards.require(hi, ">=", lo, what)
+    except ValueError:
+        raise ValueError(f"xc.slice: [{start}:{end}:{step}] is not a normalized slice of size {n}") from None
     shape = list(x.shape)
-    shape[ax] = (end - start + step - 1) // step
+    shape[ax] = sym.floordiv(sym.add(sym.sub(end, start), step - 1), step)
     return [x.with_shape(shape)]
 
 
@@ -133,7 +153,7 @@ def _slice_ref(args, a, out):
 
 
 define("slice", _slice_infer, _slice_ref,
-       attrs={"axis": req(AttrKind.INT), "start": req(AttrKind.INT), "end": req(AttrKind.INT),
+       attrs={"axis": req(AttrKind.INT), "start": req(AttrKind.SYM), "end": req(AttrKind.SYM),
               "step": attr(AttrKind.INT, 1)},
        traits=(PURE, VIEW), operands=1,
        doc="x[start:end:step] along `axis`, with 0 <= start <= end <= size and step >= 1.")
@@ -153,7 +173,7 @@ def _concat_infer(types, a):
         if any(t.shape[i] != first.shape[i] for i in range(t.rank) if i != ax):
             raise ValueError(f"xc.concat: {first} and {t} differ outside axis {ax}")
         d = t.shape[ax]
-        total = total + d if isinstance(total, int) and isinstance(d, int) else f"{total}+{d}"
+        total = sym.add(total, d)
     shape = list(first.shape)
     shape[ax] = total
     return [first.with_shape(shape)]
@@ -217,7 +237,13 @@ def _pad_infer(types, a):
     for ax, (lo, hi) in enumerate(pad_widths(pads, x.rank)):
         if lo == hi == 0:
             continue
-        n = static_dim(x.shape[ax], "pad")
+        n = x.shape[ax]
+        if isinstance(n, str):
+            least = {PadMode.CONSTANT: -lo - hi, PadMode.REFLECT: max(lo, hi) + 1,
+                     PadMode.REPLICATE: 1, PadMode.CIRCULAR: max(lo, hi)}[mode]
+            guards.require(n, ">=", least, f"xc.pad ({lo}, {hi}) {mode.value} of size {n}")
+            shape[ax] = sym.add(n, lo + hi)
+            continue
         if mode is PadMode.REFLECT and (max(lo, hi) >= n or min(lo, hi) < 0):
             raise ValueError(f"xc.pad: reflect pads ({lo}, {hi}) need to be less than size {n}")
         if mode is PadMode.REPLICATE and (n == 0 or min(lo, hi) < 0):
@@ -276,7 +302,7 @@ def _tile_infer(types, a):
     if len(reps) < x.rank or any(r < 0 for r in reps):
         raise ValueError(f"xc.tile: repeats {reps} for {x} (need one non-negative count per axis)")
     shape = (1,) * (len(reps) - x.rank) + tuple(x.shape)
-    return [x.with_shape([static_dim(d, "tile") * r if r != 1 else d for d, r in zip(shape, reps)])]
+    return [x.with_shape([sym.mul(d, r) for d, r in zip(shape, reps)])]
 
 
 define("tile", _tile_infer, lambda args, a, out: [np.tile(args[0], a["repeats"])],
