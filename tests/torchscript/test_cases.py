@@ -11,7 +11,7 @@ import torch
 import xcomp
 from cases import (ConvBNBranch, Encoder, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
                    Recurrent, greedy_decode, newton_sqrt, seeded, sign_branch, square_per_dim)
-from conftest import TS_TARGETS, load, run_script, save_load, script, trace
+from ts_helpers import TS_TARGETS, load, run_script, save_load, script, trace
 from helpers import assert_close
 
 
