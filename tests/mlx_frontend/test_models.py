@@ -52,3 +52,59 @@ def test_kernel_source(name, dialect):
     assert fusion_groups(optimized) and kernels
     assert text.count("// kernel ") + text.count("runs as MLX built-ins") >= len(fusion_groups(optimized))
     assert "self_attn" not in text and "layer." not in text  # model names never reach the source
+
+
+def _runnable(target: str) -> bool:
+    from xcomp.backends import TARGETS, get_target
+    return target in TARGETS and get_target(target).unavailable_reason() is None
+
+
+@pytest.mark.skipif(not _runnable("cpp"), reason="the cpp target is not registered or has no compiler here")
+@pytest.mark.parametrize("name", ["cnn", "llama_block", "qwen2"])
+def test_cpp_against_mlx_eager(name):
+    model, inputs = MODELS[name]
+    got = xcomp.compile(model, target="cpp")(*inputs)
+    assert isinstance(got, mx.array)
+    assert_close(got, model(*inputs), dtype="float32", scale=10, msg=f"{name} on cpp")
+
+
+def _coreml_package():
+    from xcomp.backends import TARGETS
+    if "coreml" not in TARGETS:
+        pytest.skip("no coreml target in this xcomp")
+    pytest.importorskip("coremltools")
+    from xcomp.backends.coreml import evaluate
+    return evaluate
+
+
+@pytest.mark.parametrize("name,precision", [("mlp", "float32"), ("llama_block", "float32"),
+                                            ("qwen2", "float32"), ("llama_block", "float16")])
+def test_coreml_package_against_mlx_eager(name, precision):
+    """The saved .mlpackage, reloaded and evaluated by the package evaluator (Core ML itself predicts
+    only on macOS), against MLX eager."""
+    evaluate = _coreml_package()
+    model, inputs = MODELS[name]
+    program = xcomp.capture(model, inputs)
+    got = evaluate.run_program(program, [np.array(a) for a in inputs], compute_precision=precision)[0]
+    assert_close(got, model(*inputs), dtype=precision, scale=10, msg=f"{name} on coreml {precision}")
+
+
+def test_llama_mlxfn_to_coreml_package(tmp_path):
+    """MLX to Core ML end to end: mlx-lm's Llama exported with mx.export_function to a .mlxfn file,
+    converted to an .mlpackage (what `xcomp convert llama.mlxfn --to coreml` does), evaluated."""
+    evaluate = _coreml_package()
+    model, (tokens,) = MODELS["llama"]
+    fn_path = str(tmp_path / "llama.mlxfn")
+    mx.export_function(fn_path, lambda t: model(t), tokens)
+    pkg = xcomp.export(fn_path, target="coreml", path=str(tmp_path / "llama.mlpackage"), compute_precision="float32")
+    outs, _ = evaluate.evaluate_package(pkg, [np.array(tokens)])
+    assert_close(outs[0], model(tokens), dtype="float32", scale=10)
+
+
+def test_cnn_with_max_pool_exceeds_core_ml_rank():
+    """Known limit: MLX's MaxPool2d is a rank-6 as_strided window view, above Core ML's rank 5."""
+    evaluate = _coreml_package()
+    model, inputs = MODELS["cnn"]
+    with pytest.raises(xcomp.XcompError, match="rank"):
+        evaluate.run_program(xcomp.capture(model, inputs), [np.array(a) for a in inputs],
+                             compute_precision="float32")
