@@ -130,3 +130,40 @@ def test_mlx_function_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_lazy_parameters_and_buffers_evaluated_before_capture():
+    """Parameters never evaluated and private buffers built lazily are captured by value, not as the
+    random initializers' graphs (RandomBits would be unsupported)."""
+    class Lazy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)                  # not evaluated
+            self._table = mx.random.uniform(shape=(6,))  # a private buffer, not a parameter
+
+        def __call__(self, a):
+            return self.fc(a) * self._table
+
+    model = Lazy()
+    x = mx.random.normal((2, 6))
+    program = xcomp.capture(model, [x])
+    assert {"fc.weight", "fc.bias"} <= set(program.weights)
+    assert_close(xcomp.compile(model, target="mlx")(x), model(x))
+
+
+def test_bfloat16_model():
+    model = _mlp()
+    model.set_dtype(mx.bfloat16)
+    x = mx.random.normal((3, 8)).astype(mx.bfloat16)
+    for target in ("reference", "mlx"):
+        got = xcomp.compile(model, target=target)(x)
+        assert got.dtype == mx.bfloat16
+        assert_close(got, model(x), dtype="bfloat16")
+
+
+def test_explain_and_check():
+    model = _mlp()
+    fast = xcomp.compile(model, target="mlx", check=True)
+    fast(mx.random.normal((3, 8)))
+    text = fast.explain()
+    assert "captured with mlx.export_function" in text and "layers.0.weight" not in text.split("\n")[0]
