@@ -73,7 +73,13 @@ def coverage() -> dict:
             "seen_mapped": sum(1 for n in seen if n in PRIMITIVES)}
 
 
-def llama_block(repeat: int) -> dict:
+SIZES = {  # name -> (hidden, heads, kv heads, FFN, input shape)
+    "small": (64, 4, 2, 172, (1, 16, 64)),
+    "medium": (256, 8, 2, 688, (2, 64, 256)),
+}
+
+
+def llama_block(repeat: int, size: str) -> dict:
     import mlx.core as mx
     import mlx.nn as nn
     from mlx_lm.models import llama
@@ -81,10 +87,10 @@ def llama_block(repeat: int) -> dict:
     from xcomp.frontends.mlx import record
     from xcomp.passes.fuse import fusion_groups, kernels_per_call
 
-    config = dict(model_type="llama", hidden_size=256, num_hidden_layers=1, intermediate_size=688,
-                  num_attention_heads=8, num_key_value_heads=2, rms_norm_eps=1e-5, vocab_size=128,
+    hidden, heads, kv_heads, ffn, shape = SIZES[size]
+    config = dict(model_type="llama", hidden_size=hidden, num_hidden_layers=1, intermediate_size=ffn,
+                  num_attention_heads=heads, num_key_value_heads=kv_heads, rms_norm_eps=1e-5, vocab_size=128,
                   rope_theta=10000.0)
-    shape = (2, 64, 256)
 
     class Block(nn.Module):
         def __init__(self):
@@ -135,8 +141,13 @@ def markdown(res: dict) -> str:
         failed = {k: v["why"] for k, v in c["architectures"].items() if not v["built"]}
         if failed:
             out += ["Did not build: " + "; ".join(f"{k}: {w}" for k, w in failed.items()), ""]
-    b = res["llama_block"]
-    out += ["## Llama block (mlx-lm TransformerBlock, causal)", "",
+    for size, b in res["llama_block"].items():
+        out += _block_markdown(size, b)
+    return "\n".join(out) + "\n"
+
+
+def _block_markdown(size: str, b: dict) -> list[str]:
+    out = [f"## Llama block, {size} (mlx-lm TransformerBlock, causal)", "",
             f"Input {tuple(b['input_shape'])}, hidden {b['config']['hidden_size']}, "
             f"{b['config']['num_attention_heads']} heads / {b['config']['num_key_value_heads']} kv heads, "
             f"FFN {b['config']['intermediate_size']}; max abs error vs MLX eager {b['max_abs_err_vs_eager']:.1e}.", "",
@@ -146,7 +157,7 @@ def markdown(res: dict) -> str:
             "| column | ms per call (median) | time / xcomp mlx |", "|---|---|---|"]
     for k, v in b["ms_per_call"].items():
         out.append(f"| {k} | {v:.3f} | {b['ratio_vs_xcomp'][k]:.2f}x |")
-    return "\n".join(out) + "\n"
+    return out + [""]
 
 
 def main(argv=None):
@@ -157,7 +168,7 @@ def main(argv=None):
     res = {"machine": machine()}
     if not args.skip_models:
         res["coverage"] = coverage()
-    res["llama_block"] = llama_block(args.repeat)
+    res["llama_block"] = {size: llama_block(args.repeat, size) for size in SIZES}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "mlx_frontend.json"), "w") as f:
         json.dump(res, f, indent=1)
