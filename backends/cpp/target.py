@@ -32,5 +32,8 @@ class CppTarget(Target):
         from xcomp.backends.cpp.build import build
         from xcomp.backends.cpp.emit import emit_program
         from xcomp.backends.cpp.runtime import load
+        import numpy as np
         unit = emit_program(program)
-        return load(unit, build(unit), program.weights)
+        # weights as the program types them (a captured 0-d constant may be stored with shape (1,))
+        weights = {n: np.asarray(program.weights[n]).reshape(shape) for n, _, shape in unit.weights}
+        return load(unit, build(unit), weights)

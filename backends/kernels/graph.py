@@ -193,7 +193,9 @@ def build_graph(block: Block, operand_types: list, full: tuple | None = None, k:
                 else ROW_OPS[op.name](g, args[0], op.attrs, *args[1:])
             node.dtype = op.results[0].type.dtype
         elif op.opdef.has(Trait.ELEMENTWISE) and len(op.results) == 1:
-            node = g.ew(op.name, *args, dtype=op.results[0].type.dtype, **op.attrs)
+            # attrs as a dict: an op's own `dtype` attribute (xc.cast) is not the node's dtype
+            node = g.add(Node("ew", op.results[0].type.dtype, op.name, list(args), dict(op.attrs),
+                              row=any(a.row for a in args)))
         else:
             raise LoweringError(f"{op.name} cannot go into a generated kernel")
         node.shape = tuple(op.results[0].type.shape)

@@ -396,7 +396,7 @@ static void xc_pool(T* y, int64_t* yidx, const T* x, const xc_pool_geom& g, int 
           const double v = xc_val(x[p * I + off]);
           ++n;
           if (mode == 0) {
-            if (!nan && (v != v || v > acc || best < 0)) { acc = v; best = off; nan = v != v; }
+            if (v != v || (!nan && (v > acc || best < 0))) { acc = v; best = off; nan = v != v; }
           } else acc += v;
         }
         double out;
@@ -409,4 +409,38 @@ static void xc_pool(T* y, int64_t* yidx, const T* x, const xc_pool_geom& g, int 
         if (yidx) yidx[p * O + o] = best;
       }
   });
+}
+
+// -- advanced indexing: out (lead, B, trail) over x's non-indexed dims `rest` (nlead of them first) --
+struct xc_index_geom {
+  int rank, nidx, nlead; int64_t B;
+  int64_t xshape[XC_MAXR], xstride[XC_MAXR]; int axes[XC_MAXR], rest[XC_MAXR];
+};
+
+template <typename T, typename F>
+static bool xc_index_walk(const xc_index_geom& g, int64_t* const* idx, F&& f) {
+  int64_t lead = 1, trail = 1;
+  const int nrest = g.rank - g.nidx;
+  for (int i = 0; i < nrest; ++i) (i < g.nlead ? lead : trail) *= g.xshape[g.rest[i]];
+  for (int k = 0; k < g.nidx; ++k)
+    for (int64_t b = 0; b < g.B; ++b) {
+      int64_t t; if (!xc_wrap(idx[k][b], g.xshape[g.axes[k]], &t)) return false;
+      idx[k][b] = t;
+    }
+  int64_t p = 0;
+  for (int64_t l = 0; l < lead; ++l)
+    for (int64_t b = 0; b < g.B; ++b)
+      for (int64_t t = 0; t < trail; ++t, ++p) {
+        int64_t off = 0;
+        for (int k = 0; k < g.nidx; ++k) off += idx[k][b] * g.xstride[g.axes[k]];
+        int64_t rl = l, rt = t;
+        for (int i = nrest - 1; i >= 0; --i) {
+          int64_t& r = i < g.nlead ? rl : rt;
+          const int d = g.rest[i];
+          off += (r % g.xshape[d]) * g.xstride[d];
+          r /= g.xshape[d];
+        }
+        f(p, off);
+      }
+  return true;
 }

@@ -1,0 +1,90 @@
+"""Every op on the `cpp` target against torch eager, through the op tests' own cases
+(tests/ops/*: shape, indexing, factory, reduction, linalg, nn).
+
+Compiling is per program, so the cases run in groups: each group is one function computing all its
+cases (outputs concatenated), captured and built once; a group that does not pass is redone case by
+case so a failure names its case.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import xcomp
+from helpers import assert_close
+from xcomp.backends import get_target
+
+pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
+                                reason="needs a C++ compiler")
+
+from ops import test_reduction_linalg_nn as RL  # noqa: E402
+from ops import test_shape_indexing_factory as SIF  # noqa: E402
+
+GROUP = 16
+
+
+def _flat(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for o in out for t in _flat(o)] if isinstance(out, (tuple, list)) else []
+
+
+def _case(name):
+    """(fn, inputs) of an op-test case, with the tests' own seeding and module setup."""
+    if name in SIF.CASES:
+        return SIF.CASES[name]
+    torch.manual_seed(sum(map(ord, name)))
+    fn, make = RL.CASES[name]
+    if isinstance(fn, nn.Module):
+        fn.eval()
+        if isinstance(fn, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            with torch.no_grad():
+                fn.running_mean.uniform_(-1, 1)
+                fn.running_var.uniform_(0.5, 2)
+    return fn, make()
+
+
+def _run(names) -> None:
+    cases = [(n, *_case(n)) for n in names]
+    counts = [len(inputs) for _, _, inputs in cases]
+
+    def fn(*tensors):
+        outs, i = [], 0
+        for (_, f, _), k in zip(cases, counts):
+            outs.extend(_flat(f(*tensors[i:i + k])))
+            i += k
+        return tuple(outs)
+    tensors = [t for _, _, inputs in cases for t in inputs]
+    with torch.no_grad():
+        expected = _flat(fn(*tensors))
+    program = xcomp.capture(fn, tensors)
+    arrays = [(t.float() if t.dtype == torch.bfloat16 else t).numpy() for t in tensors]
+    got = xcomp.compile(program, target="cpp")(*arrays)
+    got = list(got) if isinstance(got, (list, tuple)) else [got]
+    assert len(got) == len(expected)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        e = e.detach().numpy() if e.dtype != torch.bfloat16 else e.float().numpy()
+        g = np.asarray(g)
+        assert g.dtype == e.dtype, f"output {i}: dtype {g.dtype} != {e.dtype}"
+        assert_close(g, e, dtype=str(e.dtype), msg=f"output {i} of {names}")
+
+
+ALL = sorted(SIF.CASES) + sorted(RL.CASES)
+GROUPS = {f"{g[0]}..{g[-1]}": g for g in (ALL[i:i + GROUP] for i in range(0, len(ALL), GROUP))}
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_op_cases_on_cpp(group):
+    names = GROUPS[group]
+    try:
+        _run(names)
+    except Exception:
+        failures = []
+        for n in names:
+            try:
+                _run([n])
+            except Exception as e:
+                failures.append(f"{n}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
+        assert not failures, "\n".join(failures)
