@@ -199,7 +199,9 @@ def test_unsupported_op_error_from_a_module():
 def test_explain():
     fast = xcomp.compile(Nested().eval(), target="reference")
     fast(torch.randn(2, 4))
-    text = fast.explain()
+    report = fast.explain()
+    assert isinstance(report, xcomp.ExplainReport)
+    text = str(report)
     assert text.startswith("captured with torch.export")
     assert "target 'reference'" in text
     assert "op histogram:" in text and "xc.matmul" in text
@@ -208,6 +210,14 @@ def test_explain():
     assert set(TARGETS) <= set(per_target), "explain() reports on every target"
     assert "covers every op" in per_target["mlx"]
     assert "1 signature(s) cached" in text
+    assert report.target == "reference" and report.source == "torch.export"
+    assert report.ops_before == fast.program(optimized=False).op_count()
+    assert report.ops_after == fast.program().op_count()
+    assert report.histogram.get("xc.matmul", 0) >= 1 and report.fallbacks == [] and report.guards == []
+    assert [r.name for r in report.passes] == report.pipeline
+    assert all(r.seconds >= 0 for r in report.passes)
+    assert set(report.other_targets) == set(TARGETS) - {"reference"}
+    assert report.other_targets["mlx"].fallbacks == []
 
 
 def test_check_compares_with_the_reference():

@@ -16,6 +16,7 @@ from xcomp.ir.parser import parse  # noqa: F401
 from xcomp.ir.verifier import verify  # noqa: F401
 from xcomp.serialize import load, save  # noqa: F401
 from xcomp.api import capture, compile, export, optimize  # noqa: F401
+from xcomp.explain import ExplainReport  # noqa: F401
 from xcomp.interpreter import interpret  # noqa: F401
 
 __version__ = "0.1.0"

@@ -363,63 +363,62 @@ class Compiled:
                              "targets with generated source: metal, cuda")
         return emit(self._current().optimized)
 
-    def explain(self) -> str:
-        """How the function was captured, optimized and lowered, per target.
-
-        For the compiled target and every other known target: ops before and after optimization,
-        the fused groups with the ops in each, kernels (device launches) per call, and the ops the
-        target lacks even after decompositions (they fall back or fail).
+    def explain(self):
+        """How the function was captured, optimized and lowered, per target: an
+        `xcomp.ExplainReport` (fields: ops before/after, fused groups, kernels per call, fallbacks,
+        passes with timings, guards, the same summary for every other target) whose `str()` is the
+        readable report.
         """
         from xcomp.backends import TARGETS, get_target
+        from xcomp.explain import ExplainReport, summarize, summary_line
         from xcomp.passes.fuse import fusion_groups
         e = self._current()
         prog = e.captured.program
+        pipeline = list(self.target.pipeline if self.passes is None else self.passes)
+        notes = [str(n) for n in list(e.captured.notes) + self.notes]
         lines = [f"captured with {e.captured.source}: {prog.op_count()} ops, {len(prog.weights)} weights",
-                 f"target '{self.target.name}': pipeline "
-                 f"{list(self.target.pipeline if self.passes is None else self.passes)}"]
-        lines += [f"  note: {n}" for n in list(e.captured.notes) + self.notes]
-        lines.append(_target_summary(self.target, prog, e.optimized))
-        for i, g in enumerate(fusion_groups(e.optimized)):
-            lines.append(f"    group {i}: {g}")
+                 f"target '{self.target.name}': pipeline {pipeline}"]
+        lines += [f"  note: {n}" for n in notes]
+        mine = summarize(self.target, prog, e.optimized)
+        lines.append(summary_line(mine))
+        groups = [str(g) for g in fusion_groups(e.optimized)]
+        lines += [f"    group {i}: {g}" for i, g in enumerate(groups)]
         if e.report.records:
             lines.append("passes:\n" + "\n".join("  " + ln for ln in str(e.report).splitlines()))
-        kinds = {}
+        kinds: dict[str, int] = {}
         for op in e.optimized.walk():
             if not op.opdef.is_structural and op.name != "xc.fused":
                 kinds[op.name] = kinds.get(op.name, 0) + 1
         lines.append("op histogram: " + ", ".join(f"{k}x{v}" for k, v in sorted(kinds.items())))
         lines.append("other targets:")
+        others: dict = {}
         for name in sorted(TARGETS):
             if name == self.target.name:
                 continue
-            t = get_target(name)
             try:
                 optimized, _ = optimize(prog, name)
-                lines.append(_target_summary(t, prog, optimized))
+                others[name] = summarize(get_target(name), prog, optimized)
+                lines.append(summary_line(others[name]))
             except XcompError as err:
+                others[name] = f"cannot optimize: {err}"
                 lines.append(f"  {name:<10} cannot optimize: {err}")
+        guards = [str(g) for g in e.optimized.guards]
         if e.optimized.guards or e.spec:
             lines.append("symbolic sizes: " + ", ".join(f"{a.hint or i}: {a.type}" for i, a in enumerate(e.optimized.main.args))
-                         + "\nguards: " + ("; ".join(str(g) for g in e.optimized.guards) or "none"))
+                         + "\nguards: " + ("; ".join(guards) or "none"))
         lines.append(f"compiled in {e.compile_seconds * 1e3:.1f} ms; {len(self.cache)} signature(s) cached; "
                      f"stats: {self.stats}")
-        return "\n".join(lines)
+        return ExplainReport(
+            target=self.target.name, source=e.captured.source, pipeline=pipeline, ops_before=mine.ops_before,
+            ops_after=mine.ops_after, weights=len(prog.weights), groups=groups,
+            kernels_per_call=mine.kernels_per_call, fallbacks=mine.fallbacks, passes=list(e.report.records),
+            histogram=dict(sorted(kinds.items())), other_targets=others, guards=guards, notes=notes,
+            compile_seconds=e.compile_seconds, signatures_cached=len(self.cache), text="\n".join(lines))
 
 
 def compute_ops(program: Program) -> int:
     """Compute ops of a program, counting the ops inside fused groups but not the groups themselves."""
     return program.op_count()
-
-
-def _target_summary(target, before: Program, after: Program) -> str:
-    from xcomp.backends.coverage import coverage
-    from xcomp.passes.fuse import fusion_groups, kernels_per_call
-    missing = coverage(target, after)
-    why = target.unavailable_reason()
-    return (f"  {target.name:<10} ops {compute_ops(before)} -> {compute_ops(after)}, "
-            f"{len(fusion_groups(after))} fused groups, {kernels_per_call(after)} kernels per call; "
-            f"{'covers every op' if not missing else 'falls back on ' + ', '.join(missing)}"
-            f"{'' if not why else '  (cannot run here: ' + why + ')'}")
 
 
 def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic=None,

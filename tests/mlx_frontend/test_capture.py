@@ -165,5 +165,5 @@ def test_explain_and_check():
     model = _mlp()
     fast = xcomp.compile(model, target="mlx", check=True)
     fast(mx.random.normal((3, 8)))
-    text = fast.explain()
+    text = str(fast.explain())
     assert "captured with mlx.export_function" in text and "layers.0.weight" not in text.split("\n")[0]

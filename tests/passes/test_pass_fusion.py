@@ -209,6 +209,8 @@ def test_explain_and_check_on_a_model():
     fast = xcomp.compile(model, target="reference", check=True)
     with torch.no_grad():
         fast(*inputs)
-    text = fast.explain()
+    report = fast.explain()
+    text = str(report)
     assert "fused groups" in text and "kernels per call" in text and "matmul_epilogue[matmul, add, gelu]" in text
+    assert "matmul_epilogue[matmul, add, gelu]" in report.groups and report.kernels_per_call == 3
     assert "mlx" in text  # every target is summarized
