@@ -40,12 +40,12 @@ def to_storage(a, dtype: DType) -> np.ndarray:
     a = np.asarray(a)
     if dtype is DType.BF16:
         if a.dtype == np.uint16:
-            return np.ascontiguousarray(a)
+            return np.require(a, requirements="C")
         return f32_to_bf16_bits(a)
     want = storage_dtype(dtype)
     if a.dtype != want:
         a = a.astype(want)
-    return np.ascontiguousarray(a)
+    return np.require(a, requirements="C")   # ascontiguousarray would make a 0-d array 1-d
 
 
 def f32_to_bf16_bits(a: np.ndarray) -> np.ndarray:
