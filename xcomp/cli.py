@@ -7,7 +7,9 @@
                                               capture a model (a factory returning (model, inputs)) and
                                               write the target's artifact
     xcomp targets                             list targets and whether they run here
-    xcomp ops                                 the op catalog (Markdown), as in docs/ops.md
+    xcomp ops [--missing] [--target T] [--op NAME] [--format markdown|csv|json]
+                                              the ATen-to-MLX mapping table, as in docs/mapping.md
+    xcomp ops --catalog                       the IR op catalog (Markdown), as in docs/ops.md
     xcomp convert SOURCE --to T -o OUT --input x:2x64:f32 [--check]
                                               convert a .pt / .mlxfn / module:attr model (xcomp.convert)
 """
@@ -89,7 +91,11 @@ def op_catalog() -> str:
 
 
 def _ops(args) -> int:
-    print(op_catalog(), end="")
+    if args.catalog:
+        print(op_catalog(), end="")
+        return 0
+    from xcomp.mapping import build, render
+    print(render(build(), args.format, args.missing, args.target, args.op), end="")
     return 0
 
 
@@ -119,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", default="reference")
     p.add_argument("-o", "--output", default="xcomp_out")
     p.set_defaults(run=_export)
-    p = sub.add_parser("ops", help="the op catalog (Markdown): IR ops, traits, coverage per target")
+    p = sub.add_parser("ops", help="the ATen-to-MLX mapping table (docs/mapping.md), or the IR op catalog")
+    p.add_argument("--missing", action="store_true", help="only ops not taken (or, with --target, not passing there)")
+    p.add_argument("--target", help="only this target's status column")
+    p.add_argument("--op", help="only aten ops whose name contains this")
+    p.add_argument("--format", choices=["markdown", "csv", "json"], default="markdown")
+    p.add_argument("--catalog", action="store_true", help="the IR op catalog instead (docs/ops.md)")
     p.set_defaults(run=_ops)
     from xcomp.convert.run import add_parser as add_convert
     add_convert(sub)

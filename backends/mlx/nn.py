@@ -25,9 +25,10 @@ def log_softmax(x, axis):
     return x - mx.logsumexp(x, axis=axis, keepdims=True)
 
 
-def last_dims_norm(x, weight=None, bias=None, *, fast, dims, eps):
-    """A last-axis mx.fast norm (`fast`) over the last `dims` dims of x (flattened into one)."""
-    params = [weight, bias] if fast is mx.fast.layer_norm else [weight]
+def last_dims_norm(x, weight=None, bias=None, *, fast, slots, dims, eps):
+    """A last-axis mx.fast norm (`fast`, taking `slots` parameters) over the last `dims` dims of x
+    (flattened into one)."""
+    params = [weight, bias][:slots]
     if x.ndim == 0 or dims == 1:
         return fast(x, *params, eps)
     shape = x.shape
@@ -78,9 +79,9 @@ def sdpa(q, k, v, mask=None, *, scale, is_causal, enable_gqa):
 lowers("softmax", softmax, lambda a, ins, outs: {"axis": a["axis"]})
 lowers("log_softmax", log_softmax, lambda a, ins, outs: {"axis": a["axis"]})
 lowers("layer_norm", last_dims_norm, lambda a, ins, outs: {
-    "fast": Expr("mx.fast.layer_norm"), "dims": a["normalized_ndim"], "eps": a["eps"]})
+    "fast": Expr("mx.fast.layer_norm"), "slots": 2, "dims": a["normalized_ndim"], "eps": a["eps"]})
 lowers("rms_norm", last_dims_norm, lambda a, ins, outs: {
-    "fast": Expr("mx.fast.rms_norm"), "dims": a["normalized_ndim"], "eps": a["eps"]})
+    "fast": Expr("mx.fast.rms_norm"), "slots": 1, "dims": a["normalized_ndim"], "eps": a["eps"]})
 lowers("batch_norm", batch_norm, lambda a, ins, outs: {"eps": a["eps"]})
 lowers("sdpa", sdpa, lambda a, ins, outs: {"scale": a["scale"], "is_causal": a["is_causal"],
                                             "enable_gqa": a["enable_gqa"]})

@@ -126,4 +126,5 @@ _ADAPTIVE_MAX_INDEXED = rule(adaptive_max_indexed, _adaptive_max_params)
 lowers("max_pool", max_pool, _pool_params("max_pool"))
 lowers("avg_pool", avg_pool, _pool_params("avg_pool"))
 lowers("adaptive_avg_pool", adaptive_pool, _adaptive_params("mx.mean"))
-choose("adaptive_max_pool", lambda a, ins, outs: _ADAPTIVE_MAX_INDEXED if a["with_indices"] else _ADAPTIVE_MAX)
+choose("adaptive_max_pool", lambda a, ins, outs: _ADAPTIVE_MAX_INDEXED if a["with_indices"] else _ADAPTIVE_MAX,
+       (_ADAPTIVE_MAX, _ADAPTIVE_MAX_INDEXED))

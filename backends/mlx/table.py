@@ -39,6 +39,7 @@ class Rule:
     operands: Callable[[list], list] | None = None   # how operands are passed (default: as is)
     positional: tuple[str, ...] = ()                 # params passed by position, after the operands
     chooser: Callable[[dict, list, list], "Rule"] | None = None  # picks the rule per op instead
+    alternatives: tuple["Rule", ...] = ()                        # the rules `chooser` picks from
 
     def select(self, attrs: dict, ins: list, outs: list) -> "Rule":
         """The rule that lowers this op instance (itself unless it chooses between rules)."""
@@ -104,9 +105,70 @@ def lowers(name: str, callee: str | Callable, params: Callable | None = None,
     return _register(name, rule(callee, params, operands, positional))
 
 
-def choose(name: str, chooser: Callable[[dict, list, list], Rule]) -> Rule:
-    """Register op `xc.<name>` as lowered by one of several rules, picked per op instance."""
-    return _register(name, Rule("", chooser=chooser))
+def choose(name: str, chooser: Callable[[dict, list, list], Rule], alternatives: tuple[Rule, ...]) -> Rule:
+    """Register op `xc.<name>` as lowered by one of several rules (`alternatives`), picked per op
+    instance by `chooser(attrs, ins, outs)`."""
+    return _register(name, Rule("", chooser=chooser, alternatives=tuple(alternatives)))
+
+
+def helper_closure(fn: Callable) -> dict[str, Callable]:
+    """`fn` and every plain function it calls through its module's globals, by name (what the
+    emitter copies into generated modules). Helpers may use only `math`, `mlx.core` and helpers."""
+    import types
+    found: dict[str, Callable] = {}
+
+    def names_of(code) -> set[str]:
+        out = set(code.co_names)
+        for c in code.co_consts:
+            if isinstance(c, types.CodeType):
+                out |= names_of(c)
+        return out
+
+    def visit(f):
+        if f.__name__ in found:
+            return
+        found[f.__name__] = f
+        for name in sorted(names_of(f.__code__)):
+            target = f.__globals__.get(name)
+            if isinstance(target, types.FunctionType):
+                visit(target)
+            elif isinstance(target, types.ModuleType) and target.__name__ not in ("math", "mlx.core"):
+                raise ValueError(f"MLX helper {f.__name__} uses module {target.__name__}: helpers may use "
+                                 "only math, mlx.core and other helpers")
+    visit(fn)
+    return found
+
+
+def mlx_functions(rule: Rule) -> list[str]:
+    """The MLX functions a rule calls, read from its code: the callee, and for helpers every
+    `mx.` name in their source and in the rule's params (`fast=Expr("mx.fast.rms_norm")`)."""
+    import inspect
+    import re
+    if rule.chooser is not None:
+        return sorted({f for r in rule.alternatives for f in mlx_functions(r)})
+    texts = []
+    if rule.params is not None:
+        try:
+            texts.append(inspect.getsource(rule.params))
+        except (OSError, TypeError):
+            pass
+    if callable(rule.callee):
+        texts += [inspect.getsource(f) for f in helper_closure(rule.callee).values()]
+        found = set()
+    elif rule.callee == "[]":
+        found = {"array[...]"}
+    elif rule.callee.startswith("."):
+        found = {f"array{rule.callee}"}
+    else:
+        found = {f"mx.{rule.callee}"}
+    for t in texts:   # `xp.` in array-generic helpers (bessel_i, digamma) is `mx.` here
+        found |= set(re.findall(r"\bmx\.[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?", t))
+        found |= {f"mx.{n}" for n in re.findall(r"\bxp\.([A-Za-z_][A-Za-z0-9_]*)", t)}
+    return sorted(f for f in found if f.removeprefix("mx.") not in _NOT_FUNCTIONS)
+
+
+_NOT_FUNCTIONS = {"float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8",
+                  "bool_", "floating", "signedinteger", "fast"}
 
 
 def names(table: dict[str, str], params: Callable | None = None) -> None:

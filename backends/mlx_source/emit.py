@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import textwrap
-import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,17 +143,12 @@ class MLXSourceLowering(Lowering):
         return f"{name}({', '.join(args + keywords)})"
 
     def _use_helper(self, fn) -> None:
-        """Record `fn` and every helper function it calls (found through its code's names)."""
-        if fn.__name__ in self.used_helpers:
-            return
-        self.used_helpers[fn.__name__] = fn
-        for name in _code_names(fn.__code__):
-            target = fn.__globals__.get(name)
-            if isinstance(target, types.FunctionType):
-                self._use_helper(target)
-            elif isinstance(target, types.ModuleType) and target.__name__ not in ("math", "mlx.core"):
-                raise LoweringError(f"MLX helper {fn.__name__} uses module {target.__name__}: helpers may "
-                                    "use only math, mlx.core and other helpers")
+        """Record `fn` and every helper function it calls."""
+        from xcomp.backends.mlx.table import helper_closure
+        try:
+            self.used_helpers.update(helper_closure(fn))
+        except ValueError as e:
+            raise LoweringError(str(e)) from None
 
     def helpers_source(self) -> str:
         return "\n\n".join(_function_source(fn) for _, fn in sorted(self.used_helpers.items()))
@@ -166,14 +160,6 @@ def _function_source(fn) -> str:
     while lines and lines[0].startswith("@"):
         lines.pop(0)
     return "\n".join(lines) + "\n"
-
-
-def _code_names(code) -> set[str]:
-    names = set(code.co_names)
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            names |= _code_names(c)
-    return names
 
 
 def _shape(t):
@@ -230,20 +216,36 @@ def emit_loop(lw: MLXSourceLowering, op: Operation, args: list, env: dict) -> li
     for c, a in zip(carried, args[2:]):
         lw.line(f"{c} = {a}")
     lw.line(f"{go} = as_bool({args[1]})")
-    lw.line(f"for {step} in range(as_int({args[0]})):")
-    lw.depth += 1
-    lw.line(f"if not {go}:")
-    lw.line("    break")
+    if _unbounded(op.operands[0]):   # TorchScript's `while`: the trip count is the largest int64
+        lw.line(f"{step} = 0")
+        lw.line(f"while {go}:")
+        lw.depth += 1
+    else:
+        lw.line(f"for {step} in range(as_int({args[0]})):")
+        lw.depth += 1
+        lw.line(f"if not {go}:")
+        lw.line("    break")
     i = lw.fresh("i")
     lw.line(f"{i} = mx.array({step}, dtype=mx.int64)")
     inner = dict(env)
     inner.update(zip(body.args, [i] + carried))
     ys = lw.block(body, inner)
     lw.line(f"{', '.join([go] + carried)} = as_bool({ys[0]}){''.join(', ' + y for y in ys[1:])}")
+    if _unbounded(op.operands[0]):
+        lw.line(f"{step} += 1")
     lw.depth -= 1
     lw._use_helper(as_bool)
     lw._use_helper(as_int)
     return carried
+
+
+def _unbounded(trip) -> bool:
+    """True when a loop's trip count is a constant >= 2**62 (TorchScript writes `while` so)."""
+    op = trip.op
+    if op is None or op.name != "xc.constant":
+        return False
+    value = op.attrs["value"]
+    return isinstance(value, (int, float, np.integer)) and value >= 2 ** 62
 
 
 def emit_fused(lw: MLXSourceLowering, op: Operation, args: list, env: dict) -> list:
@@ -270,12 +272,24 @@ def emit_module(program: Program, origin: str = "") -> EmittedModule:
     """The program as the text of `model.py` (deterministic: same program, same bytes)."""
     lw = MLXSourceLowering(program)
     main = program.main
-    arg_names = [lw.names(n or f"x{i}", "x") for i, n in
-                 enumerate(main.arg_names or [""] * len(main.args))]
+    arguments = program.metadata.get("arguments") or [
+        {"name": n or f"x{i}", "tensor": True} for i, n in enumerate(main.arg_names or [""] * len(main.args))]
+    params, checks, arg_names = [], [], []
+    for a in arguments:
+        name = lw.names(str(a["name"]), "x")
+        if a["tensor"]:
+            arg_names.append(name)
+            params.append(name)
+        else:   # a host scalar the program was converted with: a constant of this module
+            from xcomp.backends.mlx.table import literal
+            value = literal(a["value"])
+            params.append(f"{name}={value}")
+            checks += [f"        if {name} != {value}:",
+                       f'            raise ValueError("converted with {name}={_comment(value)}; convert again for other values")']
     outs = lw.run(arg_names)
-    body = lw.lines
+    body = checks + lw.lines
     body.append("        return " + (", ".join(outs) if len(outs) != 1 else outs[0]) if outs else "        return None")
-    return EmittedModule(_module_text(lw, main, arg_names, body, origin), lw.params)
+    return EmittedModule(_module_text(lw, main, params, body, origin), lw.params)
 
 
 def _type_text(t) -> str:
@@ -289,8 +303,9 @@ def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def _module_text(lw: MLXSourceLowering, main, arg_names: list[str], body: list[str], origin: str) -> str:
-    inputs = ", ".join(f"{n} {_type_text(a.type)}" for n, a in zip(arg_names, main.args))
+def _module_text(lw: MLXSourceLowering, main, params: list[str], body: list[str], origin: str) -> str:
+    tensors = iter(main.args)
+    inputs = ", ".join(p if "=" in p else f"{p} {_type_text(next(tensors).type)}" for p in params)
     head = [
         "# Generated by xcomp (mlx-source backend). Do not edit; regenerate with `xcomp convert`.",
         f"# Converted from: {_comment(origin) or 'an xcomp program'}",
@@ -314,7 +329,7 @@ def _module_text(lw: MLXSourceLowering, main, arg_names: list[str], body: list[s
         init.append(f"        self.{p.attr} = mx.zeros({shape!r}, dtype=mx.{stored})  # {_comment(p.source)}")
         if p.type.dtype is DType.BF16:
             casts.append(f"    model.{p.attr} = model.{p.attr}.astype(mx.bfloat16)")
-    call = [f"    def __call__(self{''.join(', ' + n for n in arg_names)}):"] + body
+    call = [f"    def __call__(self{''.join(', ' + p for p in params)}):"] + body
     load = [
         "def load(path=None) -> Model:",
         '    """The model with its weights: weights.safetensors beside this file, or `path`."""',

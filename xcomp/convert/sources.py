@@ -201,3 +201,39 @@ def describe_inputs(inputs: Sequence[Any] | None) -> str:
         else:
             parts.append(repr(x))
     return ", ".join(parts)
+
+
+def argument_names(fn: Any, count: int) -> list[str]:
+    """The names of `fn`'s first `count` positional parameters (a module's forward, a scripted
+    function's schema), or `arg0`, `arg1`, ... where they are unknown."""
+    import inspect
+    names: list[str] = []
+    schema = getattr(fn, "schema", None) or getattr(getattr(fn, "forward", None), "schema", None)
+    if schema is not None:
+        names = [a.name for a in schema.arguments if a.name != "self"]
+    else:
+        target = getattr(fn, "forward", None) or getattr(fn, "__call__", None) or fn
+        try:
+            params = inspect.signature(target).parameters.values()
+            names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            names = []
+    names = names[:count]
+    return names + [f"arg{i}" for i in range(len(names), count)]
+
+
+def annotate(program, src: Source, example: Sequence[Any] | None, names: Sequence[str] | None = None) -> None:
+    """Record in `program.metadata` where it was converted from (`converted_from`) and, when the
+    inputs are flat, every argument in order (`arguments`: name, and the value of host scalars,
+    which are constants of the converted program)."""
+    from xcomp.arrays import kind_of
+    example = list(example or [])
+    program.metadata.setdefault("converted_from", f"{src.description} with inputs {describe_inputs(example)}")
+    flat = all(kind_of(x) is not None or isinstance(x, (bool, int, float)) for x in example)
+    tensors = sum(1 for x in example if kind_of(x) is not None)
+    if not example or not flat or tensors != len(program.main.args):
+        return
+    names = list(names) if names else argument_names(src.fn, len(example))
+    program.metadata["arguments"] = [
+        {"name": n, "tensor": kind_of(x) is not None, **({} if kind_of(x) is not None else {"value": x})}
+        for n, x in zip(names, example)]
