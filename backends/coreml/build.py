@@ -27,6 +27,8 @@ def _interface(t, what: str) -> dict:
         t = TensorType((), t.dtype)
     if not isinstance(t, TensorType):
         raise LoweringError(f"coreml: {what} of type {t} (only tensors and scalars cross a Core ML model's interface)")
+    if 0 in t.shape:
+        raise LoweringError(f"coreml: {what} of type {t} (Core ML tensors have no zero-size dims)")
     mil = MIL_DTYPE[t.dtype]
     return {"ir_shape": list(t.shape), "ir_dtype": t.dtype.value,
             "shape": list(t.shape) or [1], "dtype": "int32" if mil == "bool" else mil}
@@ -50,7 +52,8 @@ def build_mil(program: Program, opset):
     with Function(specs, opset_version=opset) as mil_func:
         args = [_unwrap(mil_func.inputs[s["name"]], s, a.type) for s, a in zip(ins, func.args)]
         results = lowering.run(args)
-        mil_func.set_outputs([_wrap(v, s) for v, s in zip(results, outs)])
+        named: set = set()
+        mil_func.set_outputs([_wrap(v, s, named) for v, s in zip(results, outs)])
     mil = MILProgram()
     mil.add_function("main", mil_func)
     flexible = None
@@ -78,10 +81,15 @@ def _unwrap(v, spec: dict, t):
     return v
 
 
-def _wrap(v, spec: dict):
-    """A program result as the model outputs it: rank >= 1, no bools, under its output name."""
+def _wrap(v, spec: dict, named: set):
+    """A program result as the model outputs it: rank >= 1, no bools, under its output name (the
+    producing op's result renamed; an identity only for inputs, constants and repeated results)."""
     if types.builtin_to_string(v.dtype) == "bool":
         v = as_dtype(v, "int32")
     if v.rank == 0:
         return mb.reshape(x=v, shape=np.array([1], np.int32), name=spec["name"])
-    return mb.identity(x=v, name=spec["name"])
+    if v.op is None or v.op.op_type == "const" or id(v) in named:
+        return mb.identity(x=v, name=spec["name"])
+    named.add(id(v))
+    v.name = spec["name"]
+    return v

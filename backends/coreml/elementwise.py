@@ -22,12 +22,30 @@ def as_bool(x):
     return x if dtype_name(x) == "bool" else mb.not_equal(x=x, y=scalar_like(0, x))
 
 
+def select(cond, a, b):
+    """mb.select with a or b of the full broadcast shape: coremltools' `select` infers its type from
+    a and b alone (a (2, 8) condition with scalar branches would be declared a scalar)."""
+    cond, a, b = (v if hasattr(v, "op") else mb.const(val=v) for v in (cond, a, b))
+    shapes = [tuple(v.shape) for v in (cond, a, b)]
+    if all(isinstance(d, (int, np.integer)) for s in shapes for d in s):
+        full = tuple(np.broadcast_shapes(*shapes))
+        if tuple(np.broadcast_shapes(shapes[1], shapes[2])) != full:
+            if a.val is not None:
+                a = mb.const(val=np.broadcast_to(np.asarray(a.val), full).copy())
+            elif b.val is not None:
+                b = mb.const(val=np.broadcast_to(np.asarray(b.val), full).copy())
+            else:
+                zeros = np.zeros(full, MIL_NUMPY[dtype_name(a)])
+                a = mb.logical_or(x=a, y=zeros) if dtype_name(a) == "bool" else mb.add(x=a, y=zeros)
+    return mb.select(cond=cond, a=a, b=b)
+
+
 def _c(v, x):
     return scalar_like(v, x)
 
 
 def _trunc(x):
-    return mb.select(cond=mb.less(x=x, y=_c(0, x)), a=mb.ceil(x=x), b=mb.floor(x=x))
+    return select(cond=mb.less(x=x, y=_c(0, x)), a=mb.ceil(x=x), b=mb.floor(x=x))
 
 
 def _asinh(x):
@@ -94,16 +112,16 @@ def _fmod(a, b):
     r = mb.mod(x=a, y=b)           # sign of the divisor (python); fmod takes the dividend's
     wrong = mb.logical_and(x=mb.not_equal(x=r, y=_c(0, r)),
                            y=mb.not_equal(x=mb.less(x=r, y=_c(0, r)), y=mb.less(x=a, y=_c(0, a))))
-    return mb.select(cond=wrong, a=mb.sub(x=r, y=b), b=r)
+    return select(cond=wrong, a=mb.sub(x=r, y=b), b=r)
 
 
 def _atan2(y, x):
     base = mb.atan(x=mb.real_div(x=y, y=x))
     zero = _c(0, x)
-    shift = mb.select(cond=mb.less(x=y, y=zero), a=_c(-math.pi, x), b=_c(math.pi, x))
-    out = mb.select(cond=mb.less(x=x, y=zero), a=mb.add(x=base, y=shift), b=base)
+    shift = select(cond=mb.less(x=y, y=zero), a=_c(-math.pi, x), b=_c(math.pi, x))
+    out = select(cond=mb.less(x=x, y=zero), a=mb.add(x=base, y=shift), b=base)
     both_zero = mb.logical_and(x=mb.equal(x=x, y=zero), y=mb.equal(x=y, y=zero))
-    return mb.select(cond=both_zero, a=mb.mul(x=y, y=zero), b=out)
+    return select(cond=both_zero, a=mb.mul(x=y, y=zero), b=out)
 
 
 def _copysign(a, b):
@@ -111,7 +129,7 @@ def _copysign(a, b):
                         y=mb.logical_and(x=mb.equal(x=b, y=_c(0, b)),
                                          y=mb.less(x=mb.real_div(x=_c(1, b), y=b), y=_c(0, b))))
     m = mb.abs(x=a)
-    return mb.select(cond=neg, a=_neg(m), b=m)
+    return select(cond=neg, a=_neg(m), b=m)
 
 
 ARITH = {
@@ -195,7 +213,7 @@ def _softplus(args, attrs, out_types):
     bx = x if beta == 1.0 else mb.mul(x=x, y=_c(beta, x))
     sp = mb.softplus(x=bx)
     sp = sp if beta == 1.0 else mb.real_div(x=sp, y=_c(beta, x))
-    return mb.select(cond=mb.greater(x=bx, y=_c(threshold, x)), a=x, b=sp)
+    return select(cond=mb.greater(x=bx, y=_c(threshold, x)), a=x, b=sp)
 
 
 def _elu(args, attrs, out_types):
@@ -203,7 +221,7 @@ def _elu(args, attrs, out_types):
     if scale == 1.0 and inscale == 1.0:
         return mb.elu(x=x, alpha=float(alpha))
     neg = mb.mul(x=mb.sub(x=mb.exp(x=mb.mul(x=x, y=_c(inscale, x))), y=_c(1, x)), y=_c(alpha, x))
-    return mb.mul(x=mb.select(cond=mb.greater(x=x, y=_c(0, x)), a=x, b=neg), y=_c(scale, x))
+    return mb.mul(x=select(cond=mb.greater(x=x, y=_c(0, x)), a=x, b=neg), y=_c(scale, x))
 
 
 def _leaky_relu(args, attrs, out_types):
@@ -222,29 +240,13 @@ def _cast(args, attrs, out_types):
     return as_dtype(x, want)
 
 
-def _full_shape(a, b, shape):
-    """(a, b) with one of them of the result's full shape: coremltools' `select` infers its type from
-    a and b alone (a (2, 8) condition with scalar branches is declared a scalar)."""
-    if not all(isinstance(d, int) for d in shape):
-        return a, b
-    if tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape))) == tuple(shape):
-        return a, b
-    if a.val is not None:
-        return mb.const(val=np.broadcast_to(np.asarray(a.val), shape).copy()), b
-    if b.val is not None:
-        return a, mb.const(val=np.broadcast_to(np.asarray(b.val), shape).copy())
-    zeros = np.zeros(shape, MIL_NUMPY[dtype_name(a)])
-    return (mb.logical_or(x=a, y=zeros) if dtype_name(a) == "bool" else mb.add(x=a, y=zeros)), b
-
-
 def _where(args, attrs, out_types):
     want = mil_dtype(out_types[0])
     c, a, b = args
-    a, b = _full_shape(a, b, out_types[0].shape)
     if want == "bool":
         a, b = as_dtype(a, "int32"), as_dtype(b, "int32")
-        return as_bool(mb.select(cond=as_bool(c), a=a, b=b))
-    return mb.select(cond=as_bool(c), a=as_dtype(a, want), b=as_dtype(b, want))
+        return as_bool(select(as_bool(c), a, b))
+    return select(as_bool(c), as_dtype(a, want), as_dtype(b, want))
 
 
 for _name, _rule in {"logical_not": _logical_not, "bitwise_not": _bitwise_not, "gelu": _gelu,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
-from xcomp.backends.coreml.elementwise import as_dtype
+from xcomp.backends.coreml.elementwise import as_dtype, select
 from xcomp.backends.coreml.shape import slice_axis
 from xcomp.backends.coreml.table import const, dtype_name, lowers, scalar_like, unsupported
 from xcomp.ir.types import TensorType
@@ -42,7 +42,7 @@ def _arange(args, attrs, out):
 def _wrap(idx, n: int):
     """Negative indices counted from the end (int32)."""
     idx = as_dtype(idx, "int32")
-    return mb.select(cond=mb.less(x=idx, y=np.int32(0)), a=mb.add(x=idx, y=np.int32(n)), b=idx)
+    return select(cond=mb.less(x=idx, y=np.int32(0)), a=mb.add(x=idx, y=np.int32(n)), b=idx)
 
 
 def _gather_any(x, idx, axis):

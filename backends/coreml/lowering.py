@@ -17,6 +17,7 @@ from xcomp.backends.coreml.table import COREML_OPS, np_dtype
 from xcomp.backends.lowering import Lowering, call_func, inline_body
 from xcomp.errors import LoweringError, XcompError
 from xcomp.ir.core import Operation
+from xcomp.ir.types import TensorType
 
 
 def mil_name(name: str, taken: set[str] | None = None) -> str:
@@ -78,6 +79,9 @@ class CoreMLLowering(Lowering):
         return mb.const(val=w, name=mil_name("w_" + name, self.names))
 
     def apply(self, op, args):
+        empty = [t for t in (r.type for r in op.results) if isinstance(t, TensorType) and 0 in t.shape]
+        if empty:
+            raise LoweringError(f"coreml cannot lower {op.name}: Core ML tensors have no zero-size dims ({empty[0]})")
         try:
             return super().apply(op, args)
         except XcompError:

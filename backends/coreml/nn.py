@@ -118,8 +118,11 @@ def _pool(kind: str):
         if kind == "max_pool":
             y = mb.max_pool(**common)
         else:
-            y = mb.avg_pool(exclude_padding_from_average=not attrs["count_include_pad"], **common)
+            exclude = not attrs["count_include_pad"] and not attrs["divisor_override"]
+            y = mb.avg_pool(exclude_padding_from_average=exclude, **common)
             if attrs["divisor_override"]:
+                if ceil:
+                    raise unsupported(kind, "divisor_override with ceil-mode edge windows")
                 y = mb.mul(x=y, y=scalar_like(float(np.prod(k)) / attrs["divisor_override"], y))
         return _unbatch(y, added)
     return rule

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
+from xcomp.backends.coreml.elementwise import select
 from xcomp.backends.coreml.table import lowers, scalar_like, unsupported
 from xcomp.ops.shape import PadMode, pad_widths
 
@@ -125,7 +126,7 @@ def _tri(lower: bool):
         n, m = x.shape[-2], x.shape[-1]
         keep = (np.tri(n, m, attrs["diagonal"], dtype=bool) if lower
                 else ~np.tri(n, m, attrs["diagonal"] - 1, dtype=bool))
-        return mb.select(cond=keep, a=x, b=scalar_like(0, x))
+        return select(cond=keep, a=x, b=scalar_like(0, x))
     return rule
 
 
