@@ -19,17 +19,15 @@ class OutSpec:
 
     def unflatten(self, flat: list):
         """The function's output structure filled with `flat` (MLX arrays get MLX's dtypes back)."""
-        items = iter(self._restore(flat))
-        return _build(self.tree, items)
+        restored = [_as_dtype(a, dt) for a, dt in zip(flat, self.mx_dtypes)] + list(flat[len(self.mx_dtypes):])
+        return _build(self.tree, iter(restored))
 
-    def _restore(self, flat):
-        out = []
-        for a, dt in zip(flat, self.mx_dtypes + [None] * len(flat)):
-            if dt is not None and getattr(a, "dtype", None) is not None and type(a).__module__.startswith("mlx") \
-                    and a.dtype != dt:
-                a = a.astype(dt)
-            out.append(a)
-        return out
+
+def _as_dtype(a, dtype):
+    """An MLX array `a` cast to `dtype` (the IR widened uint32 to i64); anything else unchanged."""
+    if type(a).__module__.startswith("mlx") and a.dtype != dtype:
+        return a.astype(dtype)
+    return a
 
 
 def flatten(value, is_array) -> tuple[list, Any]:
