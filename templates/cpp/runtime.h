@@ -1,8 +1,9 @@
 // xcomp_runtime.h: the small runtime every generated C++ translation unit includes.
 //
-//   xc_parallel_for(n, grain, f)   f(begin, end) over [0, n) split across threads (OpenMP when the
-//                                  compiler has it, else a persistent pthread pool); serial when
-//                                  called from inside another parallel region.
+//   xc_parallel_for(n, grain, f)   f(begin, end) over chunks of [0, n) (at least `grain` each) run by a
+//                                  persistent pthread pool (or OpenMP when built with XC_OPENMP and
+//                                  -fopenmp); serial when called from inside another parallel loop.
+//                                  f must not assume how many chunks or which thread runs one.
 //   xc_sgemm(...)                  row-major C = alpha * op(A) op(B) + beta * C, through CBLAS when
 //                                  XC_HAVE_CBLAS (OpenBLAS from scipy-openblas32, Accelerate), else a
 //                                  cache-blocked parallel fallback. Call it from outside parallel
@@ -13,7 +14,7 @@
 // Build configuration (set by xcomp.backends.cpp.toolchain, or by the exported CMakeLists.txt):
 //   XC_HAVE_CBLAS=1, XC_CBLAS_PREFIX=<symbol prefix, e.g. scipy_ or empty>, XC_CBLAS_OPENBLAS=1 when
 //   the library is OpenBLAS (its thread count follows xc_num_threads()), XC_BLAS_NAME="...".
-//   XC_NO_OPENMP=1 forces the thread pool even when the compiler has OpenMP.
+//   XC_OPENMP=1 (with -fopenmp) runs parallel loops as OpenMP regions instead of the pool.
 // Threads: XCOMP_NUM_THREADS, else OMP_NUM_THREADS (OpenMP builds), else the online cores.
 #ifndef XCOMP_RUNTIME_H
 #define XCOMP_RUNTIME_H
@@ -24,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(_OPENMP) && !defined(XC_NO_OPENMP)
+#if defined(XC_OPENMP) && defined(_OPENMP)
 #define XC_USE_OPENMP 1
 #include <omp.h>
 #else
@@ -99,12 +100,18 @@ static inline int xc_num_threads() {
   return n;
 }
 static inline void xc_blas_set_threads(int n);
+// XCOMP_BLAS_THREADS=1: the BLAS runs its own threads on each whole product (default: the BLAS runs
+// single-threaded on blocks that xcomp's pool hands out).
+static inline bool xc_blas_own_threads() {
+  static const bool own = [] { const char* s = getenv("XCOMP_BLAS_THREADS"); return s && atoi(s) == 1; }();
+  return own;
+}
 
 // [begin, end) of chunk t of `chunks` equal parts of [0, n)
 static inline int64_t xc_chunk_begin(int64_t n, int64_t t, int64_t chunks) { return n / chunks * t + (t < n % chunks ? t : n % chunks); }
 
 #ifdef XC_USE_OPENMP
-#define XC_HAVE_PARALLEL_FOR 1
+// OpenMP (opt-in: XC_OPENMP with -fopenmp): one static chunk per thread.
 static inline bool xc_in_parallel() { return omp_in_parallel(); }
 template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) {
   if (n <= 0) return;
@@ -120,39 +127,69 @@ template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) 
   }
 }
 #else
-// A persistent pool of xc_num_threads() - 1 workers; the calling thread runs chunk 0. Workers spin
-// briefly on the job counter, then sleep on a condition variable. Every worker acknowledges every job
-// (those without a chunk too), so no worker can still be reading one job when the next is posted.
+// The default: a persistent pool of xc_num_threads() - 1 workers plus the calling thread, which
+// claim chunks of a job from one atomic ticket. The caller claims too and only waits for chunks
+// already running, so a worker the OS has descheduled (a busy machine) delays nothing it has not
+// started: on a loaded machine the caller does the work alone instead of waiting at a barrier.
+//   ticket = generation (24 bits) | chunks (20 bits) | next chunk (20 bits)
+// A job's fields live in slot generation % 2 and are read only by a thread that owns an unfinished
+// chunk of it, so the next-but-one job cannot overwrite them while they are in use. Idle workers
+// spin briefly, then sleep on a condition variable.
+constexpr int64_t XC_CHUNKS_PER_THREAD = 4, XC_MAX_CHUNKS = (1 << 20) - 1;
+struct XcJob {
+  void (*run)(void*, int64_t, int64_t);
+  void* ctx;
+  int64_t n, chunks;
+  int64_t done;  // chunks finished (atomic)
+};
 struct XcPool {
+  uint64_t ticket = 0;  // atomic
+  XcJob jobs[2] = {};
+  int busy = 0;         // a caller owns the pool (atomic); a second concurrent caller runs serially
+  int sleepers = 0;     // atomic
+  int workers = 0;
+  uint64_t generation = 0;
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-  unsigned long generation = 0;   // bumped per job (atomic access)
-  int pending = 0;                // workers not done with this job yet (atomic access)
-  int chunks = 0, workers = 0;
-  int64_t n = 0;
-  void (*run)(void*, int64_t, int64_t) = nullptr;
-  void* ctx = nullptr;
 };
+static inline uint64_t xc_ticket(uint64_t gen, uint64_t chunks, uint64_t next) { return (gen << 40) | (chunks << 20) | next; }
 static inline bool& xc_in_worker() { static __thread bool w = false; return w; }
 static inline bool xc_in_parallel() { return xc_in_worker(); }
 static inline XcPool*& xc_pool_slot() { static XcPool* p = nullptr; return p; }
-static inline void* xc_pool_worker(void* arg) {
-  XcPool& p = *xc_pool_slot();  // set before any worker starts
-  const int id = (int)(intptr_t)arg;  // runs chunk id (1..workers)
-  xc_in_worker() = true;
-  unsigned long seen = 0;
+// claim and run chunks of the current job until none is left; true if any ran
+static inline bool xc_pool_work(XcPool& p) {
+  bool ran = false;
   for (;;) {
-    unsigned long g;
-    for (int spin = 0; (g = __atomic_load_n(&p.generation, __ATOMIC_ACQUIRE)) == seen && spin < 4000; ++spin)
+    uint64_t t = __atomic_load_n(&p.ticket, __ATOMIC_ACQUIRE);
+    const uint64_t next = t & 0xFFFFF, chunks = (t >> 20) & 0xFFFFF;
+    if (next >= chunks) return ran;
+    if (!__atomic_compare_exchange_n(&p.ticket, &t, t + 1, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
+    XcJob& j = p.jobs[(t >> 40) & 1];
+    j.run(j.ctx, xc_chunk_begin(j.n, (int64_t)next, j.chunks), xc_chunk_begin(j.n, (int64_t)next + 1, j.chunks));
+    __atomic_add_fetch(&j.done, 1, __ATOMIC_RELEASE);
+    ran = true;
+  }
+}
+static inline bool xc_pool_has_work(XcPool& p) {
+  const uint64_t t = __atomic_load_n(&p.ticket, __ATOMIC_SEQ_CST);
+  return (t & 0xFFFFF) < ((t >> 20) & 0xFFFFF);
+}
+static inline void* xc_pool_worker(void*) {
+  XcPool& p = *xc_pool_slot();  // set before any worker starts
+  xc_in_worker() = true;
+  for (;;) {
+    if (xc_pool_work(p)) continue;
+    bool found = false;
+    for (int spin = 0; spin < 4000 && !found; ++spin) {
       xc_cpu_relax();
-    if (g == seen) {
-      pthread_mutex_lock(&p.mu);
-      while ((g = __atomic_load_n(&p.generation, __ATOMIC_ACQUIRE)) == seen) pthread_cond_wait(&p.wake, &p.mu);
-      pthread_mutex_unlock(&p.mu);
+      found = xc_pool_has_work(p);
     }
-    seen = g;
-    if (id < p.chunks) p.run(p.ctx, xc_chunk_begin(p.n, id, p.chunks), xc_chunk_begin(p.n, id + 1, p.chunks));
-    __atomic_sub_fetch(&p.pending, 1, __ATOMIC_ACQ_REL);
+    if (found) continue;
+    pthread_mutex_lock(&p.mu);
+    __atomic_add_fetch(&p.sleepers, 1, __ATOMIC_SEQ_CST);
+    while (!xc_pool_has_work(p)) pthread_cond_wait(&p.wake, &p.mu);
+    __atomic_sub_fetch(&p.sleepers, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&p.mu);
   }
   return nullptr;
 }
@@ -160,11 +197,12 @@ static inline XcPool& xc_pool() {
   static XcPool* pool = [] {
     XcPool* p = new XcPool();
     xc_pool_slot() = p;
-    p->workers = xc_num_threads() - 1;
-    for (int i = 1; i <= p->workers; ++i) {
+    const int want = xc_num_threads() - 1;
+    for (int i = 0; i < want; ++i) {
       pthread_t t;
-      if (pthread_create(&t, nullptr, xc_pool_worker, (void*)(intptr_t)i) != 0) { p->workers = i - 1; break; }
+      if (pthread_create(&t, nullptr, xc_pool_worker, nullptr) != 0) break;
       pthread_detach(t);
+      ++p->workers;
     }
     return p;
   }();
@@ -173,30 +211,41 @@ static inline XcPool& xc_pool() {
 template <class T> struct xc_unref { typedef T type; };
 template <class T> struct xc_unref<T&> { typedef T type; };
 template <class F> static void xc_pool_trampoline(void* ctx, int64_t b, int64_t e) { (*(F*)ctx)(b, e); }
-#define XC_HAVE_PARALLEL_FOR 1
 template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
-  int64_t chunks = (n + grain - 1) / grain, nt = xc_num_threads();
-  if (chunks > nt) chunks = nt;
-  if (chunks <= 1 || xc_in_worker()) { f((int64_t)0, n); return; }
+  const int64_t nt = xc_num_threads();
+  int64_t chunks = (n + grain - 1) / grain;
+  if (chunks <= 1 || nt <= 1 || xc_in_worker()) { f((int64_t)0, n); return; }
   XcPool& p = xc_pool();
-  if (chunks > p.workers + 1) chunks = p.workers + 1;
-  if (chunks <= 1) { f((int64_t)0, n); return; }
+  int idle = 0;
+  if (p.workers == 0 || !__atomic_compare_exchange_n(&p.busy, &idle, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    f((int64_t)0, n);  // no workers, or another thread is using the pool right now
+    return;
+  }
+  const int64_t most = (p.workers + 1) * XC_CHUNKS_PER_THREAD;
+  if (chunks > most) chunks = most;
+  if (chunks > XC_MAX_CHUNKS) chunks = XC_MAX_CHUNKS;
   typedef typename xc_unref<F>::type Fn;
-  p.run = &xc_pool_trampoline<Fn>; p.ctx = (void*)&f; p.n = n; p.chunks = (int)chunks;
-  __atomic_store_n(&p.pending, p.workers, __ATOMIC_RELEASE);
-  pthread_mutex_lock(&p.mu);
-  __atomic_add_fetch(&p.generation, 1, __ATOMIC_ACQ_REL);
-  pthread_cond_broadcast(&p.wake);
-  pthread_mutex_unlock(&p.mu);
+  const uint64_t gen = ++p.generation & 0xFFFFFF;
+  XcJob& j = p.jobs[gen & 1];
+  j.run = &xc_pool_trampoline<Fn>; j.ctx = (void*)&f; j.n = n; j.chunks = chunks;
+  __atomic_store_n(&j.done, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&p.ticket, xc_ticket(gen, (uint64_t)chunks, 0), __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&p.sleepers, __ATOMIC_SEQ_CST) > 0) {
+    pthread_mutex_lock(&p.mu);
+    pthread_cond_broadcast(&p.wake);
+    pthread_mutex_unlock(&p.mu);
+  }
   xc_in_worker() = true;
-  f((int64_t)0, xc_chunk_begin(n, 1, chunks));
+  xc_pool_work(p);
   xc_in_worker() = false;
-  for (int spin = 0; __atomic_load_n(&p.pending, __ATOMIC_ACQUIRE) > 0; ++spin)
+  for (int spin = 0; __atomic_load_n(&j.done, __ATOMIC_ACQUIRE) < chunks; ++spin)
     if (spin < 4000) xc_cpu_relax(); else sched_yield();
+  __atomic_store_n(&p.busy, 0, __ATOMIC_RELEASE);
 }
 #endif
+#define XC_HAVE_PARALLEL_FOR 1
 
 // -- GEMM -------------------------------------------------------------------------------------
 #define XC_CAT_(a, b) a##b
@@ -344,29 +393,56 @@ static inline void xc_sgemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_
     }
 }
 
+#ifdef XC_HAVE_CBLAS
+// One CBLAS call on rows [i0, i1) and columns [j0, j1) of C (M == 1: a matrix-vector product, which
+// CBLAS GEMM does more slowly).
+static inline void xc_cblas_block(bool ta, bool tb, int64_t M, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+                                  int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+                                  float beta, float* C, int64_t ldc) {
+  const int m = (int)(i1 - i0), n = (int)(j1 - j0);
+  const float* b = tb ? B + j0 * ldb : B + j0;
+  if (M == 1) {
+    XC_CAT(XC_CBLAS_PREFIX, cblas_sgemv)(101, tb ? 111 : 112, tb ? n : (int)K, tb ? (int)K : n, alpha, b, (int)ldb,
+                                         A, ta ? (int)lda : 1, beta, C + j0, 1);
+    return;
+  }
+  XC_CAT(XC_CBLAS_PREFIX, cblas_sgemm)(101, ta ? 112 : 111, tb ? 112 : 111, m, n, (int)K, alpha,
+                                       ta ? A + i0 : A + i0 * lda, (int)lda, b, (int)ldb, beta,
+                                       C + i0 * ldc + j0, (int)ldc);
+}
+#endif
+
 static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                             int64_t ldc) {
 #ifdef XC_HAVE_CBLAS
   if (M <= 0 || N <= 0) return;
   const int64_t big = 0x7fffffff;
-  if (K <= 0 || N > big || K > big || lda > big || ldb > big || ldc > big) {  // degenerate or huge
+  if (K <= 0 || M > big || N > big || K > big || lda > big || ldb > big || ldc > big) {  // degenerate or huge
     xc_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  static int threads = (xc_blas_set_threads(xc_num_threads()), 1);
+  // The BLAS runs single-threaded; the product is split into row or column blocks over xcomp's pool
+  // (one set of threads for the whole program, and a busy machine's late threads cost no barrier).
+  static int threads = (xc_blas_set_threads(xc_blas_own_threads() ? xc_num_threads() : 1), 1);
   (void)threads;
-  if (M == 1) {  // one row: y = op(B)^T a as a matrix-vector product (CBLAS GEMM is slower here)
-    XC_CAT(XC_CBLAS_PREFIX, cblas_sgemv)(101, transB ? 111 : 112, transB ? (int)N : (int)K, transB ? (int)K : (int)N,
-                                         alpha, B, (int)ldb, A, transA ? (int)lda : 1, beta, C, 1);
+  const int64_t nt = xc_in_parallel() || xc_blas_own_threads() ? 1 : xc_num_threads();
+  if (nt <= 1 || M * N * K < (int64_t)1 << 17) {
+    xc_cblas_block(transA, transB, M, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  for (int64_t i0 = 0; i0 < M; i0 += big) {  // row blocks that fit CBLAS's int (transA: columns of A)
-    const int64_t m = M - i0 < big ? M - i0 : big;
-    XC_CAT(XC_CBLAS_PREFIX, cblas_sgemm)(101, transA ? 112 : 111, transB ? 112 : 111, (int)m, (int)N, (int)K, alpha,
-                                         transA ? A + i0 : A + i0 * lda, (int)lda, B, (int)ldb, beta, C + i0 * ldc,
-                                         (int)ldc);
+  if (M >= 8 * nt && M >= N / 4) {  // row blocks (of at least 8 rows)
+    const int64_t rows = (M + 2 * nt - 1) / (2 * nt);
+    xc_parallel_for(M, rows > 8 ? rows : 8, [&](int64_t i0, int64_t i1) {
+      xc_cblas_block(transA, transB, M, i0, i1, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    });
+    return;
   }
+  const int64_t panels = (N + 15) / 16;  // column blocks of whole 16-column panels
+  xc_parallel_for(panels, (panels + 2 * nt - 1) / (2 * nt), [&](int64_t p0, int64_t p1) {
+    xc_cblas_block(transA, transB, M, 0, M, p0 * 16, p1 * 16 < N ? p1 * 16 : N, K, alpha, A, lda, B, ldb, beta, C,
+                   ldc);
+  });
 #else
   xc_sgemm_fallback(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
@@ -387,7 +463,7 @@ XC_EXPORT int xc_runtime_openmp() {
 XC_EXPORT int xc_runtime_get_threads() { return xc_num_threads(); }
 XC_EXPORT void xc_runtime_set_threads(int n) {
   xc_threads_slot() = n > 0 ? n : xc_default_threads();
-  xc_blas_set_threads(xc_num_threads());
+  xc_blas_set_threads(xc_blas_own_threads() ? xc_num_threads() : 1);
 }
 #ifdef XC_RUNTIME_TEST  // the fallback GEMM, callable from tests whatever BLAS the build uses
 XC_EXPORT void xc_runtime_sgemm_fallback(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,

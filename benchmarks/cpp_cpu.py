@@ -1,0 +1,342 @@
+"""CPU benchmark of the `cpp` target against the CPU peers, side by side in one run.
+
+    python benchmarks/cpp_cpu.py [--workloads softmax mlp_b1 ...] [--repeat 30] [--threads 2]
+                                 [--no-inductor] [--no-onnx] [--no-mlx] [--out benchmarks/results]
+
+Columns: PyTorch eager, torch.compile (Inductor's C++ backend; its cold compile in seconds, with an
+empty Inductor cache), ONNX Runtime (`torch.onnx.export`, then an InferenceSession with all graph
+optimizations), MLX CPU eager and `mx.compile` (the rows MLX has hand-written here: elementwise, norms,
+softmax), and xcomp `cpp` called through `xcomp.compile` (torch tensors in and out). Threads pinned for
+every column: torch.set_num_threads, ORT intra_op_num_threads, OMP_NUM_THREADS and XCOMP_NUM_THREADS
+all = --threads. Times: median ms per call over ROUNDS interleaved rounds (every column in turn after
+warm-up). Also measured: the GPT block's cold `cpp` build (capture, passes, code generation and the
+compiler, empty cache) against torch.compile's cold compile, and its cached start in a fresh process.
+Writes cpp_cpu.json and cpp_cpu.md (with the machine) into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROUNDS = 5
+
+
+def pin_threads(n: int) -> None:
+    """Thread counts for every library, set before any of them starts its pools."""
+    for var in ("OMP_NUM_THREADS", "XCOMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def interleaved(cols: dict, repeat: int) -> dict:
+    """Median seconds per call of each column over ROUNDS rounds, each timing every column in turn."""
+    per_round = max(1, repeat // ROUNDS)
+    times = {k: [] for k in cols}
+    for _ in range(ROUNDS):
+        for k, fn in cols.items():
+            for _ in range(2):
+                fn()
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+# -- workloads: (torch module, inputs, MLX function or None) --------------------------------------
+def _elementwise(torch, F):
+    class Chain(torch.nn.Module):
+        def forward(self, x):
+            return F.gelu(x, approximate="tanh") * torch.sigmoid(x) - x
+
+    def mlx(mx):
+        return lambda x: 0.5 * x * (1 + mx.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) * mx.sigmoid(x) - x
+    return Chain(), (torch.randn(4 * 1024 * 1024),), mlx
+
+
+def _softmax(torch, F):
+    class Softmax(torch.nn.Module):
+        def forward(self, x):
+            return torch.softmax(x, dim=-1)
+    return Softmax(), (torch.randn(1024, 4096),), lambda mx: (lambda x: mx.softmax(x, axis=-1))
+
+
+def _layer_norm(torch, F):
+    m = torch.nn.LayerNorm(4096)
+    with torch.no_grad():
+        m.weight.uniform_(0.5, 1.5)
+        m.bias.uniform_(-0.5, 0.5)
+    w, b = m.weight.detach().numpy(), m.bias.detach().numpy()
+
+    def mlx(mx):
+        ww, bb = mx.array(w), mx.array(b)
+        return lambda x: mx.fast.layer_norm(x, ww, bb, 1e-5)
+    return m, (torch.randn(1024, 4096),), mlx
+
+
+def _rms_norm(torch, F):
+    m = torch.nn.RMSNorm(4096, eps=1e-6)
+    with torch.no_grad():
+        m.weight.uniform_(0.5, 1.5)
+    w = m.weight.detach().numpy()
+
+    def mlx(mx):
+        ww = mx.array(w)
+        return lambda x: mx.fast.rms_norm(x, ww, 1e-6)
+    return m, (torch.randn(1024, 4096),), mlx
+
+
+def _mlp(batch):
+    def make(torch, F):
+        m = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 1024))
+        return m, (torch.randn(batch, 1024),), None
+    return make
+
+
+def _zoo(name, batch, **kw):
+    def make(torch, F):
+        from xcomp import zoo
+        m, x = getattr(zoo, name)(batch=batch, **kw)
+        return m, x, None
+    return make
+
+
+WORKLOADS = {
+    "elementwise": ("elementwise chain 4M f32", _elementwise),
+    "softmax": ("softmax 1024x4096", _softmax),
+    "layer_norm": ("layer norm 1024x4096", _layer_norm),
+    "rms_norm": ("rms norm 1024x4096", _rms_norm),
+    "mlp_b1": ("MLP 1024-4096-1024, batch 1", _mlp(1)),
+    "mlp_b32": ("MLP, batch 32", _mlp(32)),
+    "cnn_b1": ("ResNet-style CNN 3x32x32, batch 1", _zoo("cnn", 1)),
+    "cnn_b8": ("same, batch 8", _zoo("cnn", 8)),
+    "encoder_b1": ("TransformerEncoderLayer 128x256, batch 1", _zoo("encoder_layer", 1, seq=128, dim=256, heads=4)),
+    "encoder_b8": ("same, batch 8", _zoo("encoder_layer", 8, seq=128, dim=256, heads=4)),
+    "gpt_b1": ("GPT-style block 128x256, batch 1", _zoo("gpt_block", 1, seq=128, dim=256, heads=4)),
+    "gpt_b8": ("same, batch 8", _zoo("gpt_block", 8, seq=128, dim=256, heads=4)),
+}
+
+
+# -- columns ----------------------------------------------------------------------------------------
+def onnx_session(torch, model, inputs, threads: int, tmp: str):
+    import onnxruntime as ort
+    path = os.path.join(tmp, "model.onnx")
+    torch.onnx.export(model, inputs, path, dynamo=True, optimize=True)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feed = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), inputs)}
+    return lambda: sess.run(None, feed)
+
+
+def bench_workload(key: str, args, torch, F) -> dict:
+    import numpy as np
+
+    import xcomp
+    label, make = WORKLOADS[key]
+    torch.manual_seed(0)
+    model, inputs, mlx = make(torch, F)
+    model = model.eval()
+    row = {"workload": label, "key": key, "ms": {}, "notes": []}
+    cols = {}
+    with torch.inference_mode():
+        expected = model(*inputs)
+        cols["torch eager"] = lambda: model(*inputs)
+    if args.inductor:
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+            torch._dynamo.reset()
+            compiled = torch.compile(model)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                compiled(*inputs)
+            row["torch_compile_cold_s"] = time.perf_counter() - t0
+
+        def run_compiled():
+            with torch.inference_mode():
+                return compiled(*inputs)
+        cols["torch.compile"] = run_compiled
+    if args.onnx:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                cols["ONNX Runtime"] = onnx_session(torch, model, inputs, args.threads, tmp)
+        except Exception as e:  # an exporter failure is a result to report, not a crash
+            row["notes"].append(f"ONNX Runtime: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+    if args.mlx and mlx is not None:
+        import mlx.core as mx
+        fn = mlx(mx)
+        xs = [mx.array(x.numpy()) for x in inputs]
+        cfn = mx.compile(fn)
+        cols["MLX eager"] = lambda: mx.eval(fn(*xs))
+        cols["mx.compile"] = lambda: mx.eval(cfn(*xs))
+    t0 = time.perf_counter()
+    fast = xcomp.compile(model, target="cpp")
+    got = fast(*inputs)
+    row["cpp_first_call_s"] = time.perf_counter() - t0
+    row["cpp_max_error"] = float((got - expected).abs().max())
+    cols["xcomp cpp"] = lambda: fast(*inputs)
+    for k, v in interleaved(cols, args.repeat).items():
+        row["ms"][k] = v * 1e3
+    peers = {k: v for k, v in row["ms"].items() if k in ("torch eager", "torch.compile", "ONNX Runtime")}
+    best = min(peers, key=peers.get)
+    row["best_peer"] = best
+    row["cpp_vs_best"] = peers[best] / row["ms"]["xcomp cpp"]
+    row["cpp_vs_eager"] = row["ms"]["torch eager"] / row["ms"]["xcomp cpp"]
+    print(f"{label:44s} " + "  ".join(f"{k} {v:8.3f}" for k, v in row["ms"].items())
+          + f"  | cpp vs best ({best}) {row['cpp_vs_best']:.2f}x, err {row['cpp_max_error']:.1e}", flush=True)
+    return row
+
+
+# -- the GPT block's cold build and cached start ------------------------------------------------------
+_START = r"""
+import json, os, sys, time
+import torch
+torch.set_num_threads(int(os.environ["XCOMP_NUM_THREADS"]))
+import xcomp
+from xcomp import zoo
+from xcomp.backends.cpp import build as B, emit as E, runtime as R
+spent = {"emit": 0.0, "build": 0.0, "load": 0.0}
+def timed(mod, name, key):
+    real = getattr(mod, name)
+    def wrapper(*a, **k):
+        t = time.perf_counter(); out = real(*a, **k); spent[key] += time.perf_counter() - t; return out
+    setattr(mod, name, wrapper)
+timed(E, "emit_program", "emit"); timed(B, "build", "build"); timed(R, "load", "load")
+m, x = zoo.gpt_block(batch=1, seq=128, dim=256, heads=4)
+t0 = time.perf_counter()
+f = xcomp.compile(m.eval(), target="cpp")
+f(*x)
+total = time.perf_counter() - t0
+print(json.dumps({"total_s": total, **{k + "_s": v for k, v in spent.items()}}))
+"""
+
+
+def gpt_build_times(threads: int) -> dict:
+    """Cold build (empty cache) and cached start (same cache, fresh process) of the GPT block."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "XCOMP_CACHE_DIR": cache, "XCOMP_NUM_THREADS": str(threads)}
+        for phase in ("cold", "cached"):
+            r = subprocess.run([sys.executable, "-c", _START], capture_output=True, text=True, env=env, timeout=900)
+            if r.returncode != 0:
+                out[phase] = {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
+                continue
+            out[phase] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def machine(threads: int) -> dict:
+    import torch
+
+    from xcomp.backends.cpp.toolchain import toolchain
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
+            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    for mod in ("onnxruntime", "mlx.core"):
+        try:
+            info[mod.split(".")[0]] = __import__(mod, fromlist=["x"]).__version__
+        except ImportError:
+            pass
+    tc = toolchain()
+    info["compiler"], info["flags"], info["blas"] = tc.version, " ".join(tc.flags), tc.blas.describe()
+    return info
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    cols = ["torch eager", "torch.compile", "ONNX Runtime", "MLX eager", "mx.compile", "xcomp cpp"]
+    lines = [f"# xcomp `cpp` on CPU ({m['date']})", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads for every column; "
+             f"{m['system']}; Python {m['python']}, torch {m['torch']}, onnxruntime {m.get('onnxruntime', '-')}, "
+             f"mlx {m.get('mlx', '-')}; compiler {m['compiler']} ({m['flags']}); BLAS {m['blas']}. "
+             f"Load average at the start: {m.get('load_average', '-')}.", "",
+             "Median ms per call, columns in interleaved rounds; torch.compile's cold compile in seconds in "
+             "parentheses; last column: the best of torch eager, torch.compile and ONNX Runtime divided by "
+             "xcomp `cpp` (above 1: cpp is faster).", "",
+             "| workload | " + " | ".join(cols) + " | cpp max error | best peer / cpp |",
+             "|---|" + "---:|" * (len(cols) + 2)]
+    for r in result["rows"]:
+        cells = []
+        for c in cols:
+            v = r["ms"].get(c)
+            cell = "" if v is None else f"{v:.3f}"
+            if c == "torch.compile" and "torch_compile_cold_s" in r and v is not None:
+                cell += f" ({r['torch_compile_cold_s']:.1f})"
+            cells.append(cell)
+        lines.append(f"| {r['workload']} | " + " | ".join(cells) +
+                     f" | {r['cpp_max_error']:.1e} | {r['cpp_vs_best']:.2f}x ({r['best_peer']}) |")
+    notes = [n for r in result["rows"] for n in r["notes"]]
+    if notes:
+        lines += [""] + [f"- {n}" for n in notes]
+    g = result.get("gpt_build")
+    if g:
+        lines += ["", "GPT-style block 128x256 (batch 1), `xcomp.compile(..., target='cpp')` to the first "
+                  "result, in a fresh process:", ""]
+        for phase, d in g.items():
+            if "error" in d:
+                lines.append(f"- {phase}: error {d['error']}")
+            else:
+                lines.append(f"- {phase}: {d['total_s']:.2f} s in all; code generation {d['emit_s'] * 1e3:.0f} ms, "
+                             f"build {d['build_s'] * 1e3:.0f} ms, load {d['load_s'] * 1e3:.1f} ms")
+        tc = next((r.get("torch_compile_cold_s") for r in result["rows"] if r["key"] == "gpt_b1"), None)
+        if tc and "total_s" in g.get("cold", {}):
+            lines.append(f"- torch.compile cold compile of the same block in this run: {tc:.2f} s "
+                         f"(xcomp cold / torch.compile cold = {g['cold']['total_s'] / tc:.2f})")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-inductor", dest="inductor", action="store_false")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false")
+    p.add_argument("--no-mlx", dest="mlx", action="store_false")
+    p.add_argument("--no-build-times", dest="build_times", action="store_false")
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = p.parse_args(argv)
+    pin_threads(args.threads)
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    if args.mlx:
+        try:
+            import mlx.core  # noqa: F401
+        except ImportError:
+            args.mlx = False
+    result = {"machine": machine(args.threads), "rows": []}
+    for key in args.workloads:
+        result["rows"].append(bench_workload(key, args, torch, F))
+    if args.build_times and "gpt_b1" in args.workloads:
+        result["gpt_build"] = gpt_build_times(args.threads)
+        print(json.dumps(result["gpt_build"]))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "cpp_cpu.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(args.out, "cpp_cpu.md"), "w") as f:
+        f.write(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
