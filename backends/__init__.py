@@ -29,6 +29,11 @@ class Target:
     name: str = ""
     array_kind: str = "numpy"      # the array type runners take and return: "numpy" or "mlx"
     pipeline: Sequence[str] = ()   # pass names run before `build` (see xcomp.passes)
+    # Whether `build` runs programs with symbolic sizes itself (binding them from each call's
+    # inputs, as `backends.lowering.Lowering` does). Otherwise `xcomp.compile` builds one program
+    # specialised per size binding (`xcomp.specialize.per_size`). See `xcomp.guards` for what a
+    # backend reads: the symbolic input dims, `Program.guards`, DIMS/SYM attributes.
+    symbolic_sizes: bool = False
 
     def with_options(self, **options) -> "Target":
         """This target configured with target-specific options (`xcomp.export(..., **options)`)."""

@@ -11,6 +11,7 @@ class ReferenceTarget(Target):
     name = "reference"
     array_kind = "numpy"
     pipeline = DEFAULT_PIPELINE
+    symbolic_sizes = True  # the interpreter binds sizes from each call's inputs
 
     def supported(self) -> set[str]:
         return {n for n, d in REGISTRY.items() if d.reference is not None} | set(REGION_OPS)

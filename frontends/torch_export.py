@@ -18,7 +18,7 @@ from xcomp.ir.core import Block, Func, Location, Program, Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.frontends import Captured
 from xcomp.frontends.aten import ATEN
-from xcomp.frontends.aten.symbolic import is_symbolic_scalar, range_guards, symbolic_value
+from xcomp.frontends.aten.symbolic import is_symbolic_scalar, meta_size, range_guards, same_sizes, symbolic_value
 from xcomp.frontends.context import ConvertContext
 
 TORCH_DTYPES = {
@@ -39,7 +39,7 @@ def to_dtype(dt: torch.dtype, value: str = "a value", location: str = "<unknown>
 
 
 def _dim(d) -> Any:
-    return int(d) if not isinstance(d, torch.SymInt) or d.node.is_constant() else symbolic_value(d)
+    return int(d) if not isinstance(d, torch.SymInt) or d.node.is_constant() else meta_size(d)
 
 
 def meta_type(val) -> TensorType:
@@ -180,7 +180,7 @@ def _fix_result(cx: FXContext, out):
         want = meta_type(val)
         if out.type.dtype != want.dtype:
             out = cx.cast(out, want.dtype)
-        if tuple(out.type.shape) != tuple(want.shape):
+        if not same_sizes(out.type.shape, want.shape):
             raise AssertionError(f"converter for {cx.node.target} built shape {out.type.shape}, "
                                  f"torch says {want.shape}")
     return out

@@ -296,9 +296,16 @@ class Compiled:
         cap = _capture(self.fn, args, spec or None)
         self.stats.captures += 1
         opt, report = optimize(cap.program, self.target.name, self.passes)
-        runner = self.target.build(opt)
         self.stats.builds += 1
-        return cap, opt, report, runner
+        from xcomp.guards import symbolic_args
+        if symbolic_args(opt) and not self.target.symbolic_sizes:  # one static build per size binding
+            from xcomp.specialize import per_size
+            return cap, opt, report, per_size(opt, self._specialized_build)
+        return cap, opt, report, self.target.build(opt)
+
+    def _specialized_build(self, program: Program):
+        self.stats.specializations += 1
+        return self.target.build(program)
 
     def __call__(self, *args):
         args = list(args)

@@ -33,10 +33,12 @@ from xcomp.ir import symbolic as sym
 @dataclass
 class Stats:
     """What a `Compiled` did: `captures` (frontend captures), `builds` (target builds), `calls`,
-    `guard_failures` (calls whose inputs broke a symbolic program's guards)."""
+    `guard_failures` (calls whose inputs broke a symbolic program's guards), `specializations`
+    (static builds of a symbolic program for one size binding, on targets without symbolic sizes)."""
 
     captures: int = 0
     builds: int = 0
+    specializations: int = 0
     calls: int = 0
     guard_failures: int = 0
 

@@ -175,6 +175,8 @@ def _params(spec: codegen.KernelSpec) -> str:
 class KernelTarget(MLXTarget):
     """Shared by `metal` and `cuda`: differs in dialect and in the device MLX must have."""
 
+    symbolic_sizes = False  # kernels are generated for static shapes: one build per size binding
+
     dialect = ""
     device = ""
 

@@ -71,6 +71,7 @@ class MLXEvaluator(Evaluator):
 
 class MLXTarget(Target):
     name = "mlx"
+    symbolic_sizes = True  # sizes bound per call; mx.compile traces once per distinct input shape
     array_kind = "mlx"
     pipeline = DEFAULT_PIPELINE
 

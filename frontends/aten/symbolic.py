@@ -86,6 +86,23 @@ def symbolic_value(v):
     return v
 
 
+UNKNOWN = "_unknown"  # a size torch states in a form xcomp does not express (e.g. `s0//(s0//2)`)
+
+
+def meta_size(v):
+    """A size from torch's meta (a FakeTensor's shape): as `symbolic_value`, or `UNKNOWN` where
+    torch's expression has no xcomp form (xcomp's own inference of that size is then trusted)."""
+    try:
+        return symbolic_value(v)
+    except NotImplementedError:
+        return UNKNOWN
+
+
+def same_sizes(ours, torchs) -> bool:
+    """Whether a converter's shape agrees with torch's, where torch's sizes are expressible."""
+    return len(ours) == len(torchs) and all(t == UNKNOWN or o == t for o, t in zip(ours, torchs))
+
+
 def is_symbolic_scalar(val) -> bool:
     """Whether a node's value is a SymInt/SymBool/SymFloat (a size computation, not a tensor op)."""
     return isinstance(val, (torch.SymInt, torch.SymBool, torch.SymFloat))

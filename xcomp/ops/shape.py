@@ -71,7 +71,7 @@ def _reshape_infer(types, a):
             raise ValueError(f"xc.reshape: cannot reshape {x} to {tuple(shape)}")
         guards.require(sym.mod(remainder, c), "==", 0, f"xc.reshape of {x} to {tuple(shape)}")
         shape[shape.index(-1)] = rest
-    if sym.product(shape) != total:
+    elif sym.product(shape) != total:
         if isinstance(total, int) and isinstance(sym.product(shape), int):
             raise ValueError(f"xc.reshape: cannot reshape {x} to {tuple(shape)}")
         guards.require(sym.product(shape), "==", total, f"xc.reshape of {x} to {tuple(shape)}")

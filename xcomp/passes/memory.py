@@ -5,12 +5,18 @@ live in registers) and gives every intermediate tensor a live interval `[defined
 VIEW ops alias their operand, so the operand lives as long as its views. Intermediates are
 assigned to buffers greedily in definition order: a buffer whose last occupant has died and whose
 size fits is reused (best fit), else a new buffer is allocated. Inputs, weights and outputs are
-never reused (the caller owns them). Symbolic shapes get a buffer of their own.
+never reused (the caller owns them).
+
+Symbolic sizes: every interval and buffer also has its size as a size expression (`size`,
+`buffer_sizes`, `xcomp.ir.symbolic`); a symbolic intermediate reuses a free buffer whose size is a
+whole multiple of its own for every binding (equal expressions, or `4*S*T` for `2*S*T`).
+`bytes_at(sizes)` gives the arena a backend allocates for one call's sizes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Program, Value
 from xcomp.ir.types import TensorType
 from xcomp.ops.registry import Trait
@@ -24,6 +30,7 @@ class Interval:
     start: int
     end: int
     nbytes: int | None     # None: symbolic size
+    size: int | str = 0    # bytes as a size expression (an int when static)
 
 
 @dataclass
@@ -38,6 +45,11 @@ class MemoryPlan:
     buffer_of: dict = field(default_factory=dict)
     buffers: list = field(default_factory=list)
     alias_of: dict = field(default_factory=dict)
+    buffer_sizes: list = field(default_factory=list)  # bytes of each buffer as a size expression
+
+    def bytes_at(self, sizes: dict) -> int:
+        """Bytes of all buffers for one binding of the symbolic sizes (`{"S": 128}`)."""
+        return sum(sym.evaluate(b, sizes) for b in self.buffer_sizes)
 
     @property
     def naive_bytes(self) -> int:
@@ -57,6 +69,18 @@ def _nbytes(t) -> int | None:
     if isinstance(t, TensorType) and t.is_static:
         return t.numel * t.dtype.itemsize
     return None
+
+
+def _size(t) -> int | str:
+    return sym.mul(sym.product(t.shape), t.dtype.itemsize) if isinstance(t, TensorType) else 0
+
+
+def _holds(buffer: int | str, need: int | str) -> bool:
+    """Whether a buffer of `buffer` bytes holds `need` bytes for every binding of the sizes."""
+    if isinstance(buffer, int) and isinstance(need, int):
+        return buffer >= need
+    ratio = sym.exact_div(buffer, need)
+    return isinstance(ratio, int) and ratio >= 1
 
 
 def plan_memory(program: Program, func: str = "main") -> MemoryPlan:
@@ -90,19 +114,19 @@ def plan_memory(program: Program, func: str = "main") -> MemoryPlan:
     for v in sorted(start, key=lambda v: start[v]):
         if v in pinned:
             continue
-        iv = Interval(v, start[v], end[v], _nbytes(v.type))
+        iv = Interval(v, start[v], end[v], _nbytes(v.type), _size(v.type))
         plan.intervals.append(iv)
         for item in [e for e in expiring if e[0] < iv.start]:
             expiring.remove(item)
             free.append(item[1])
-        fits = [b for b in free if iv.nbytes is not None and plan.buffers[b] is not None
-                and plan.buffers[b] >= iv.nbytes]
+        fits = [b for b in free if _holds(plan.buffer_sizes[b], iv.size)]
         if fits:
-            buf = min(fits, key=lambda b: plan.buffers[b])
+            buf = min(fits, key=lambda b: (isinstance(plan.buffer_sizes[b], str), plan.buffers[b] or 0))
             free.remove(buf)
         else:
             buf = len(plan.buffers)
             plan.buffers.append(iv.nbytes)
+            plan.buffer_sizes.append(iv.size)
         plan.buffer_of[v] = buf
         expiring.append((iv.end, buf))
     return plan
