@@ -1,5 +1,6 @@
 """MLX models (`mlx.nn` MLP and CNN, mlx-lm's Llama and Qwen2, a Llama block) through the MLX frontend
-on every target that runs here, against MLX eager; kernel source for metal and cuda."""
+on every target that runs here (reference, mlx, mlx-source, cpp; Core ML through its package
+evaluator), against MLX eager; kernel source for metal and cuda."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,13 @@ from helpers import assert_close  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 from mlx_frontend.mlx_models import model_set  # noqa: E402
 
+from xcomp.backends import TARGETS  # noqa: E402
+
 MODELS = model_set()
+EAGER_TARGETS = [t for t in ("reference", "mlx", "mlx-source") if t in TARGETS]  # mlx-source: generated MLX code
 
 
-@pytest.mark.parametrize("target", ["reference", "mlx"])
+@pytest.mark.parametrize("target", EAGER_TARGETS)
 @pytest.mark.parametrize("name", list(MODELS))
 def test_model_against_mlx_eager(name, target):
     model, inputs = MODELS[name]
