@@ -66,3 +66,42 @@ def test_kernels_inside_regions(scripted, dialect):
     for op, pl in nested:
         assert not isinstance(pl, Exception), f"{op.attrs['kind']}: {pl}"
         assert pl.spec.full_source()
+
+
+def test_branch_that_only_yields_becomes_where():
+    """`if t == eos: break` inside the decoding loop is a select, not a second stop per iteration."""
+    from cases import greedy_decode
+    f = script(greedy_decode)
+    args = (torch.randn(1, 8, generator=torch.Generator().manual_seed(1)), torch.randn(8, 8), 3, 6)
+    program = xcomp.capture(f, args)
+    assert sum(op.name == "xc.if" for op in program.walk()) == 1
+    opt, _ = xcomp.optimize(program, "reference")
+    assert not any(op.name == "xc.if" for op in opt.walk())
+    assert any(op.name == "xc.where" for op in opt.walk())
+    assert xcomp.compile(f, target="reference")(*args) == f(*args)
+
+
+def test_constant_condition_inlines_the_taken_region():
+    import numpy as np
+    from xcomp.ir.builder import build_program
+    from xcomp.ir.core import Block, Region
+    from xcomp.ir.types import DType, tensor
+
+    def body(b, x):
+        regions = []
+        for fn in ("tanh", "sigmoid"):
+            blk = Block([])
+            inner = type(b)(blk)
+            inner.create("yield", [inner.op(fn, x)])
+            regions.append(Region([blk]))
+        cond = b.op("constant", value=False, dtype=DType.BOOL)
+        return b.create("if", [cond], regions=regions, result_types=[x.type]).result
+
+    program = build_program([tensor((3,), DType.F32)], body)
+    x = np.array([0.5, -1.0, 2.0], np.float32)
+    want = xcomp.interpret(program, [x])[0]
+    opt, _ = xcomp.optimize(program, "reference", passes=["canonicalize", "dce"])
+    names = [op.name for op in opt.walk()]
+    assert "xc.if" not in names and "xc.sigmoid" in names and "xc.tanh" not in names
+    assert_close(xcomp.interpret(opt, [x])[0], want)
+    assert_close(want, 1 / (1 + np.exp(-x)))

@@ -13,6 +13,8 @@ from the op it replaces, so `x * 1` with a broadcasting `1` stays as it is.
   so does a matmul whose operand is broadcast along batch axes only (matmul broadcasts batch axes
   itself: `x @ expand(W)` from a linear on a 3-d input becomes one `x @ W`, no weight copies)
 - view sinking: `ew(reshape(x), scalars)` becomes `reshape(ew(x, scalars))`
+- regions (`passes/regions.py`): `xc.if` on a constant condition inlined, `xc.if` that only yields
+  becomes `xc.where`
 - scalar hoisting: a splat constant (every element equal) feeding an elementwise op becomes a 0-d
   constant that backends pass as an immediate; constants move to the right of commutative ops
 """
@@ -255,7 +257,8 @@ class Canonicalize(Pass):
     name = "canonicalize"
 
     def run(self, program: Program) -> bool:
-        return apply_patterns(program, CANONICAL)
+        from xcomp.passes.regions import simplify_regions  # xc.if with a constant condition, or only yields
+        return simplify_regions(program) | apply_patterns(program, CANONICAL)
 
 
 __all__ = ["CANONICAL", "Canonicalize", "full_like", "constant_value"]
