@@ -7,7 +7,7 @@ import xcomp
 from helpers import assert_close
 from xcomp.zoo import MODELS
 
-TARGETS = ["reference", "mlx"]
+TARGETS = ["reference", "mlx", "cpp"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
