@@ -150,6 +150,8 @@ CASES = [
     Case("SliceUpdate", lambda a, v: _slice_set(a, v), (x(), x())),
     Case("DynamicSlice", lambda a, s: mx.slice(a, s, (0,), (1,) + a.shape[1:]), (x(), ("small", (1,), I32)),
          shapes=((5, 4), (4, 3, 2))),
+    Case("DynamicSlice", lambda a, s: mx.slice(a, s, (1, 2), (a.shape[0], 2, 2)), (x(), ("bin", (2,), I32)),
+         shapes=((4, 5, 3),), name="DynamicSlice two axes"),
     # linalg
     Case("Matmul", lambda a, b: a @ b.swapaxes(-1, -2), (x(), x())),
     Case("AddMM", lambda c, a, b: mx.addmm(c, a, b.swapaxes(-1, -2), alpha=0.5, beta=2.0),
