@@ -69,11 +69,19 @@ def test_standalone_norm_becomes_a_row_kernel():
     assert fused_op(p).attrs["kind"].value == "reduction"
 
 
-def test_every_elementwise_op_has_a_cuda_expression():
+# elementwise ops a dialect has no expression for (their groups run as built-ins on that target):
+# Metal's standard library lacks lgamma/erfc and the special functions xcomp has no helper for yet
+KNOWN_GAPS = {"metal": {"xc.digamma", "xc.erfc", "xc.i0", "xc.i0e", "xc.i1", "xc.i1e", "xc.lgamma"},
+              "cuda": set(), "cpp": set()}
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_every_elementwise_op_has_an_expression(dialect):
     from xcomp.ops.registry import REGISTRY, Trait
-    floats = {n for n, d in REGISTRY.items() if d.has(Trait.ELEMENTWISE)}
-    missing = [n for n in floats if not (DIALECTS["cuda"].supports(n, DType.F32) or DIALECTS["cuda"].supports(n, DType.I32))]
-    assert missing == []
+    d = DIALECTS[dialect]
+    ops = {n for n, o in REGISTRY.items() if o.has(Trait.ELEMENTWISE)}
+    missing = {n for n in ops if not (d.supports(n, DType.F32) or d.supports(n, DType.I32))}
+    assert missing == KNOWN_GAPS[dialect]
 
 
 def test_compiled_source(monkeypatch):
