@@ -124,6 +124,12 @@ WORKLOADS = {
 }
 
 
+# build variants of the cpp target, timed as extra columns with --variants. (A variant that lets the
+# BLAS run its own threads, XCOMP_CXXFLAGS=-DXC_BLAS_OWN_THREADS=1, needs a run of its own: OpenBLAS's
+# thread count is one setting for the whole process.)
+VARIANTS = {"cpp openmp": {"XCOMP_OPENMP": "1"}}
+
+
 # -- columns ----------------------------------------------------------------------------------------
 def onnx_session(torch, model, inputs, threads: int, tmp: str):
     import onnxruntime as ort
@@ -183,6 +189,16 @@ def bench_workload(key: str, args, torch, F) -> dict:
     row["cpp_first_call_s"] = time.perf_counter() - t0
     row["cpp_max_error"] = float((got - expected).abs().max())
     cols["xcomp cpp"] = lambda: fast(*inputs)
+    for name, env in VARIANTS.items() if args.variants else ():
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            variant = xcomp.compile(model, target="cpp")
+            variant(*inputs)
+        finally:
+            for k, v in old.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        cols[name] = lambda variant=variant: variant(*inputs)
     for k, v in interleaved(cols, args.repeat).items():
         row["ms"][k] = v * 1e3
     peers = {k: v for k, v in row["ms"].items() if k in ("torch eager", "torch.compile", "ONNX Runtime")}
@@ -263,6 +279,7 @@ def machine(threads: int) -> dict:
 def markdown(result: dict) -> str:
     m = result["machine"]
     cols = ["torch eager", "torch.compile", "ONNX Runtime", "MLX eager", "mx.compile", "xcomp cpp"]
+    cols += [c for c in VARIANTS if any(c in r["ms"] for r in result["rows"])]
     lines = [f"# xcomp `cpp` on CPU ({m['date']})", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads for every column; "
              f"{m['system']}; Python {m['python']}, torch {m['torch']}, onnxruntime {m.get('onnxruntime', '-')}, "
@@ -312,6 +329,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-onnx", dest="onnx", action="store_false")
     p.add_argument("--no-mlx", dest="mlx", action="store_false")
     p.add_argument("--no-build-times", dest="build_times", action="store_false")
+    p.add_argument("--variants", action="store_true", help="also time the cpp build variants (VARIANTS)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     args = p.parse_args(argv)
     pin_threads(args.threads)
@@ -325,16 +343,19 @@ def main(argv=None) -> None:
         except ImportError:
             args.mlx = False
     result = {"machine": machine(args.threads), "rows": []}
-    for key in args.workloads:
-        result["rows"].append(bench_workload(key, args, torch, F))
+    os.makedirs(args.out, exist_ok=True)
+
+    def write():  # after every workload, so an interrupted run keeps what it measured
+        with open(os.path.join(args.out, "cpp_cpu.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        with open(os.path.join(args.out, "cpp_cpu.md"), "w") as f:
+            f.write(markdown(result))
     if args.build_times and "gpt_b1" in args.workloads:
         result["gpt_build"] = gpt_build_times(args.threads)
-        print(json.dumps(result["gpt_build"]))
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "cpp_cpu.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    with open(os.path.join(args.out, "cpp_cpu.md"), "w") as f:
-        f.write(markdown(result))
+        print(json.dumps(result["gpt_build"]), flush=True)
+    for key in args.workloads:
+        result["rows"].append(bench_workload(key, args, torch, F))
+        write()
     print(markdown(result))
 
 

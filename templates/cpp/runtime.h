@@ -15,11 +15,13 @@
 //   XC_HAVE_CBLAS=1, XC_CBLAS_PREFIX=<symbol prefix, e.g. scipy_ or empty>, XC_CBLAS_OPENBLAS=1 when
 //   the library is OpenBLAS (its thread count follows xc_num_threads()), XC_BLAS_NAME="...".
 //   XC_OPENMP=1 (with -fopenmp) runs parallel loops as OpenMP regions instead of the pool.
-// Threads: XCOMP_NUM_THREADS, else OMP_NUM_THREADS (OpenMP builds), else the online cores.
+// Threads: XCOMP_NUM_THREADS, else OMP_NUM_THREADS (OpenMP builds), else the cores this process may
+// run on (its CPU affinity on Linux), else the online cores.
 #ifndef XCOMP_RUNTIME_H
 #define XCOMP_RUNTIME_H
 
 #include <math.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,10 @@ static inline int xc_default_threads() {
 #ifdef XC_USE_OPENMP
   if (n <= 0) n = omp_get_max_threads();
 #endif
+#ifdef __linux__
+  cpu_set_t cpus;  // the cores this process may run on (taskset, cgroups' cpusets)
+  if (n <= 0 && sched_getaffinity(0, sizeof cpus, &cpus) == 0) n = CPU_COUNT(&cpus);
+#endif
   if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? n : 1;
 }
@@ -100,11 +106,14 @@ static inline int xc_num_threads() {
   return n;
 }
 static inline void xc_blas_set_threads(int n);
-// XCOMP_BLAS_THREADS=1: the BLAS runs its own threads on each whole product (default: the BLAS runs
-// single-threaded on blocks that xcomp's pool hands out).
+// Built with XC_BLAS_OWN_THREADS: the BLAS runs its own threads on each whole product (default: the
+// BLAS runs single-threaded on blocks that xcomp's pool hands out).
 static inline bool xc_blas_own_threads() {
-  static const bool own = [] { const char* s = getenv("XCOMP_BLAS_THREADS"); return s && atoi(s) == 1; }();
-  return own;
+#ifdef XC_BLAS_OWN_THREADS
+  return true;
+#else
+  return false;
+#endif
 }
 
 // [begin, end) of chunk t of `chunks` equal parts of [0, n)
