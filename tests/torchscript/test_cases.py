@@ -11,7 +11,7 @@ import torch
 import xcomp
 from cases import (ConvBNBranch, Encoder, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
                    Recurrent, greedy_decode, newton_sqrt, seeded, sign_branch, square_per_dim)
-from ts_helpers import TS_TARGETS, load, run_script, save_load, script, trace
+from ts_helpers import CPP, CPP_GAPS, TS_TARGETS, load, run_script, save_load, script, trace
 from helpers import assert_close
 
 
@@ -93,9 +93,26 @@ PARAMS = [(n, m) for n, (_, _, ex) in CASES.items() for m in ("scripted", "trace
           if m != "traced" or ex is not None] + [("conv_bn_frozen", "scripted"), ("conv_bn_frozen", "saved")]
 
 
+CPP_PARAMS = [pytest.param(n, m, marks=[] if m == "scripted" else [pytest.mark.slow]) for n, m in PARAMS]
+
+
 @pytest.mark.parametrize("target", TS_TARGETS)
 @pytest.mark.parametrize("name,mode", PARAMS)
 def test_case_matches_torchscript(modules, name, mode, target):
+    check_case(modules, name, mode, target)
+
+
+@pytest.mark.skipif(not CPP, reason="the cpp target does not run here")
+@pytest.mark.parametrize("name,mode", CPP_PARAMS)
+def test_case_on_cpp(modules, name, mode):
+    if name in CPP_GAPS:
+        with pytest.raises(xcomp.LoweringError):
+            check_case(modules, name, mode, "cpp")
+        return
+    check_case(modules, name, mode, "cpp")
+
+
+def check_case(modules, name, mode, target):
     module = modules[name, mode]
     reference = load(module) if mode == "saved" else module
     argsets = CONV_ARGS if name == "conv_bn_frozen" else CASES[name][1]
