@@ -73,36 +73,17 @@ def coverage() -> dict:
             "seen_mapped": sum(1 for n in seen if n in PRIMITIVES)}
 
 
-SIZES = {  # name -> (hidden, heads, kv heads, FFN, input shape)
-    "small": (64, 4, 2, 172, (1, 16, 64)),
-    "medium": (256, 8, 2, 688, (2, 64, 256)),
-}
+CPU_SIZES = ("small", "medium")
 
 
 def llama_block(repeat: int, size: str) -> dict:
     import mlx.core as mx
-    import mlx.nn as nn
-    from mlx_lm.models import llama
     import xcomp
+    from mlx_model_set import llama_block as make_block
     from xcomp.frontends.mlx import record
     from xcomp.passes.fuse import fusion_groups, kernels_per_call
 
-    hidden, heads, kv_heads, ffn, shape = SIZES[size]
-    config = dict(model_type="llama", hidden_size=hidden, num_hidden_layers=1, intermediate_size=ffn,
-                  num_attention_heads=heads, num_key_value_heads=kv_heads, rms_norm_eps=1e-5, vocab_size=128,
-                  rope_theta=10000.0)
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = llama.TransformerBlock(llama.ModelArgs(**config))
-
-        def __call__(self, x):
-            return self.layer(x, mask="causal")
-
-    mx.random.seed(0)
-    block = Block()
-    mx.eval(block.parameters())
+    block, config, shape = make_block(size)
     x = mx.random.normal(shape)
     fast = xcomp.compile(block, target="mlx")
     want = block(x)
@@ -168,7 +149,7 @@ def main(argv=None):
     res = {"machine": machine()}
     if not args.skip_models:
         res["coverage"] = coverage()
-    res["llama_block"] = {size: llama_block(args.repeat, size) for size in SIZES}
+    res["llama_block"] = {size: llama_block(args.repeat, size) for size in CPU_SIZES}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "mlx_frontend.json"), "w") as f:
         json.dump(res, f, indent=1)

@@ -56,3 +56,36 @@ def build(name: str):
         return model, None
     except Exception as e:  # noqa: BLE001 - reported in the figures as "did not build"
         return None, f"{type(e).__name__}: {str(e)[:120]}"
+
+
+# Llama blocks of the figures: name -> (hidden, heads, kv heads, FFN, input shape)
+BLOCK_SIZES = {
+    "small": (64, 4, 2, 172, (1, 16, 64)),
+    "medium": (256, 8, 2, 688, (2, 64, 256)),
+    "large": (2048, 16, 4, 5632, (4, 512, 2048)),
+}
+
+
+def llama_block(size: str):
+    """(block, config, input shape): one mlx-lm Llama decoder layer (RMSNorm, RoPE, grouped-query
+    attention, SwiGLU) under a causal mask, as an `mlx.nn.Module` whose parameters are evaluated."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx_lm.models import llama
+    hidden, heads, kv_heads, ffn, shape = BLOCK_SIZES[size]
+    config = dict(model_type="llama", hidden_size=hidden, num_hidden_layers=1, intermediate_size=ffn,
+                  num_attention_heads=heads, num_key_value_heads=kv_heads, rms_norm_eps=1e-5,
+                  vocab_size=128, rope_theta=10000.0)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = llama.TransformerBlock(llama.ModelArgs(**config))
+
+        def __call__(self, x):
+            return self.layer(x, mask="causal")
+
+    mx.random.seed(0)
+    block = Block()
+    mx.eval(block.parameters())
+    return block, config, shape
