@@ -12,7 +12,7 @@ import struct
 
 import numpy as np
 
-from xcomp.errors import FormatError, ParseError
+from xcomp.errors import FormatError
 from xcomp.ir.core import Program
 
 _ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
@@ -87,6 +87,10 @@ def save(program: Program, path: str) -> str:
         f.write(str(program))
     write_safetensors(program.weights, os.path.join(path, "weights.safetensors"),
                       {"format": "xcomp", "version": "1"})
+    text_meta = {k: v for k, v in program.metadata.items() if isinstance(v, str)}  # e.g. a .pt's extra files
+    if text_meta:
+        with open(os.path.join(path, "metadata.json"), "w") as f:
+            json.dump(text_meta, f, indent=1, sort_keys=True)
     return path
 
 
@@ -101,7 +105,15 @@ def load(path: str) -> Program:
         raise FormatError(f"cannot read {text_path}: {e}") from None
     weights_path = os.path.join(path, "weights.safetensors")
     weights = read_safetensors(weights_path) if os.path.exists(weights_path) else {}
-    try:
-        return parse(text, weights, source_name=text_path)
-    except ParseError:
-        raise
+    program = parse(text, weights, source_name=text_path)
+    meta_path = os.path.join(path, "metadata.json")
+    if os.path.exists(meta_path):
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            raise FormatError(f"cannot read {meta_path}: {e}") from None
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise FormatError(f"{meta_path}: expected a JSON object of strings")
+        program.metadata.update(meta)
+    return program

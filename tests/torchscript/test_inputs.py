@@ -127,3 +127,13 @@ def test_trace_check_finds_the_baked_branch():
 def test_check_inputs_needs_a_torchscript_module():
     with pytest.raises(XcompError):
         xcomp.compile(torch.nn.Linear(2, 2), target="reference", check_inputs=[(torch.ones(2),)])
+
+
+def test_metadata_saved_with_the_program(good_pt, tmp_path):
+    program = xcomp.capture(good_pt, (torch.ones(2),))
+    xcomp.save(program, str(tmp_path / "out"))
+    again = xcomp.load(str(tmp_path / "out"))
+    assert again.metadata == program.metadata and again.metadata["torchscript.extra.meta.json"] == '{"v": 3}'
+    (tmp_path / "out" / "metadata.json").write_text("[1, 2]")
+    with pytest.raises(FormatError):
+        xcomp.load(str(tmp_path / "out"))
