@@ -12,8 +12,8 @@ def _reduce_params(a, ins, outs):
     return {"axis": list(normalize_axes(a["axes"], ins[0].ndim)), "keepdims": a["keepdim"]}
 
 
-names({"sum": "sum", "prod": "prod", "mean": "mean", "amax": "max", "amin": "min", "any": "any",
-       "all": "all", "logsumexp": "logsumexp"}, _reduce_params)
+names({"sum": "sum", "prod": "prod", "mean": "mean"}, _reduce_params, cast="changed")  # bool/int sums
+names({"amax": "max", "amin": "min", "any": "any", "all": "all", "logsumexp": "logsumexp"}, _reduce_params)
 
 
 def arg_reduce(x, fn, axis, keepdims, shape):
@@ -37,7 +37,7 @@ def _scan_params(fn):
     return lambda a, ins, outs: {"fn": Expr(fn), "axis": a["axis"] % max(ins[0].ndim, 1)}
 
 
-lowers("argmax", arg_reduce, _arg_params("mx.argmax"))
-lowers("argmin", arg_reduce, _arg_params("mx.argmin"))
-lowers("cumsum", scan, _scan_params("mx.cumsum"))
-lowers("cumprod", scan, _scan_params("mx.cumprod"))
+lowers("argmax", arg_reduce, _arg_params("mx.argmax"), cast="always")   # MLX indexes in uint32
+lowers("argmin", arg_reduce, _arg_params("mx.argmin"), cast="always")
+lowers("cumsum", scan, _scan_params("mx.cumsum"), cast="changed")
+lowers("cumprod", scan, _scan_params("mx.cumprod"), cast="changed")

@@ -40,6 +40,7 @@ class Rule:
     positional: tuple[str, ...] = ()                 # params passed by position, after the operands
     chooser: Callable[[dict, list, list], "Rule"] | None = None  # picks the rule per op instead
     alternatives: tuple["Rule", ...] = ()                        # the rules `chooser` picks from
+    cast: str = ""   # MLX's result dtype may differ from the IR's: "always", or "changed" (from operand 0's)
 
     def select(self, attrs: dict, ins: list, outs: list) -> "Rule":
         """The rule that lowers this op instance (itself unless it chooses between rules)."""
@@ -83,11 +84,11 @@ def helper(fn: Callable) -> Callable:
 
 
 def rule(callee: str | Callable, params: Callable | None = None, operands: Callable | None = None,
-         positional: tuple[str, ...] = ()) -> Rule:
+         positional: tuple[str, ...] = (), cast: str = "") -> Rule:
     """A rule, not registered (for `choose`)."""
     if callable(callee) and callee.__name__ not in HELPERS:
         helper(callee)
-    return Rule(callee, params, operands, positional)
+    return Rule(callee, params, operands, positional, cast=cast)
 
 
 def _register(name: str, r: Rule) -> Rule:
@@ -100,9 +101,10 @@ def _register(name: str, r: Rule) -> Rule:
 
 
 def lowers(name: str, callee: str | Callable, params: Callable | None = None,
-           operands: Callable | None = None, positional: tuple[str, ...] = ()) -> Rule:
-    """Register the rule of op `xc.<name>`."""
-    return _register(name, rule(callee, params, operands, positional))
+           operands: Callable | None = None, positional: tuple[str, ...] = (), cast: str = "") -> Rule:
+    """Register the rule of op `xc.<name>` (`cast`: see `Rule.cast`; eagerly the `mlx` target casts
+    every result to its IR dtype, emitted source casts where the rule says MLX may differ)."""
+    return _register(name, rule(callee, params, operands, positional, cast))
 
 
 def choose(name: str, chooser: Callable[[dict, list, list], Rule], alternatives: tuple[Rule, ...]) -> Rule:
@@ -171,10 +173,10 @@ _NOT_FUNCTIONS = {"float64", "float32", "float16", "bfloat16", "int64", "int32",
                   "bool_", "floating", "signedinteger", "fast"}
 
 
-def names(table: dict[str, str], params: Callable | None = None) -> None:
+def names(table: dict[str, str], params: Callable | None = None, cast: str = "") -> None:
     """Register regular ops: IR op name -> MLX function name, all with the same `params`."""
     for op, fn in table.items():
-        lowers(op, fn, params)
+        lowers(op, fn, params, cast=cast)
 
 
 def resolve(text: str):

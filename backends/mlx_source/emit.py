@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xcomp.backends.lowering import Lowering, call_func
-from xcomp.backends.mlx_source.names import Namer
+from xcomp.backends.mlx_source.names import MODULE_ATTRIBUTES, Namer
 from xcomp.errors import LoweringError
 from xcomp.ir.core import Operation, Program
 from xcomp.ir.types import DType, TensorType
@@ -76,7 +76,8 @@ class MLXSourceLowering(Lowering):
         from xcomp.backends.mlx.table import HELPERS
         self.rules = _rules()
         self.helper_names = set(HELPERS)
-        self.names = Namer(self.helper_names)
+        self.names = Namer(self.helper_names)          # local variables and arguments
+        self.attributes = Namer(MODULE_ATTRIBUTES)     # attributes of Model (parameters)
         self.lines: list[str] = []
         self.depth = 2
         self.params: list[Parameter] = []
@@ -101,7 +102,7 @@ class MLXSourceLowering(Lowering):
 
     # hooks ----------------------------------------------------------------------------------------
     def weight(self, name: str, type) -> str:
-        attr = self.names(name, "w")
+        attr = self.attributes(name, "w")
         self.params.append(Parameter(attr, name, type, self.program.weights[name]))
         return f"self.{attr}"
 
@@ -113,6 +114,8 @@ class MLXSourceLowering(Lowering):
         rule = self.rules[op.name].select(op.attrs, ins, outs)
         passed, pos, kw = rule.arguments(args, op.attrs, ins, outs)
         expr = self._call(rule, passed, pos, kw)
+        if _needs_cast(rule, op):
+            expr = f"{expr}.astype(mx.{_MX_NAMES[op.results[0].type.dtype]})"
         if op.opdef.is_structural and not op.operands and len(op.results) == 1:
             return [expr]   # constants and host values are written where they are used
         names = [self._result_name(op, i) for i in range(len(op.results))]
@@ -124,7 +127,7 @@ class MLXSourceLowering(Lowering):
 
     def _stored_constant(self, op: Operation) -> str:
         t = op.results[0].type
-        attr = self.names("const", "c")
+        attr = self.attributes("const", "c")
         value = np.asarray(op.attrs["value"]).astype(np.float32 if t.dtype is DType.BF16 else t.dtype.np)
         self.params.append(Parameter(attr, f"<constant {attr}>", t, value))
         return f"self.{attr}"
@@ -160,6 +163,16 @@ def _function_source(fn) -> str:
     while lines and lines[0].startswith("@"):
         lines.pop(0)
     return "\n".join(lines) + "\n"
+
+
+def _needs_cast(rule, op: Operation) -> bool:
+    """Whether MLX's result may have another dtype than the IR's (`Rule.cast`)."""
+    if not rule.cast or len(op.results) != 1 or not isinstance(op.results[0].type, TensorType):
+        return False
+    if rule.cast == "always":
+        return True
+    first = op.operands[0].type if op.operands else None
+    return not isinstance(first, TensorType) or first.dtype != op.results[0].type.dtype
 
 
 def _shape(t):

@@ -37,10 +37,13 @@ class Namer:
     """Hands out unique identifiers, none of them reserved."""
 
     def __init__(self, reserved=frozenset()):
-        self.taken: set[str] = set(RESERVED) | set(reserved)
+        self.reserved = frozenset(RESERVED) | frozenset(reserved)
+        self.taken: set[str] = set(self.reserved)
 
     def __call__(self, name: str, fallback: str = "v") -> str:
         base = sanitize(name, fallback)
+        if base in self.reserved:   # `class` -> `class_`, `parameters` -> `parameters_`
+            base += "_"
         candidate, n = base, 1
         while candidate in self.taken:
             n += 1
