@@ -1,6 +1,7 @@
 """The TorchScript cases of issue 9, each with argument tuples that take different paths."""
 from __future__ import annotations
 
+import warnings
 from typing import List, Optional, Tuple
 
 import torch
@@ -136,3 +137,29 @@ class Encoder(nn.Module):
 def seeded(cls, *a):
     torch.manual_seed(0)
     return cls(*a).eval()
+
+
+def inplace_ops(x: Tensor, m: Tensor) -> Tensor:
+    """In-place ops (kept by TorchScript), one of them inside a data-dependent branch."""
+    y = x.clone()
+    y.masked_fill_(m, 0.0)
+    y.add_(1.0)
+    if bool(y.sum() > 4.0):
+        y.mul_(2.0)
+    else:
+        y.sub_(3.0)
+    return y
+
+
+def warns(x: Tensor) -> Tensor:
+    if x.dim() > 1:
+        warnings.warn("flattening a matrix")
+        x = x.flatten()
+    return x * 3
+
+
+def nested_tuple(x: Tensor, n: int) -> Tuple[Tensor, List[Tensor], int]:
+    outs: List[Tensor] = [x]
+    for i in range(n):
+        outs.append(outs[-1] * 2)
+    return x.sum(), outs, n * 2

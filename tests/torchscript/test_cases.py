@@ -10,7 +10,8 @@ import torch
 
 import xcomp
 from cases import (ConvBNBranch, Encoder, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
-                   Recurrent, greedy_decode, newton_sqrt, seeded, sign_branch, square_per_dim)
+                   Recurrent, greedy_decode, inplace_ops, nested_tuple, newton_sqrt, seeded, sign_branch,
+                   square_per_dim, warns)
 from ts_helpers import CPP, CPP_GAPS, TS_TARGETS, load, run_script, save_load, script, trace
 from helpers import assert_close
 
@@ -40,6 +41,7 @@ def rnd(*shape, seed=0):
 PAD = torch.zeros(2, 5, dtype=torch.bool)
 PAD[0, 3:] = True
 W8 = rnd(8, 8, seed=3)
+MASK = torch.tensor([True, False, False, True])
 
 # name -> (python callable factory, argument tuples taking different paths, traceable example or None)
 CASES = {
@@ -63,6 +65,9 @@ CASES = {
                    (rnd(2, 3, 4), rnd(2, 2, 5), rnd(2, 2, 5))),
     "gru_state": (lambda: seeded(GRUWithState), [(rnd(2, 3, 4), rnd(1, 2, 5, seed=1))], (rnd(2, 3, 4), rnd(1, 2, 5))),
     "encoder": (lambda: seeded(Encoder), [(rnd(2, 5, 8),), (rnd(2, 5, 8), PAD)], (rnd(2, 5, 8),)),
+    "inplace_ops": (lambda: inplace_ops, [(torch.full((4,), 3.0), MASK), (torch.zeros(4), MASK)], (torch.ones(4), MASK)),
+    "script_warning": (lambda: warns, [(rnd(2, 2),), (rnd(3),)], (rnd(3),)),
+    "list_of_tensors_in_loop": (lambda: nested_tuple, [(rnd(2), 3), (rnd(2), 0)], None),
 }
 
 
@@ -140,3 +145,9 @@ def test_loop_compiled_once_not_unrolled():
     assert counts[0] == counts[1]
     got = xcomp.compile(f, target="reference")(rnd(1, 8, seed=1), W8, 99, 50)
     assert got == f(rnd(1, 8, seed=1), W8, 99, 50) and len(got) == 50
+
+
+def test_script_warning_noted_in_explain():
+    compiled = xcomp.compile(script(warns), target="reference")
+    compiled(rnd(2, 2))
+    assert "script warning: flattening a matrix" in str(compiled.explain())
