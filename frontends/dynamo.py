@@ -23,7 +23,6 @@ parameters read per call; the backward graph runs eagerly.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Sequence
 
 import torch
@@ -32,8 +31,9 @@ from xcomp.errors import XcompError, UnsupportedOpError
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Program, Value
 from xcomp.ir.types import DType, TensorType
+from xcomp.logs import get_logger
 
-log = logging.getLogger("xcomp.dynamo")
+log = get_logger("dynamo")
 
 OPTIONS = {"target": "mlx", "passes": None, "freeze": True, "fallback": True}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 import re
+import time
 from typing import Any, Sequence
 
 import torch
@@ -20,6 +21,10 @@ from xcomp.frontends import Captured
 from xcomp.frontends.aten import ATEN
 from xcomp.frontends.aten.symbolic import is_symbolic_scalar, meta_size, range_guards, same_sizes, symbolic_value
 from xcomp.frontends.context import ConvertContext
+from xcomp.logs import get_logger
+from xcomp.progress import progress
+
+_CAPTURE_LOG = get_logger("capture")
 
 TORCH_DTYPES = {
     torch.float64: DType.F64, torch.float32: DType.F32, torch.float16: DType.F16,
@@ -118,7 +123,7 @@ def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: FXC
     unsupported: list[UnsupportedOp] = []
     poisoned = object()
     outputs = None
-    for node in graph.nodes:
+    for node in progress(graph.nodes, total=len(graph.nodes), desc="convert", unit="node"):
         if node.op == "placeholder":
             env[node] = inputs[node.name]
         elif node.op == "call_function":
@@ -268,21 +273,24 @@ def capture_module(fn, example_inputs: Sequence[Any], dynamic=None) -> Captured:
 
     `dynamic`: None/False for static sizes, or one `{axis: name or None}` per tensor input (see
     `xcomp.frontends.dynamic_shapes`) for symbolic sizes."""
-    from xcomp.frontends.dynamic_shapes import export_dynamic_shapes, rename_sizes
+    from xcomp.frontends.dynamic_shapes import export_program, rename_sizes
     module = fn if isinstance(fn, torch.nn.Module) else _FunctionModule(fn)
-    spec = export_dynamic_shapes(module, example_inputs, dynamic)
     was_training = getattr(module, "training", False)
     module.eval()
+    t0 = time.perf_counter()
     try:
-        ep = torch.export.export(module, tuple(example_inputs), dynamic_shapes=spec, strict=False)
+        ep, dynamic = export_program(module, example_inputs, dynamic)
     except XcompError:
         raise
     except Exception as e:  # torch.export's own errors: one line of why, and what works instead
         raise CaptureError(_capture_failure(fn, e)) from e
     finally:
         module.train(was_training)
+    t1 = time.perf_counter()
     with rename_sizes(ep, dynamic):
         captured = from_exported(ep)
+    _CAPTURE_LOG.debug("torch.export: %d graph nodes in %.2f s, converted to %d ops in %.2f s",
+                       len(ep.graph.nodes), t1 - t0, captured.program.op_count(), time.perf_counter() - t1)
     if isinstance(fn, torch.fx.GraphModule):
         captured.source = "torch.fx.GraphModule via torch.export"
     return captured

@@ -612,7 +612,8 @@ def run(targets: Sequence[str] = ("reference", "mlx"), ops: Iterable[str] | None
 
 
 def _run(targets, wanted, limit, only_in_table, progress, make_check, results):
-    for opinfo in load_op_db():
+    from xcomp.progress import progress as progress_bar
+    for opinfo in progress_bar(load_op_db(), desc="conformance", unit="OpInfo"):
         name = full_name(opinfo)
         if wanted is not None and name not in wanted and opinfo.name not in wanted:
             continue

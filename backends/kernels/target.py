@@ -17,6 +17,7 @@ from xcomp.backends.mlx.target import MLXEvaluator, MLXTarget, load_table, mlx_u
 from xcomp.errors import LoweringError
 from xcomp.interpreter import REGION_OPS, has_data_dependent_control
 from xcomp.ir.core import Block, Operation, Program, Region
+from xcomp.logs import get_logger
 from xcomp.ops import registry
 from xcomp.ops.structural import FusionKind
 from xcomp.rewrite import replace_uses
@@ -84,6 +85,14 @@ def source(program: Program, dialect: str) -> str:
     return "\n".join(parts)
 
 
+class Decisions(list):
+    """Tuning decisions; each is also logged on the `kernels` component (`XCOMP_LOGS=kernels`)."""
+
+    def append(self, text: str) -> None:
+        get_logger("kernels").debug("%s", text)
+        super().append(text)
+
+
 class KernelEvaluator(MLXEvaluator):
     """The MLX evaluator with fused ops run as generated kernels (or MLX built-ins as fallback).
 
@@ -100,7 +109,7 @@ class KernelEvaluator(MLXEvaluator):
         self.dialect, self.rt = dialect, runtime
         self.choice: dict[Operation, object] = {}
         self.tune = runtime.tuning()
-        self.decisions: list[str] = []
+        self.decisions: list[str] = Decisions()
 
     def op(self, op: Operation, env: dict) -> list:
         if op.name != "xc.fused":

@@ -1,13 +1,14 @@
 """The pass manager: named passes run in an ordered pipeline, observable and verified.
 
-`XCOMP_LOGS=passes` prints each pass with its time and op-count delta; `XCOMP_LOGS=ir` prints the
-IR after each pass. In debug mode (`debug=True` or `XCOMP_DEBUG=1`) the verifier runs after every
+`XCOMP_LOGS=passes` logs each pass with its time and op-count delta (logger `xcomp.passes`);
+`XCOMP_LOGS=ir` logs the IR after each pass (logger `xcomp.ir`); see `xcomp.logs`. Long pipelines
+show a progress bar on a terminal (`xcomp.progress`). In debug mode (`debug=True` or `XCOMP_DEBUG=1`) the verifier runs after every
 pass, and a pass that breaks the IR is named in the error.
 """
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -15,6 +16,11 @@ from typing import Sequence
 from xcomp.errors import VerifyError
 from xcomp.ir.core import Program
 from xcomp.ir.verifier import verify
+from xcomp.logs import configure as _configure_logs, get_logger
+from xcomp.progress import progress
+
+_PASS_LOG = get_logger("passes")
+_IR_LOG = get_logger("ir")
 
 
 class Pass:
@@ -73,10 +79,6 @@ class PipelineReport:
                          for r in self.records)
 
 
-def _logs() -> set[str]:
-    return {s.strip() for s in os.environ.get("XCOMP_LOGS", "").split(",") if s.strip()}
-
-
 # The standard pipeline: clean up, freeze, decompose what the target lacks, clean up again, fuse.
 DEFAULT_PIPELINE = ("inline", "canonicalize", "fold_constants", "cse", "dce", "freeze", "decompose",
                     "canonicalize", "fold_constants", "cse", "dce", "fuse")
@@ -90,9 +92,10 @@ def run_pipeline(program: Program, names: Sequence[str], debug: bool | None = No
     if unknown:
         raise ValueError(f"unknown pass(es) {unknown}; known: {sorted(PASSES)}")
     debug = bool(os.environ.get("XCOMP_DEBUG")) if debug is None else debug
-    logs = _logs()
+    _configure_logs()  # XCOMP_LOGS may have changed since import
+    log_ir = _IR_LOG.isEnabledFor(logging.DEBUG)
     report = PipelineReport()
-    for name in names:
+    for name in progress(names, desc="passes", unit="pass"):
         before = program.op_count()
         t0 = time.perf_counter()
         changed = bool(PASSES[name](target).run(program))
@@ -104,9 +107,8 @@ def run_pipeline(program: Program, names: Sequence[str], debug: bool | None = No
                 verify(program)
             except VerifyError as e:
                 raise VerifyError(f"pass '{name}' broke the IR: {e}") from None
-        if "passes" in logs:
-            print(f"[xcomp] pass {name:<24} {before:>5} -> {after:<5} ops "
-                  f"{'changed' if changed else 'unchanged':<9} {dt * 1e3:.2f} ms", file=sys.stderr)
-        if "ir" in logs:
-            print(f"[xcomp] IR after {name}:\n{program}", file=sys.stderr)
+        _PASS_LOG.debug("pass %-24s %5d -> %-5d ops %-9s %.2f ms", name, before, after,
+                        "changed" if changed else "unchanged", dt * 1e3)
+        if log_ir:
+            _IR_LOG.debug("IR after %s:\n%s", name, program)
     return report
