@@ -77,8 +77,9 @@ class _Builder:
                 self.program.weights[key] = self.weights[key]
                 self.env[name] = self.b.create("weight", (), {"name": key}, result_types=[t]).result
             else:
-                self.env[name] = self.body.add_arg(t, key or f"x{len(self.arg_names)}")
-                self.arg_names.append(key or f"x{len(self.arg_names)}")
+                hint = key or f"x{len(self.arg_names)}"
+                self.env[name] = self.body.add_arg(t, hint)
+                self.arg_names.append(hint)
 
     def constants(self, event):
         cx = Context(self.b, [], self.known, self.program)
@@ -110,8 +111,9 @@ class _Builder:
         except Unsupported as e:
             self.unsupported.append(UnsupportedOp(name, sig, str(e)))
             return
-        except (TypeError, ValueError) as e:
-            raise XcompError(f"MLX {name} at {sig} with arguments {event['arguments']}: {e}") from None
+        except (TypeError, ValueError, KeyError, IndexError) as e:  # arguments this table does not expect
+            raise XcompError(f"MLX {name} at {sig} with arguments {event['arguments']}: "
+                             f"{type(e).__name__}: {e}") from None
         for (out_name, _, _), v, t in zip(event["outputs"], results, out_types):
             if tuple(v.type.shape) != t.shape:
                 raise XcompError(f"MLX {name} at {sig}: converted to {v.type}, MLX reports {t}")

@@ -167,3 +167,11 @@ def test_explain_and_check():
     fast(mx.random.normal((3, 8)))
     text = str(fast.explain())
     assert "captured with mlx.export_function" in text and "layers.0.weight" not in text.split("\n")[0]
+
+
+def test_unexpected_primitive_arguments_are_an_xcomp_error():
+    from mlx_frontend.fast_events import events
+    from xcomp.frontends.mlx import build
+    a = mx.ones((2, 3))
+    with pytest.raises(XcompError, match="Reduce"):
+        build(events("Reduce", [a], [17, [1]], (2, 1), mx.float32))  # 17: no such ReduceType
