@@ -30,6 +30,16 @@ def load_table() -> dict:
     return MLX_OPS
 
 
+def _decomposed(program, table):
+    """`program`, with the ops the table leaves to the decompose pass (gelu, silu, ...) decomposed
+    when it has any (an unoptimized program evaluated eagerly, e.g. "MLX eager" in benchmarks)."""
+    from xcomp.passes.decompose import DECOMPOSITIONS
+    if not any(op.name not in table and op.name in DECOMPOSITIONS for op in program.walk()):
+        return program
+    from xcomp.api import optimize
+    return optimize(program, "mlx", passes=["decompose"])[0]
+
+
 class MLXEvaluator(Evaluator):
     """Evaluates a program with MLX arrays; results are lazy MLX arrays."""
 
@@ -38,7 +48,7 @@ class MLXEvaluator(Evaluator):
         from xcomp.backends.mlx.dtypes import mx_dtype
         self.mx, self.mx_dtype = mx, mx_dtype
         table = load_table()
-        super().__init__(program, {k: self._checked(k, f) for k, f in table.items()})
+        super().__init__(_decomposed(program, table), {k: self._checked(k, f) for k, f in table.items()})
 
     def _checked(self, name, fn):
         def run(args, attrs, out_types):
