@@ -246,6 +246,7 @@ CPP_DIALECT = Dialect(
     {DType.F32: "float", DType.F64: "double", DType.F16: "xc_f16", DType.BF16: "xc_bf16",
      DType.I64: "int64_t", DType.I32: "int32_t", DType.I16: "int16_t", DType.I8: "int8_t",
      DType.U8: "uint8_t", DType.BOOL: "bool"},
-    {}, long_suffix="LL", qualifier="static inline", inf="XC_INF", file_ext="cpp")
+    {"exp": "xc_vexp", "tanh": "xc_vtanh"},      # the runtime's vectorizable exp/tanh
+    long_suffix="LL", qualifier="static inline", inf="XC_INF", file_ext="cpp")
 
 DIALECTS = {"metal": METAL_DIALECT, "cuda": CUDA_DIALECT, "cpp": CPP_DIALECT}

@@ -31,7 +31,7 @@ def _flat(out):
     return [t for o in out for t in _flat(o)] if isinstance(out, (tuple, list)) else []
 
 
-def _case(name):
+def _case(name, dtype=torch.float32):
     """(fn, inputs) of an op-test case, with the tests' own seeding and module setup."""
     if name in SIF.CASES:
         return SIF.CASES[name]
@@ -43,11 +43,12 @@ def _case(name):
             with torch.no_grad():
                 fn.running_mean.uniform_(-1, 1)
                 fn.running_var.uniform_(0.5, 2)
-    return fn, make()
+        fn = fn.to(dtype)
+    return fn, [x.to(dtype) if x.is_floating_point() else x for x in make()]
 
 
-def _run(names) -> None:
-    cases = [(n, *_case(n)) for n in names]
+def _run(names, dtype=torch.float32, scale=1.0) -> None:
+    cases = [(n, *_case(n, dtype)) for n in names]
     counts = [len(inputs) for _, _, inputs in cases]
 
     def fn(*tensors):
@@ -65,10 +66,11 @@ def _run(names) -> None:
     got = list(got) if isinstance(got, (list, tuple)) else [got]
     assert len(got) == len(expected)
     for i, (g, e) in enumerate(zip(got, expected)):
+        tol = "bfloat16" if e.dtype == torch.bfloat16 else None
         e = e.detach().numpy() if e.dtype != torch.bfloat16 else e.float().numpy()
         g = np.asarray(g)
         assert g.dtype == e.dtype, f"output {i}: dtype {g.dtype} != {e.dtype}"
-        assert_close(g, e, dtype=str(e.dtype), msg=f"output {i} of {names}")
+        assert_close(g, e, dtype=tol or str(e.dtype), scale=scale, msg=f"output {i} of {names}")
 
 
 ALL = sorted(SIF.CASES) + sorted(RL.CASES)
@@ -85,6 +87,21 @@ def test_op_cases_on_cpp(group):
         for n in names:
             try:
                 _run([n])
+            except Exception as e:
+                failures.append(f"{n}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
+        assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_cases_on_cpp(dtype):
+    """The op tests' float16 list in float16 and bfloat16 (computed in float32, stored in 16 bits)."""
+    try:
+        _run(RL.FLOAT16, dtype, scale=2.0)
+    except Exception:
+        failures = []
+        for n in RL.FLOAT16:
+            try:
+                _run([n], dtype, scale=2.0)
             except Exception as e:
                 failures.append(f"{n}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
         assert not failures, "\n".join(failures)
