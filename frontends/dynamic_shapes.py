@@ -1,10 +1,19 @@
 """Which input sizes torch.export treats as symbolic, and the names they get in the IR.
 
 `xcomp.compile(..., dynamic=...)` hands the torch frontend one `{axis: name}` per tensor input
-(`xcomp.dynamic.normalize`): a name (`"batch"`) becomes a torch `Dim` of that name (one `Dim` per
-name, so inputs sharing a name share the size, and torch raises if the program forces it static),
-`None` becomes `Dim.AUTO` (symbolic unless the program proves it static), and a torch `Dim` is used as
-given. In the IR the named sizes keep the user's names; the others keep torch's (`s0`, `s77`).
+(`xcomp.dynamic.normalize`). `export_program` exports with:
+
+- a name (`"batch"`): a torch `Dim(name, min=1)` (one per name, so inputs sharing a name share the
+  size). torch then proves the program for every size >= 1, or raises if the program forces the
+  size (a `CaptureError`).
+- `None` (`dynamic=True`): first `Dim.AUTO`, which finds the dims the program proves static; the
+  dims left symbolic are then exported again as `Dim(min=1)` named `<input>_<axis>` (one per torch
+  symbol), so the program holds for size 1 too. When torch cannot prove that (the program treats
+  size 1 differently), the `Dim.AUTO` export is kept with torch's guard `size >= 2`.
+- a torch `Dim`: used as given.
+
+Example inputs whose dynamic dims are 0 or 1 are traced at size 2 (torch specialises sizes 0 and 1
+to constants); the values of example inputs never reach the program.
 """
 from __future__ import annotations
 
@@ -14,21 +23,27 @@ from typing import Any, Sequence
 import torch
 from torch.export import Dim
 
-from xcomp.errors import CaptureError
 from xcomp.frontends.aten.symbolic import RENAMES
 
 
-def export_dynamic_shapes(module, example_inputs: Sequence[Any], dynamic):
-    """torch.export's `dynamic_shapes` for `module` called with `example_inputs` (None: static)."""
-    if not dynamic:
-        return None
-    dims: dict[str, Any] = {}
+def _upsized(example: Sequence[Any], dynamic) -> tuple:
+    out = []
+    for x, axes in zip(example, dynamic):
+        for axis in (axes or {}):
+            if axis < x.dim() and x.shape[axis] < 2:
+                shape = list(x.shape)
+                shape[axis] = 2
+                x = torch.zeros(shape, dtype=x.dtype) if x.shape[axis] == 0 else \
+                    torch.cat([x, x], dim=axis)
+        out.append(x)
+    return tuple(out)
+
+
+def _spec(module, example, dynamic, dims: dict) -> tuple:
     specs = []
-    for x, axes in zip(example_inputs, dynamic):
+    for x, axes in zip(example, dynamic):
         spec = {}
         for axis, name in (axes or {}).items():
-            if axis >= x.dim():
-                raise CaptureError(f"dynamic: axis {axis} of an input of rank {x.dim()}")
             if name is None:
                 spec[axis] = Dim.AUTO
             elif isinstance(name, str):
@@ -36,28 +51,64 @@ def export_dynamic_shapes(module, example_inputs: Sequence[Any], dynamic):
             else:
                 spec[axis] = name
         specs.append(spec or None)
-    varargs = type(module).__name__ == "_FunctionModule"
-    return (tuple(specs),) if varargs else tuple(specs)
+    return (tuple(specs),) if type(module).__name__ == "_FunctionModule" else tuple(specs)
+
+
+def _export(module, example, dynamic):
+    return torch.export.export(module, tuple(example), dynamic_shapes=_spec(module, example, dynamic, {}),
+                               strict=False)
+
+
+def _user_tensor_nodes(ep) -> list:
+    from torch.export.graph_signature import InputKind
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    users = [placeholders[s.arg.name] for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    return [n for n in users if isinstance(n.meta.get("val"), torch.Tensor)]
+
+
+def _named_after(ep, dynamic) -> list:
+    """`dynamic` with each AUTO dim that stayed symbolic named after its first input and axis, and
+    the AUTO dims torch made static dropped."""
+    names: dict[str, str] = {}
+    out = []
+    for node, axes in zip(_user_tensor_nodes(ep), dynamic):
+        named = {}
+        for axis, name in (axes or {}).items():
+            size = node.meta["val"].shape[axis]
+            if name is not None:
+                named[axis] = name
+            elif isinstance(size, torch.SymInt) and not size.node.is_constant() and hasattr(size.node.expr, "name"):
+                named[axis] = names.setdefault(size.node.expr.name, f"{node.name}_{axis}")
+        out.append(named)
+    return out
+
+
+def export_program(module, example_inputs: Sequence[Any], dynamic):
+    """(ExportedProgram, the dynamic dims as exported: one {axis: name} per tensor input)."""
+    if not dynamic:
+        return torch.export.export(module, tuple(example_inputs), strict=False), None
+    example = _upsized(example_inputs, dynamic)
+    if not any(name is None for axes in dynamic for name in (axes or {}).values()):
+        return _export(module, example, dynamic), dynamic
+    auto = _export(module, example, dynamic)
+    named = _named_after(auto, dynamic)
+    try:
+        return _export(module, example, named), named
+    except Exception:  # noqa: BLE001  (torch cannot prove size 1: keep AUTO's sizes >= 2)
+        return auto, dynamic
 
 
 @contextlib.contextmanager
 def rename_sizes(ep, dynamic):
-    """While converting `ep`, give the sizes of the named input dims their user names."""
+    """While converting `ep`, give the sizes of the named input dims their names."""
     names: dict[str, str] = {}
-    if dynamic:
-        from torch.export.graph_signature import InputKind
-        placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-        users = [placeholders[s.arg.name] for s in ep.graph_signature.input_specs
-                 if s.kind == InputKind.USER_INPUT]
-        tensors = [n for n in users if isinstance(n.meta.get("val"), torch.Tensor)]
-        for node, axes in zip(tensors, dynamic):
-            for axis, name in (axes or {}).items():
-                size = node.meta["val"].shape[axis]
-                want = name if isinstance(name, str) else getattr(name, "__name__", None)
-                if want and isinstance(size, torch.SymInt) and not size.node.is_constant():
-                    expr = size.node.expr
-                    if hasattr(expr, "name"):
-                        names.setdefault(expr.name, want)
+    for node, axes in zip(_user_tensor_nodes(ep), dynamic or []):
+        for axis, name in (axes or {}).items():
+            size = node.meta["val"].shape[axis]
+            want = name if isinstance(name, str) else getattr(name, "__name__", None)
+            if want and isinstance(size, torch.SymInt) and not size.node.is_constant():
+                if hasattr(size.node.expr, "name"):
+                    names.setdefault(size.node.expr.name, want)
     token = RENAMES.set(names)
     try:
         yield names

@@ -75,6 +75,11 @@ class Guard:
             return _OPS[self.op](diff, 0)
         if self.op in ("==", ">=", "<=") and diff == 0:
             return True
+        if (self.op == ">=" and sym.nonnegative(diff)) or (self.op == "<=" and sym.nonnegative(sym.sub(0, diff))):
+            return True
+        if (self.op == ">" and sym.nonnegative(sym.sub(diff, 1))) or \
+                (self.op == "<" and sym.nonnegative(sym.sub(-1, diff))):
+            return True
         return None
 
     def names(self) -> set[str]:

@@ -137,9 +137,8 @@ def symbolic_slice_bounds(axis: int, n, start, end, step) -> tuple:
 def range_guards(ep) -> list[Guard]:
     """Guards from an ExportedProgram's range constraints on its input sizes.
 
-    torch assumes every dynamic size is at least 2 (it specialises 0 and 1); xcomp's symbolic
-    program holds for 1 too (shapes follow the IR types, not torch's 0/1 reasoning), so a lower
-    bound of 2 becomes `>= 1`. Upper bounds are kept.
+    torch's bounds are kept as they are: a `Dim.AUTO` size is assumed >= 2 (torch specialises 0 and
+    1 and may have decided on that assumption), a `Dim(min=1)` size holds from 1.
     """
     out: list[Guard] = []
     for s, vr in ep.range_constraints.items():
@@ -150,7 +149,8 @@ def range_guards(ep) -> list[Guard]:
         if isinstance(d, int):
             continue
         lo = int(vr.lower) if getattr(vr.lower, "is_Integer", False) else 0
-        out.append(Guard(d, ">=", 1 if lo <= 2 else lo))
+        if lo > 0:
+            out.append(Guard(d, ">=", lo))
         if getattr(vr.upper, "is_Integer", False) and int(vr.upper) < 2 ** 62:
             out.append(Guard(d, "<=", int(vr.upper)))
     return out

@@ -44,9 +44,12 @@ class Builder:
 
 def build_program(in_types: Sequence[Type], body, weights: dict | None = None) -> Program:
     """A program whose @main takes `in_types` and returns what `body(builder, *args)` returns
-    (a Value or a list of Values)."""
+    (a Value or a list of Values). The guards that building needed (symbolic sizes) are the program's."""
+    from xcomp import guards
     main = Block(list(in_types))
     b = Builder(main)
-    outs = body(b, *main.args)
+    with guards.collect() as found:
+        outs = body(b, *main.args)
     b.create("return", list(outs) if isinstance(outs, (list, tuple)) else [outs])
-    return Program({"main": Func("main", main, [f"x{i}" for i in range(len(in_types))])}, dict(weights or {}))
+    return Program({"main": Func("main", main, [f"x{i}" for i in range(len(in_types))])}, dict(weights or {}),
+                   guards=guards.merge([], found))

@@ -119,7 +119,15 @@ class _Poly:
         if rc is not None:
             return q  # 0 <= rc < c
         r, c, _ = r._reduce(c)
+        if len(r.terms) == 1 and r.terms[0][1] == 1 and len(r.terms[0][0]) == 1 and r.terms[0][0][0].op == "//":
+            inner = r.terms[0][0][0]  # (X // a) // c == X // (a*c)
+            return q + inner.inner.floordiv(inner.const * c)
         return q + _Poly.atom(_Atom(inner=r, op="//", const=c))
+
+    def nonnegative(self) -> bool:
+        """Whether the value is >= 0 for every binding of the names to sizes (>= 0)."""
+        return all(c >= 0 and all(a.op == "%" or not a.op or a.inner.nonnegative() for a in m)
+                   for m, c in self.terms)
 
     def _reduce(self, c: int) -> tuple["_Poly", int, int]:
         """(r', c', g) with self == g*r' and c == g*c' for the largest such g."""
@@ -350,7 +358,13 @@ def divide(a, b) -> tuple[Dim, Dim, int] | None:
     rest = exact_div(a, _dim(_Poly.make({mb: 1}))) if mb else a
     if rest is None:
         return None
-    return floordiv(rest, cb), rest, cb
+    r, c, _ = _poly(rest)._reduce(cb)
+    return floordiv(rest, cb), _dim(r), c
+
+
+def nonnegative(d) -> bool:
+    """Whether size expression `d` is >= 0 whatever sizes (>= 0) its names take."""
+    return d >= 0 if isinstance(d, int) else _poly(d).nonnegative()
 
 
 def names(d) -> set[str]:

@@ -1,0 +1,136 @@
+"""Type inference with symbolic sizes (op definitions), the guards it records, the IR text round
+trip of symbolic programs, and the reference interpreter run at several sizes against numpy."""
+import numpy as np
+import pytest
+
+import xcomp
+from xcomp import GuardError
+from xcomp.guards import bind, check
+from xcomp.interpreter import interpret
+from xcomp.ir.builder import build_program
+from xcomp.ir.types import DType, TensorType
+from xcomp.passes.memory import plan_memory
+
+from helpers import assert_close
+
+F32 = DType.F32
+
+
+def t(*shape):
+    return TensorType(shape, F32)
+
+
+def run_at(p, arrays):
+    """Bind and check the guards as xcomp.compile does, then run the reference interpreter."""
+    check(p, bind(p, [a.shape for a in arrays]))
+    return interpret(p, arrays)
+
+
+def roundtrip(p):
+    text = str(p)
+    q = xcomp.parse(text, p.weights)
+    assert str(q) == text and q.guards == p.guards
+    xcomp.verify(q)
+    return q
+
+
+def test_reshape_minus_one_over_symbolic_sizes_needs_divisibility():
+    p = build_program([t("B", "S", 8)], lambda b, x: b.op("reshape", x, shape=("B", -1, 16)))
+    out = p.main.outputs[0].type
+    assert out.shape == ("B", "(S//2)", 16)
+    assert [str(g) for g in p.guards] == ["(S%2) == 0"]
+    q = roundtrip(p)
+    for s in (2, 6, 10):
+        x = np.random.rand(3, s, 8).astype(np.float32)
+        assert_close(run_at(q, [x])[0], x.reshape(3, -1, 16))
+    with pytest.raises(GuardError, match=r"\(S%2\) == 0"):
+        run_at(q, [np.zeros((3, 7, 8), np.float32)])
+
+
+def test_concat_sums_and_matmul_equates_sizes():
+    def body(b, x, y, w):
+        c = b.op("concat", x, y, axis=0)              # (S+T) x K
+        return b.op("matmul", c, w)                     # K must equal the weight's rows
+    p = build_program([t("S", "K"), t("T", "K"), t(4, 5)], body)
+    assert p.main.outputs[0].type.shape == ("S+T", 5)
+    assert [str(g) for g in p.guards] == ["K == 4"]
+    q = roundtrip(p)
+    x, y, w = (np.random.rand(*s).astype(np.float32) for s in ((3, 4), (6, 4), (4, 5)))
+    assert_close(run_at(q, [x, y, w])[0], np.concatenate([x, y]) @ w)
+    with pytest.raises(GuardError):
+        run_at(q, [np.zeros((3, 5), np.float32), np.zeros((6, 5), np.float32), w])
+
+
+def test_slice_of_a_static_table_by_a_symbolic_length_is_guarded():
+    def body(b, x, table):
+        rows = b.op("slice", table, axis=0, start=0, end="S", step=1)
+        return b.op("add", x, rows)
+    p = build_program([t("S", 8), t(16, 8)], body)
+    assert [str(g) for g in p.guards] == ["16 >= S"]
+    q = roundtrip(p)
+    table = np.random.rand(16, 8).astype(np.float32)
+    for s in (1, 5, 16):
+        x = np.random.rand(s, 8).astype(np.float32)
+        assert_close(run_at(q, [x, table])[0], x + table[:s])
+    with pytest.raises(GuardError):
+        run_at(q, [np.zeros((17, 8), np.float32), table])
+
+
+def test_affine_conv_and_pool_sizes():
+    def body(b, x, w):
+        y = b.op("conv", x, w, stride=(2,), padding=(1,))
+        return b.op("max_pool", y, kernel=(2,), stride=(2,))
+    p = build_program([t("N", 3, "L"), t(4, 3, 3)], body)
+    assert p.main.outputs[0].type.shape == ("N", 4, "((L+1)//4)")
+    q = roundtrip(p)
+    import torch
+    w = np.random.rand(4, 3, 3).astype(np.float32)
+    for n, length in ((1, 5), (2, 9), (3, 16)):
+        x = np.random.rand(n, 3, length).astype(np.float32)
+        ref = torch.nn.functional.max_pool1d(torch.nn.functional.conv1d(torch.tensor(x), torch.tensor(w), stride=2,
+                                                                          padding=1), 2, 2)
+        assert_close(run_at(q, [x, w])[0], ref.numpy())
+
+
+def test_arange_full_and_broadcast_follow_the_size():
+    def body(b, x):
+        pos = b.op("cast", b.op("arange", start=0, end="S", step=1, dtype=DType.I64), dtype=F32)
+        ones = b.op("full", shape=("S", 4), value=1.0, dtype=F32)
+        return b.op("add", b.op("mul", x, ones), b.op("reshape", pos, shape=("S", 1)))
+    p = build_program([t("S", 4)], body)
+    q = roundtrip(p)
+    for s in (1, 3, 12):
+        x = np.random.rand(s, 4).astype(np.float32)
+        assert_close(run_at(q, [x])[0], x + np.arange(s, dtype=np.float32)[:, None])
+
+
+def test_save_load_keeps_symbolic_types_and_guards(tmp_path):
+    p = build_program([t("B", "S", 8)], lambda b, x: b.op("reshape", x, shape=("B", -1, 16)))
+    xcomp.save(p, str(tmp_path))
+    q = xcomp.load(str(tmp_path))
+    assert str(q) == str(p) and q.guards == p.guards
+
+
+def test_passes_keep_symbolic_programs_and_fuse_equal_sizes():
+    def body(b, x, y):
+        s = b.op("add", b.op("exp", x), b.op("reshape", y, shape=("S", 4)))  # (S*4) -> (S, 4)
+        return b.op("mul", s, s)
+    p = build_program([t("S", 4), t("4*S")], body)
+    opt, _ = xcomp.optimize(p, "reference")
+    from xcomp.passes.fuse import fusion_groups
+    assert len(fusion_groups(opt)) == 1                       # one group across the equal sizes
+    x, y = np.random.rand(5, 4).astype(np.float32), np.random.rand(20).astype(np.float32)
+    v = np.exp(x) + y.reshape(5, 4)
+    assert_close(run_at(opt, [x, y])[0], v * v)
+
+
+def test_memory_plan_reuses_buffers_of_equal_symbolic_size():
+    def body(b, x):
+        a = b.op("exp", x)
+        c = b.op("neg", a)
+        d = b.op("exp", c)
+        return b.op("neg", d)
+    p = build_program([t("S", 8)], body)
+    plan = plan_memory(p)
+    assert len(plan.intervals) == 3 and len(plan.buffers) == 2
+    assert plan.buffer_sizes == ["32*S", "32*S"] and plan.bytes_at({"S": 10}) == 2 * 320
