@@ -23,7 +23,7 @@ from xcomp.errors import LoweringError
 from xcomp.ir.core import Operation, Program
 from xcomp.ir.types import DType, TensorType
 
-BIG_CONSTANT = 64   # dense constants with more elements are stored with the weights
+BIG_CONSTANT = 8    # dense constants with more elements are stored with the weights (short lines)
 
 _MX_NAMES = {
     DType.F64: "float64", DType.F32: "float32", DType.F16: "float16", DType.BF16: "bfloat16",

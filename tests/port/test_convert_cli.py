@@ -153,3 +153,20 @@ def test_debug_prints_the_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "xcomp", "convert", "missing.pt", "--to", "ir", "-o", str(tmp_path),
                         "--input", "x:2:f32", "--debug"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" in r.stderr
+
+
+def test_mlxfn_to_mlx_source_with_check(tmp_path, capsys):
+    import mlx.core as mx
+    import mlx.nn as nn
+    mx.random.seed(0)
+    lin = nn.Linear(4, 3)
+    mx.eval(lin.parameters())
+    path = str(tmp_path / "f.mlxfn")
+    mx.export_function(path, lambda x: nn.gelu(lin(x)) * 2, mx.zeros((2, 4)))
+    code, out, err = _run(["convert", path, "--to", "mlx-source", "-o", str(tmp_path / "f"),
+                           "--input", "x:2x4:f32", "--check"], capsys)
+    assert code == 0, err
+    assert out.startswith("captured MLX function file f.mlxfn") and "check: 1 output(s) match" in out
+    text = open(tmp_path / "f" / "model.py").read()
+    assert "def __call__(self, x):" in text
+    assert max(len(line) for line in text.splitlines()) <= 160
