@@ -26,6 +26,7 @@ from xcomp.ir.types import DType, ListType, TensorType
 from xcomp.frontends.aten import ATEN
 from xcomp.frontends.context import ConvertContext
 from xcomp.frontends.torch_export import XCOMP_TO_TORCH, to_dtype
+from xcomp.frontends.torchscript import nested
 from xcomp.frontends.torchscript import nodes as N
 from xcomp.frontends.torchscript.values import (UNINITIALIZED, RegionTypeError, flatten, is_static,
                                                 materialize, rebuild, same, _Typed)
@@ -166,7 +167,7 @@ def convert_node(cv: Converter, node, ins: list) -> list:
             if folded is not None:
                 return folded
         return convert_aten(cv, node, name, overload, ins)
-    except (NotImplementedError, RegionTypeError, TypeError, ValueError, KeyError, IndexError) as e:
+    except (NotImplementedError, RegionTypeError, TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
         cv.fail(node, f"{name}{'.' + overload if overload else ''}", str(e) or type(e).__name__)
         return [POISON] * n_out
 
@@ -210,6 +211,7 @@ def convert_aten(cv: Converter, node, name: str, overload: str, ins: list) -> li
     if conv is None:
         raise NotImplementedError(f"no converter for {key}")
     schema = torch._C.parse_schema(node.schema())
+    ins, keep = nested.unwrap(cv.cx, key, ins)
     args, kwargs = _arguments(schema, ins)
     cx = cv.cx
     cx.types = _meta_types(key, schema, args, kwargs, node)
@@ -217,6 +219,8 @@ def convert_aten(cv: Converter, node, name: str, overload: str, ins: list) -> li
     cx.b.loc = None
     out = conv(cx, *args, **kwargs)
     results = _results(cx, node, out)
+    if keep is not None:
+        results[0] = nested.Nested(results[0], keep)
     if functional(name) != name and isinstance(ins[0], Value):
         cv.rebind(node.inputsAt(0), results[0])
     return results

@@ -160,7 +160,7 @@ def identity(cv, node, x, *rest):
 @node("aten::size.int", "aten::size")
 def size(cv, node, x, dim=None):
     """Static sizes fold to ints."""
-    shape = list(x.type.shape)
+    shape = list(getattr(x, "dense", x).type.shape)
     return [shape if dim is None else shape[dim]]
 
 
@@ -168,7 +168,7 @@ def size(cv, node, x, dim=None):
 def tensor_query(cv, node, x):
     """rank, dtype, numel, device, floating-point: known from the IR type."""
     import torch
-    t = x.type
+    t = getattr(x, "dense", x).type  # a nested tensor (kept dense) answers for its dense form
     answers = {"aten::dim": lambda: t.rank, "aten::numel": lambda: t.numel,
                "prim::dtype": lambda: TORCH_DTYPE_CODES.index(_torch_name(t.dtype)),
                "prim::device": lambda: torch.device("cpu"), "prim::layout": lambda: 0,
@@ -182,7 +182,7 @@ def _torch_name(dt: DType) -> str:
 
 
 @node("aten::is_grad_enabled", "aten::is_autocast_enabled", "aten::is_autocast_cpu_enabled",
-      "prim::requires_grad", "prim::is_nested", "prim::is_cuda", "prim::is_mps", "prim::is_sparse",
+      "prim::requires_grad", "prim::is_cuda", "prim::is_mps", "prim::is_sparse",
       "prim::is_quantized", "prim::is_meta", "prim::is_xpu", "aten::_has_compatible_shallow_copy_type",
       "aten::is_nested", "prim::is_mkldnn", "aten::requires_grad")
 def inference_query(cv, node, *args):

@@ -163,3 +163,15 @@ def nested_tuple(x: Tensor, n: int) -> Tuple[Tensor, List[Tensor], int]:
     for i in range(n):
         outs.append(outs[-1] * 2)
     return x.sum(), outs, n * 2
+
+
+class EncoderNested(nn.Module):
+    """nn.TransformerEncoder with its defaults: a padding mask takes the nested-tensor path."""
+
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True, dropout=0.0)
+        self.enc = nn.TransformerEncoder(layer, 2)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        return self.enc(x, src_key_padding_mask=mask)

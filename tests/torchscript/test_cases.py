@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import xcomp
-from cases import (ConvBNBranch, Encoder, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
+from cases import (ConvBNBranch, Encoder, EncoderNested, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
                    Recurrent, greedy_decode, inplace_ops, nested_tuple, newton_sqrt, seeded, sign_branch,
                    square_per_dim, warns)
 from ts_helpers import CPP, CPP_GAPS, TS_TARGETS, load, run_script, save_load, script, trace
@@ -65,6 +65,7 @@ CASES = {
                    (rnd(2, 3, 4), rnd(2, 2, 5), rnd(2, 2, 5))),
     "gru_state": (lambda: seeded(GRUWithState), [(rnd(2, 3, 4), rnd(1, 2, 5, seed=1))], (rnd(2, 3, 4), rnd(1, 2, 5))),
     "encoder": (lambda: seeded(Encoder), [(rnd(2, 5, 8),), (rnd(2, 5, 8), PAD)], (rnd(2, 5, 8),)),
+    "encoder_nested": (lambda: seeded(EncoderNested), [(rnd(2, 5, 8),), (rnd(2, 5, 8), PAD)], (rnd(2, 5, 8),)),
     "inplace_ops": (lambda: inplace_ops, [(torch.full((4,), 3.0), MASK), (torch.zeros(4), MASK)], (torch.ones(4), MASK)),
     "script_warning": (lambda: warns, [(rnd(2, 2),), (rnd(3),)], (rnd(3),)),
     "list_of_tensors_in_loop": (lambda: nested_tuple, [(rnd(2), 3), (rnd(2), 0)], None),
@@ -151,3 +152,14 @@ def test_script_warning_noted_in_explain():
     compiled = xcomp.compile(script(warns), target="reference")
     compiled(rnd(2, 2))
     assert "script warning: flattening a matrix" in str(compiled.explain())
+
+
+def test_nested_encoder_refuses_a_mask_it_was_not_compiled_for():
+    """The encoder's nested path needs padding at the end of each row: another mask raises, it never
+    gives a wrong answer."""
+    from xcomp.errors import ScriptRaiseError
+    compiled = xcomp.compile(script(seeded(EncoderNested)), target="reference")
+    holes = torch.zeros(2, 5, dtype=torch.bool)
+    holes[0, 1] = True
+    with pytest.raises(ScriptRaiseError, match="padding at the end"):
+        compiled(rnd(2, 5, 8), holes)
