@@ -19,11 +19,24 @@ import sys
 import numpy as np
 
 from xcomp.backends import Target
+from xcomp.backends.coreml import passes as _passes  # noqa: F401  (registers coreml_lift_reshapes)
 from xcomp.errors import LoweringError, TargetError
 from xcomp.ir.core import Program
 from xcomp.passes.manager import DEFAULT_PIPELINE
 
 OPTIONS = ("compute_precision", "minimum_deployment_target", "compute_units")
+# The MIL passes xcomp runs in ct.convert (coremltools' default pipeline has ~90, most of which
+# redo what xcomp's own passes did: folding, CSE, DCE, canonicalization): MIL's fusions that the IR
+# does not express (matmul + bias -> linear, transpose + matmul), reshape/transpose merging, the
+# float16 casts at the edges, and cleanup.
+MIL_PASSES = (
+    "common::const_elimination", "common::noop_elimination", "common::fuse_matmul_weight_bias",
+    "common::fuse_linear_bias", "common::merge_consecutive_reshapes", "common::merge_consecutive_transposes",
+    "common::fuse_transpose_matmul", "common::remove_redundant_ops", "common::dedup_op_and_var_names",
+    "common::add_fp16_cast", "common::update_output_dtypes", "common::const_elimination",
+    "common::cast_optimization", "common::dead_code_elimination", "common::const_deduplication",
+    "common::topological_reorder", "common::dead_code_elimination",
+)
 METADATA_KEY = "xcomp.signature"    # the IR input/output names, shapes and dtypes, as JSON
 RANGE_UPPER = 4096                   # upper bound of a symbolic dim's RangeDim (-1: unbounded)
 
@@ -50,7 +63,8 @@ def _quiet_progress():
 class CoreMLTarget(Target):
     name = "coreml"
     array_kind = "numpy"
-    pipeline = tuple(p for p in DEFAULT_PIPELINE if p != "fuse")   # MIL fuses itself
+    # MIL fuses itself: no `fuse`; reshapes lifted so flatten/unflatten pairs cancel (passes.py)
+    pipeline = tuple(p for p in DEFAULT_PIPELINE if p != "fuse") + ("coreml_lift_reshapes",)
     weight_layout = "nk"     # MIL's linear takes torch's (out, in) weights
 
     def __init__(self, **options):
@@ -88,6 +102,7 @@ class CoreMLTarget(Target):
         opts = resolve_options(ct, self.options)
         mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"])
         kwargs = {"inputs": flexible} if flexible else {}
+        kwargs["pass_pipeline"] = ct.PassPipeline(pass_names=list(MIL_PASSES), pipeline_name="xcomp")
         try:
             model = ct.convert(mil, convert_to="mlprogram", compute_precision=opts["compute_precision"],
                                minimum_deployment_target=opts["minimum_deployment_target"],
