@@ -160,3 +160,19 @@ extern "C" void probe_f32_to_bf16(const float* f, uint16_t* h, int64_t n) { for 
 def runtime_probe_unit() -> CppUnit:
     return CppUnit(source=RUNTIME_PROBE_SOURCE, inputs=[], outputs=[], weights=[], uses_blas=True,
                    arena_bytes=0, name="runtime_probe")
+
+
+MATH_SOURCE = """#include "xcomp_runtime.h"
+extern "C" void* xc_create(const void* const*) { return xc_aligned_alloc(8); }
+extern "C" int xc_run(void*, const void* const*, void* const*) { return 0; }
+extern "C" const char* xc_error(void*) { return ""; }
+extern "C" void xc_destroy(void* m) { xc_aligned_free(m); }
+extern "C" void probe_exp(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_vexp(x[i]); }
+extern "C" void probe_tanh(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_vtanh(x[i]); }
+extern "C" void probe_erf(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_verf(x[i]); }
+"""
+
+
+def math_unit() -> CppUnit:
+    return CppUnit(source=MATH_SOURCE, inputs=[], outputs=[], weights=[], uses_blas=False, arena_bytes=0,
+                   name="math_probe")

@@ -280,3 +280,39 @@ def test_model_destroyed_when_collected():
 
 def _ptr(a):
     return None if a is None else a.ctypes.data
+
+
+# -- vectorizable math ----------------------------------------------------------------------------
+def test_vector_math_accuracy():
+    import math
+    from cpp_units import math_unit
+    lib = ctypes.CDLL(build(math_unit()))
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.uniform(-110, 110, 200000), rng.standard_normal(200000) * 3,
+                        rng.standard_normal(100000) * 1e-3, np.linspace(-12, 12, 100001),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 88.72, 88.73, -87.3, -103.9, -104.5, 0.625, -0.5, 1e-30]]
+                       ).astype(np.float32)
+    x64 = x.astype(np.float64)
+    refs = {"exp": np.exp(x64), "tanh": np.tanh(x64),
+            "erf": np.array([math.erf(v) if np.isfinite(v) else (np.sign(v) if not np.isnan(v) else np.nan)
+                             for v in x64])}
+    for name, ref in refs.items():
+        fn = getattr(lib, f"probe_{name}")
+        fn.argtypes = [P, P, I64]
+        y = np.empty_like(x)
+        with np.errstate(over="ignore"):
+            fn(_ptr(x), _ptr(y), x.size)
+            ref32 = ref.astype(np.float32)
+        assert (np.isnan(y) == np.isnan(ref32)).all(), name
+        ok = ~np.isnan(ref32)
+        assert (np.isinf(y[ok]) == np.isinf(ref32[ok])).all() and (y[ok][np.isinf(y[ok])] == ref32[ok][np.isinf(y[ok])]).all(), name
+        fin = ok & np.isfinite(ref32)
+        err = np.abs(y[fin].astype(np.float64) - ref[fin])
+        ulp = np.spacing(np.abs(ref32[fin])).astype(np.float64)
+        if name == "erf":
+            assert err.max() <= 2e-7, (name, err.max())
+            small = np.abs(x[fin]) < 0.5
+            assert (err[small] <= 3 * ulp[small]).all(), name  # relative accuracy near 0
+        else:
+            worst = (err / np.maximum(ulp, np.spacing(np.float32(1e-38)))).max()
+            assert worst <= {"exp": 2, "tanh": 3}[name], (name, worst)
