@@ -12,6 +12,10 @@
     xcomp ops --catalog                       the IR op catalog (Markdown), as in docs/ops.md
     xcomp convert SOURCE --to T -o OUT --input x:2x64:f32 [--check]
                                               convert a .pt / .mlxfn / module:attr model (xcomp.convert)
+    xcomp viz MODEL -o graph.svg [--target T] [--compare]   (MODEL: MODULE:FACTORY, a saved dir, .mlir)
+                                              the optimized program as a Graphviz picture (DOT always)
+    xcomp bench MODEL --targets mlx reference --against eager torch.compile [--rounds N] [--json]
+                                              median times and ratios in interleaved rounds
 """
 from __future__ import annotations
 
@@ -101,9 +105,59 @@ def _ops(args) -> int:
 
 def _targets(args) -> int:
     from xcomp.backends import TARGETS, get_target
-    for name in TARGETS:
-        why = get_target(name).unavailable_reason()
+    reasons = {name: get_target(name).unavailable_reason() for name in TARGETS}
+    if args.json:
+        import json
+        print(json.dumps([{"name": n, "runs_here": not why, "reason": why} for n, why in reasons.items()], indent=2))
+        return 0
+    for name, why in reasons.items():
         print(f"{name:<10} {'runs here' if not why else 'cannot run here: ' + why}")
+    return 0
+
+
+def _model_program(spec: str):
+    """The program of a MODEL argument: MODULE:FACTORY (zoo:NAME), a directory written by
+    `xcomp.save`, or an IR file (`.mlir`; with the weights of a saved directory when beside it)."""
+    import os
+    import xcomp
+    if os.path.isdir(spec) or (spec.endswith(".mlir") and os.path.basename(spec) == "program.mlir"
+                               and os.path.exists(os.path.join(os.path.dirname(spec), "weights.safetensors"))):
+        return xcomp.load(spec if os.path.isdir(spec) else os.path.dirname(spec) or ".")
+    if spec.endswith(".mlir"):
+        with open(spec) as f:
+            return xcomp.parse(f.read(), source_name=spec)
+    model, inputs = _load_factory(spec)()
+    return xcomp.capture(model, inputs)
+
+
+def _viz(args) -> int:
+    import xcomp
+    from xcomp.passes.fuse import kernels_per_call
+    from xcomp.viz import compare_dot, render, to_dot
+    program, title = _model_program(args.model), args.model
+    weights = {op.attrs["name"] for op in program.walk() if op.name == "xc.weight"}
+    if weights - set(program.weights):  # an IR file alone: optimizing would need the weight values
+        optimized, after = program, "as written (not optimized: the weights are not beside the IR file)"
+    else:
+        optimized, _ = xcomp.optimize(program, target=args.target)
+        after = (f"optimized for {args.target}: {optimized.op_count()} ops, "
+                 f"{kernels_per_call(optimized)} kernels per call")
+    dot = (compare_dot(program, optimized, f"captured: {program.op_count()} ops", after, title) if args.compare
+           else to_dot(optimized, f"{title}, {after}"))
+    for path in render(dot, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def _bench(args) -> int:
+    from xcomp.bench import bench
+    model, inputs = _load_factory(args.model)()
+    report = bench(model, inputs, args.targets, args.against, rounds=args.rounds, name=args.model)
+    if args.json:
+        import json
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.table())
     return 0
 
 
@@ -135,7 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     from xcomp.convert.run import add_parser as add_convert
     add_convert(sub)
     p = sub.add_parser("targets", help="list targets")
+    p.add_argument("--json", action="store_true", help="a JSON list of {name, runs_here, reason}")
     p.set_defaults(run=_targets)
+    p = sub.add_parser("viz", help="draw a model's optimized program with Graphviz (fused groups as clusters)")
+    p.add_argument("model", help="MODULE:FACTORY returning (model, example_inputs) (e.g. zoo:gpt_block), "
+                   "a directory written by xcomp.save, or an .mlir file")
+    p.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf (through Graphviz's dot) or .dot")
+    p.add_argument("--target", default="mlx", help="the target whose pipeline optimizes the program")
+    p.add_argument("--compare", action="store_true", help="the captured and the optimized program side by side")
+    p.set_defaults(run=_viz)
+    p = sub.add_parser("bench", help="time a model on xcomp targets and peers: medians and ratios")
+    p.add_argument("model", help="MODULE:FACTORY returning (model, example_inputs), e.g. zoo:gpt_block")
+    p.add_argument("--targets", nargs="+", default=["mlx"], help="xcomp targets to time")
+    p.add_argument("--against", nargs="*", default=["eager"], help="peers: eager, torch.compile")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (the median is reported)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (times, ratios, machine)")
+    p.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     import warnings
     warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch's own pytree
