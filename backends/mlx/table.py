@@ -246,7 +246,8 @@ def literal(v: Any) -> str:
     if isinstance(v, str):
         return repr(v)
     if isinstance(v, slice):
-        return f"slice({literal(v.start)}, {literal(v.stop)}, {literal(v.step)})"
+        parts = [v.start, v.stop] + ([v.step] if v.step is not None else [])
+        return "slice(None)" if parts == [None, None] else f"slice({', '.join(literal(x) for x in parts)})"
     if isinstance(v, tuple):
         inner = ", ".join(literal(x) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"

@@ -23,6 +23,7 @@ from xcomp.errors import LoweringError
 from xcomp.ir.core import Operation, Program
 from xcomp.ir.types import DType, TensorType
 
+LINE_LENGTH = 110   # longer calls are written one argument per line
 BIG_CONSTANT = 8    # dense constants with more elements are stored with the weights (short lines)
 
 _MX_NAMES = {
@@ -98,7 +99,7 @@ class MLXSourceLowering(Lowering):
 
     def _result_name(self, op: Operation, i: int) -> str:
         hint = op.results[i].hint or op.name.removeprefix("xc.")
-        return self.fresh(hint)
+        return self.fresh(f"{hint}_out" if hint in self.helper_names else hint)
 
     # hooks ----------------------------------------------------------------------------------------
     def weight(self, name: str, type) -> str:
@@ -113,16 +114,28 @@ class MLXSourceLowering(Lowering):
         ins = [_shape(v.type) for v in op.operands]
         rule = self.rules[op.name].select(op.attrs, ins, outs)
         passed, pos, kw = rule.arguments(args, op.attrs, ins, outs)
-        expr = self._call(rule, passed, pos, kw)
-        if _needs_cast(rule, op):
-            expr = f"{expr}.astype(mx.{_MX_NAMES[op.results[0].type.dtype]})"
+        head, parts = self._call(rule, passed, pos, kw)
+        cast = f".astype(mx.{_MX_NAMES[op.results[0].type.dtype]})" if _needs_cast(rule, op) else ""
+        expr = (f"{head}{', '.join(parts)})" if parts is not None else head) + cast
         if op.opdef.is_structural and not op.operands and len(op.results) == 1:
             return [expr]   # constants and host values are written where they are used
         names = [self._result_name(op, i) for i in range(len(op.results))]
-        if not names:
-            self.line(expr)
+        lhs = f"{', '.join(names)} = " if names else ""
+        if parts and len("    " * self.depth + lhs + expr) > LINE_LENGTH:
+            self.line(f"{lhs}{head}")          # one argument per line, as black writes long calls
+            for p in parts:
+                key, _, value = p.partition("=[")
+                items = _split_top(value[:-1]) if value.endswith("]") and key.isidentifier() else []
+                if len("    " * (self.depth + 1) + p) > LINE_LENGTH and len(items) > 1:
+                    self.line(f"    {key}=[")
+                    for item in items:
+                        self.line(f"        {item},")
+                    self.line("    ],")
+                else:
+                    self.line(f"    {p},")
+            self.line(f"){cast}")
         else:
-            self.line(f"{', '.join(names)} = {expr}")
+            self.line(lhs + expr)
         return names
 
     def _stored_constant(self, op: Operation) -> str:
@@ -132,18 +145,19 @@ class MLXSourceLowering(Lowering):
         self.params.append(Parameter(attr, f"<constant {attr}>", t, value))
         return f"self.{attr}"
 
-    def _call(self, rule, passed: list, pos: list, kw: dict) -> str:
+    def _call(self, rule, passed: list, pos: list, kw: dict) -> tuple[str, list[str] | None]:
+        """(`callee(` , argument texts), or (whole expression, None) for indexing."""
         from xcomp.backends.mlx.table import literal
         args = [_operand(a) for a in passed] + [literal(v) for v in pos]
         if rule.callee == "[]":
-            return f"{args[0]}[{_index(kw['index'])}]"
+            return f"{args[0]}[{_index(kw['index'])}]", None
         keywords = [f"{k}={literal(v)}" for k, v in kw.items()]
         if callable(rule.callee):
             self._use_helper(rule.callee)
         name = rule.callee_name
         if name.startswith("."):
-            return f"{args[0]}{name}({', '.join(args[1:] + keywords)})"
-        return f"{name}({', '.join(args + keywords)})"
+            return f"{args[0]}{name}(", args[1:] + keywords
+        return f"{name}(", args + keywords
 
     def _use_helper(self, fn) -> None:
         """Record `fn` and every helper function it calls."""
@@ -163,6 +177,21 @@ def _function_source(fn) -> str:
     while lines and lines[0].startswith("@"):
         lines.pop(0)
     return "\n".join(lines) + "\n"
+
+
+def _split_top(text: str) -> list[str]:
+    """`a, (b, c), [d]` split at its top-level commas."""
+    items, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    items.append(text[start:].strip())
+    return [x for x in items if x]
 
 
 def _needs_cast(rule, op: Operation) -> bool:
