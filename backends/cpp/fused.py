@@ -29,6 +29,8 @@ from xcomp.ops.structural import FusionKind
 ELEMENTS_PER_TASK = 1 << 14     # grain of elementwise loops
 ROW_ELEMENTS_PER_TASK = 1 << 13  # grain of row loops, in elements
 MIN_SIMD_COLUMNS = 16            # shorter inner dims run as one flat loop
+EPILOGUE_BLOCK_BYTES = 1 << 18   # GEMM output rows per block of a matmul epilogue: about L2 / 4
+MIN_BLOCK_ROWS = 32
 
 
 def merge_dims(shape: tuple, strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
@@ -50,22 +52,28 @@ def merge_dims(shape: tuple, strides: list[list[int]]) -> tuple[list[int], list[
 
 
 def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf], outs: list[Buf],
-                     comment: str) -> None:
+                     comment: str, block: tuple[str, str] | None = None) -> None:
+    """`block` = (first row, row count) C expressions: only those rows of a 2-d output, whose first
+    input holds just those rows (a GEMM's row block, still in cache)."""
     em = Emitter(CPP_DIALECT, g)
     stmts = em.stmts(g.nodes)
     n = int(np.prod(out_shape, dtype=np.int64))
     strides = [broadcast_strides(tuple(b.shape), tuple(out_shape)) for b in ins]
-    shape, st = merge_dims(tuple(out_shape), strides)
+    if block:
+        shape, st = list(out_shape), strides
+    else:
+        shape, st = merge_dims(tuple(out_shape), strides)
     C = shape[-1]
-    two_level = len(shape) > 1 and C >= MIN_SIMD_COLUMNS
-    R = n // C if two_level else 1
+    two_level = block is not None or (len(shape) > 1 and C >= MIN_SIMD_COLUMNS)
+    R = block[1] if block else (n // C if two_level else 1)
+    grow = f"{block[0]} + r" if block else "r"
     inputs = []
     for k, (node, b, s) in enumerate(zip(g.inputs, ins, st)):
         i = {"var": em.ref(node), "cty": em.cty(node), "sty": b.sty, "ptr": b.ptr, "p": f"p{k}"}
         if b.numel == 1:
             i.update(mode="scalar", load0=load(b.dtype, f"{b.ptr}[0]"))
         elif two_level:
-            base = index_expr(shape[:-1], s[:-1], "r")
+            base = index_expr(shape[:-1], s[:-1], "r" if (block and k == 0) else f"({grow})")
             if s[-1] == 0:
                 i.update(mode="perrow", load_row=load(b.dtype, f"{b.ptr}[{base}]"))
             else:
@@ -83,7 +91,7 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
             if i["mode"] == "row":
                 i["mode"] = "index"
     lw.emit(render("cpp", "elementwise", comment=comment, R=R if two_level else 1, C=C, grain=grain,
-                   inputs=inputs, outputs=outputs, stmts=stmts, flat=not two_level).rstrip("\n"))
+                   inputs=inputs, outputs=outputs, stmts=stmts, flat=not two_level, grow=grow).rstrip("\n"))
 
 
 def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], outs: list[Buf],
@@ -189,10 +197,48 @@ def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
     g = build_graph(sub, [a.type for a in sub.args])
     Emitter(CPP_DIALECT, g).stmts(g.nodes)
     anchor_args = [args[block.args.index(v)] for v in anchor.operands]
+    rows = _row_blocks(anchor, anchor_args, g, op)
+    if rows:
+        return _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows)
     (result,) = lw.apply(anchor, anchor_args)
     outs = [lw.out(op, i) for i in range(len(op.results))]
     ins = [result] + [args[block.args.index(a)] for a in used]
     emit_elementwise(lw, g, tuple(outs[0].shape), ins, outs, f"epilogue of {anchor.name}")
+    return outs
+
+
+def _row_blocks(anchor: Operation, anchor_args: list[Buf], g: Graph, op: Operation) -> int:
+    """Rows per GEMM block when a float32 2-d matmul's output is too big to stay in cache between
+    the GEMM and its epilogue (0: one GEMM, then the epilogue)."""
+    if anchor.name != "xc.matmul" or any(len(b.shape) != 2 or b.dtype.name != "F32" for b in anchor_args):
+        return 0
+    M, N = tuple(anchor.results[0].type.shape)
+    if g.outputs and any(o.kind == "input" and o.value == 0 for o in g.outputs):
+        return 0      # the GEMM's own result is an output: it needs the whole buffer
+    if any(tuple(r.type.shape) != (M, N) for r in op.results) or N < MIN_SIMD_COLUMNS:
+        return 0
+    rows = max(MIN_BLOCK_ROWS, EPILOGUE_BLOCK_BYTES // (4 * N))
+    return rows if rows < M else 0
+
+
+def _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows) -> list[Buf]:
+    a, b = anchor_args
+    M, N = tuple(anchor.results[0].type.shape)
+    ta, tb = anchor.attrs["transpose_a"], anchor.attrs["transpose_b"]
+    K = a.shape[0] if ta else a.shape[1]
+    lw.uses_blas = True
+    tile = lw.scratch(a.dtype, (rows, N), "tile")
+    outs = [lw.out(op, i) for i in range(len(op.results))]
+    ins = [Buf(tile.ptr, tile.dtype, (M, N))] + [args[block.args.index(x)] for x in used]
+    lw.emit(f"for (int64_t rb = 0; rb < {M}; rb += {rows}) {{")
+    lw.depth += 1
+    lw.emit(f"const int64_t rn = std::min<int64_t>({rows}, {M} - rb);",
+            f"xc_sgemm({'true' if ta else 'false'}, {'true' if tb else 'false'}, rn, {N}, {K}, 1.0f, "
+            f"{a.ptr} + {'rb' if ta else f'rb * {K}'}, {M if ta else K}, {b.ptr}, {K if tb else N}, 0.0f, "
+            f"{tile.ptr}, {N});")
+    emit_elementwise(lw, g, (M, N), ins, outs, f"epilogue of xc.matmul on rows [rb, rb + rn)", block=("rb", "rn"))
+    lw.depth -= 1
+    lw.emit("}")
     return outs
 
 

@@ -1,0 +1,79 @@
+"""How the cpp target emits fused groups: matmul epilogues applied per GEMM row block when the
+output is bigger than the cache block, row groups as one loop nest per row, elementwise groups with
+broadcast operands; checked on the source and against torch eager."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import xcomp
+from helpers import assert_close
+from xcomp.backends import get_target
+from xcomp.backends.cpp.emit import emit_program
+
+pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
+                                reason="needs a C++ compiler")
+
+
+def _optimized(fn, inputs):
+    p = xcomp.optimize(xcomp.capture(fn, inputs), "cpp")
+    return p[0] if isinstance(p, tuple) else p
+
+
+def _body(fn, inputs) -> str:
+    """The generated xc_run body."""
+    src = emit_program(_optimized(fn, inputs)).source
+    return src[src.index("int xc_run("):src.index("const char* xc_error")]
+
+
+def _check(fn, inputs):
+    with torch.no_grad():
+        want = fn(*inputs)
+    got = xcomp.compile(fn, target="cpp")(*inputs)
+    assert_close(got, want, scale=4)
+
+
+def test_big_matmul_epilogue_runs_per_row_block():
+    torch.manual_seed(0)
+    w, bias = torch.randn(384, 256) / 16, torch.randn(384)
+
+    def fn(x, r):
+        return F.gelu(F.linear(x, w, bias)) + r
+    inputs = [torch.randn(700, 256), torch.randn(700, 384)]
+    src = _body(fn, inputs)
+    assert "rows [rb, rb + rn)" in src and src.count("xc_sgemm(") == 1
+    _check(fn, inputs)
+
+
+def test_small_matmul_epilogue_is_one_gemm_then_one_loop():
+    w = torch.randn(32, 16)
+
+    def fn(x):
+        return torch.relu(x @ w.t()) * 2
+    inputs = [torch.randn(8, 16)]
+    src = _body(fn, inputs)
+    assert "epilogue of xc.matmul" in src and "rows [rb" not in src
+    _check(fn, inputs)
+
+
+def test_softmax_is_one_row_loop_nest():
+    def fn(x):
+        return torch.softmax(x * 0.5, -1)
+    inputs = [torch.randn(6, 50)]
+    src = _body(fn, inputs)
+    assert src.count("xc_parallel_for(") == 1 and "6 rows of 50" in src
+    _check(fn, inputs)
+
+
+def test_broadcast_operands_read_per_row_and_column():
+    def fn(x, col, row):
+        return torch.tanh(x + col) * row
+    inputs = [torch.randn(4, 5, 40), torch.randn(5, 1), torch.randn(40)]
+    _check(fn, inputs)
+
+
+def test_reduction_over_leading_axes_and_nonlast_softmax():
+    def fn(x):
+        return torch.softmax(x, 0) + x.var(0, keepdim=True) + torch.logsumexp(x, (0, 2), keepdim=True)
+    _check(fn, [torch.randn(3, 4, 5)])
