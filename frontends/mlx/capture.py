@@ -13,7 +13,7 @@ import mlx.core as mx
 import numpy as np
 
 from xcomp.errors import UnsupportedOp, UnsupportedOpError, XcompError
-from xcomp.frontends.mlx.dtypes import DTypeError, ir_dtype, to_numpy
+from xcomp.frontends.mlx.dtypes import WIDENED_BITS, WRAPPING, DTypeError, ir_dtype, to_numpy
 from xcomp.frontends.mlx.table import PRIMITIVES, Context, Unsupported
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Program, Value
@@ -114,10 +114,13 @@ class _Builder:
         except (TypeError, ValueError, KeyError, IndexError) as e:  # arguments this table does not expect
             raise XcompError(f"MLX {name} at {sig} with arguments {event['arguments']}: "
                              f"{type(e).__name__}: {e}") from None
-        for (out_name, _, _), v, t in zip(event["outputs"], results, out_types):
+        for (out_name, _, mx_dtype), v, t in zip(event["outputs"], results, out_types):
             if tuple(v.type.shape) != t.shape:
                 raise XcompError(f"MLX {name} at {sig}: converted to {v.type}, MLX reports {t}")
-            self.env[out_name] = cx.cast(v, t.dtype)
+            v = cx.cast(v, t.dtype)
+            if name in WRAPPING and mx_dtype in WIDENED_BITS:  # unsigned wrap-around, kept exact
+                v = cx.op("bitwise_and", v, cx.const((1 << WIDENED_BITS[mx_dtype]) - 1, t.dtype))
+            self.env[out_name] = v
 
     def finish(self) -> Program:
         if self.unsupported:

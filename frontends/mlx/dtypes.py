@@ -14,6 +14,12 @@ FROM_MX = {
     mx.uint64: DType.I64,
 }
 
+# Unsigned MLX dtypes held in a wider signed IR dtype: their width in bits. Results of primitives that
+# can leave that range (WRAPPING) are reduced modulo 2**bits, as MLX's own unsigned arithmetic is.
+WIDENED_BITS = {mx.uint16: 16, mx.uint32: 32}
+WRAPPING = frozenset({"Add", "Subtract", "Multiply", "Negative", "Power", "BitwiseBinary", "BitwiseInvert",
+                      "AsType", "Scan", "Reduce", "Matmul", "AddMM"})
+
 
 class DTypeError(TypeError):
     """An MLX dtype with no IR counterpart (complex64)."""

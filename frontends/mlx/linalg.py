@@ -1,10 +1,12 @@
-"""Matrix and convolution primitives: Matmul, AddMM, GatherMM, Convolution.
+"""Matrix and convolution primitives: Matmul, AddMM, GatherMM, QuantizedMatmul, Convolution.
 
 MLX convolutions are channels-last (input N, spatial..., C; weight O, spatial..., C/groups); the IR's
 `conv` is channels-first, so the converter transposes in and out (canonicalization folds the
 transposes of weights). Input dilation (MLX's transposed convolution) inserts zeros explicitly.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from xcomp.frontends.mlx.elementwise import one_dtype
 from xcomp.frontends.mlx.table import Unsupported, primitive
@@ -38,6 +40,34 @@ def gather_mm(cx, inputs, args):
         mats = cx.reshape(m, (m.type.numel // (rows * cols), rows, cols))
         picked.append(cx.op("take", mats, idx, axis=0))
     return [cx.op("matmul", *picked)]
+
+
+def dequantize(cx, packed, scales, biases, group_size: int, bits: int):
+    """MLX's affine quantization undone: each 32-bit word holds 32 / bits values, lowest bits first;
+    value * scale + bias per group of `group_size` along the last axis."""
+    if 32 % bits:
+        raise Unsupported(f"{bits}-bit quantization (words hold 2-, 4- or 8-bit values here)")
+    per_word = 32 // bits
+    shape = tuple(packed.type.shape)
+    words = cx.reshape(packed, shape + (1,))
+    shifts = cx.dense(np.arange(0, 32, bits, dtype=np.int64), packed.type.dtype)
+    values = cx.op("bitwise_and", cx.op("shift_right", words, shifts), cx.const((1 << bits) - 1, packed.type.dtype))
+    n = shape[-1] * per_word
+    dt = scales.type.dtype
+    w = cx.reshape(cx.cast(values, dt), shape[:-1] + (n // group_size, group_size))
+    expand = lambda v: cx.reshape(v, tuple(v.type.shape) + (1,))  # noqa: E731
+    w = cx.op("add", cx.op("mul", w, expand(scales)), expand(cx.cast(biases, dt)))
+    return cx.reshape(w, shape[:-1] + (n,))
+
+
+@primitive("QuantizedMatmul", "shift_right, bitwise_and, cast, mul, add, reshape, matmul (affine mode)")
+def quantized_matmul(cx, inputs, args):
+    group_size, bits, mode, transpose = args[:4]
+    if mode != 0 or len(inputs) != 4:
+        raise Unsupported("a quantization mode other than affine (mxfp4, mxfp8, nvfp4)")
+    x, packed, scales, biases = inputs
+    w = dequantize(cx, packed, scales, biases, group_size, bits)
+    return [cx.op("matmul", *one_dtype(cx, [x, w]), transpose_b=bool(transpose))]
 
 
 def _dilate(cx, x, axis, d):

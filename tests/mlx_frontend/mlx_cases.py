@@ -42,9 +42,11 @@ class Case:
     shapes: tuple = SHAPES
     compare: Callable | None = None
     name: str = ""
+    prepare: Callable | None = None  # turns the random inputs into the arguments (outside the capture)
 
     def args(self, shape, dtype, rng):
-        return [make(k, shape if s is None else s, dtype if d is None else d, rng) for k, s, d in self.inputs]
+        args = [make(k, shape if s is None else s, dtype if d is None else d, rng) for k, s, d in self.inputs]
+        return self.prepare(*args) if self.prepare else args
 
 
 def x(kind="f"):
@@ -96,6 +98,8 @@ CASES = [
     _binary("BitwiseBinary", mx.bitwise_xor, ("int", "int"), INTS, name="BitwiseXor"),
     _binary("BitwiseBinary", mx.left_shift, ("small", "small"), INTS, name="LeftShift"),
     _binary("BitwiseBinary", mx.right_shift, ("small", "small"), INTS, name="RightShift"),
+    Case("BitwiseBinary", lambda a: (a << 30) >> 29, (x("int"),), (mx.uint32,), name="LeftShift uint32 wraps"),
+    Case("Subtract", lambda a, b: a - b, (x("small"), x("small")), (mx.uint32, mx.uint16), name="Subtract unsigned wraps"),
     _binary("DivMod", lambda a, b: mx.divmod(a, b), ("int", "nz"), INTS),
     _binary("LogAddExp", mx.logaddexp),
     Case("Select", lambda c, a, b: mx.where(c, a, b), (("bool", None, BOOL), x(), x())),
@@ -159,6 +163,12 @@ CASES = [
     Case("GatherMM", lambda a, b, i, j: mx.gather_mm(a, b, i, j),
          (("f", (3, 2, 4), None), ("f", (2, 4, 5), None), ("bin", (4,), mx.uint32), ("bin", (4,), mx.uint32)),
          (F32,), shapes=((0,),)),
+    Case("QuantizedMatmul", lambda a, *q: mx.quantized_matmul(a, *q, transpose=True, group_size=32, bits=4),
+         (("f", (3, 64), None), ("f", (16, 64), None)), (F32,), shapes=((0,),),
+         prepare=lambda a, w: [a, *mx.quantize(w, 32, 4)]),
+    Case("QuantizedMatmul", lambda a, *q: mx.quantized_matmul(a, *q, transpose=False, group_size=64, bits=8),
+         (("f", (2, 3, 32), None), ("f", (32, 128), None)), (F32,), shapes=((0,),),
+         prepare=lambda a, w: [a, *mx.quantize(w, 64, 8)], name="QuantizedMatmul 8-bit not transposed"),
     Case("Convolution", lambda a, w: mx.conv1d(a, w, stride=2, padding=1), (("f", (2, 9, 4), None),
                                                                           ("f", (6, 3, 4), None)),
          shapes=((0,),), name="Convolution 1d"),

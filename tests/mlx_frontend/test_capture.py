@@ -12,8 +12,13 @@ mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
 
 import xcomp  # noqa: E402
-from helpers import assert_close  # noqa: E402
+from helpers import assert_close as _assert_close  # noqa: E402
 from xcomp.errors import FormatError, UnsupportedOpError, XcompError  # noqa: E402
+
+
+def assert_close(got, want, dtype=None, msg=""):
+    """helpers.assert_close with the tolerance of the MLX dtype of `want`."""
+    _assert_close(got, want, dtype=dtype or str(want.dtype).split(".")[-1], msg=msg)
 
 
 def _mlp():
@@ -175,3 +180,22 @@ def test_unexpected_primitive_arguments_are_an_xcomp_error():
     a = mx.ones((2, 3))
     with pytest.raises(XcompError, match="Reduce"):
         build(events("Reduce", [a], [17, [1]], (2, 1), mx.float32))  # 17: no such ReduceType
+
+
+@pytest.mark.parametrize("bits,group", [(4, 32), (8, 64), (2, 32)])
+def test_quantized_linear(bits, group):
+    """nn.quantize'd layers (QuantizedMatmul, affine mode) dequantize in the IR, exactly as MLX packs."""
+    mx.random.seed(2)
+    model = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 64))
+    nn.quantize(model, group_size=group, bits=bits)
+    mx.eval(model.parameters())
+    x = mx.random.normal((3, 128))
+    for target in ("reference", "mlx"):
+        assert_close(xcomp.compile(model, target=target)(x), model(x), msg=f"{bits}-bit on {target}")
+
+
+def test_three_bit_quantization_is_reported():
+    model = nn.Sequential(nn.Linear(128, 64))
+    nn.quantize(model, group_size=32, bits=3)
+    with pytest.raises(UnsupportedOpError, match="3-bit"):
+        xcomp.capture(model, [mx.ones((2, 128))])

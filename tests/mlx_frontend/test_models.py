@@ -30,6 +30,19 @@ def test_model_against_mlx_eager(name, target):
     assert_close(got, expected, dtype="float32", scale=10, msg=f"{name} on {target}")
 
 
+def test_quantized_llama():
+    """mlx-lm's Llama with nn.quantize (4-bit QuantizedLinear and QuantizedEmbedding, whose
+    dequantization runs on uint32 shifts that must wrap as in MLX)."""
+    import mlx.nn as nn
+    from mlx_frontend.mlx_models import llama_model
+    model = llama_model()
+    nn.quantize(model, group_size=32, bits=4)
+    mx.eval(model.parameters())
+    tokens = MODELS["llama"][1][0]
+    for target in ("reference", "mlx"):
+        assert_close(xcomp.compile(model, target=target)(tokens), model(tokens), dtype="float32", scale=10)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_weights_are_named_parameters_and_module_restored(name):
     model, inputs = MODELS[name]
