@@ -39,6 +39,7 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "mlx": mx.__version__, "mlx_device": str(mx.default_device()),
+            "load_average_1m": round(os.getloadavg()[0], 1),  # the machine is shared: context for the timings
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
@@ -104,7 +105,8 @@ def llama_block(repeat: int, size: str) -> dict:
 
 def markdown(res: dict) -> str:
     m = res["machine"]
-    out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; MLX {m['mlx']} ({m['mlx_device']}); {m['date']}", ""]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; MLX {m['mlx']} ({m['mlx_device']}); {m['date']}; "
+           f"load average {m.get('load_average_1m')} at the start (a shared machine: timings are noisy)", ""]
     if "coverage" in res:
         c = res["coverage"]
         built = {k: v for k, v in c["architectures"].items() if v["built"]}
