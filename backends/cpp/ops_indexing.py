@@ -59,10 +59,12 @@ def _scatter(lw, op, args):
     if not idx.numel:
         return [y]
     ax = op.attrs["axis"] % len(x.shape)
+    count = lw.scratch(DType.I64, (x.numel,), "cnt")
+    touched = lw.scratch(DType.U8, (x.numel,), "seen")
     _fail_unless(lw, f"xc_scatter<{y.sty}>({y.ptr}, {idx.ptr}, {src.ptr}, {len(idx.shape)}, {_ints(lw, idx.shape)}, "
                      f"{_ints(lw, strides(src.shape))}, {_ints(lw, strides(x.shape))}, {ax}, {x.shape[ax]}, "
-                     f"{x.numel}, {_SCATTER[op.attrs['reduce']]}, {'true' if op.attrs['include_self'] else 'false'})",
-                 "xc.scatter")
+                     f"{x.numel}, {_SCATTER[op.attrs['reduce']]}, {'true' if op.attrs['include_self'] else 'false'}, "
+                     f"{count.ptr}, (char*){touched.ptr})", "xc.scatter")
     return [y]
 
 
@@ -130,8 +132,9 @@ def _sort(lw, op, args, k: int, descending: bool):
     outer = int(np.prod(x.shape[:ax], dtype=np.int64))
     inner = int(np.prod(x.shape[ax + 1:], dtype=np.int64))
     if vals.numel:
+        order = lw.scratch(DType.I64, (x.shape[ax],), "ord")
         lw.emit(f"xc_sort<{x.sty}>({vals.ptr}, {ids.ptr}, {x.ptr}, {outer}, {x.shape[ax]}, {inner}, {k}, "
-                f"{'true' if descending else 'false'});")
+                f"{'true' if descending else 'false'}, {order.ptr});")
     return [vals, ids]
 
 

@@ -132,15 +132,14 @@ static void xc_scan(T* dst, const T* src, int64_t outer, int64_t n, int64_t inne
 // stable sort / top-k along n of (outer, n, inner): values and int64 indices of the first k
 template <typename T>
 static void xc_sort(T* vals, int64_t* idx, const T* src, int64_t outer, int64_t n, int64_t inner,
-                    int64_t k, bool descending) {
-  std::vector<int64_t> order((size_t)n);
+                    int64_t k, bool descending, int64_t* order) {   // order: n scratch slots
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const T* s = src + o * n * inner + i;
       for (int64_t j = 0; j < n; ++j) order[j] = j;
       auto key = [&](int64_t j) { return xc_val(s[j * inner]); };
       // NaN sorts largest; descending keeps equal elements in their original order
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      std::stable_sort(order, order + n, [&](int64_t a, int64_t b) {
         const double x = key(a), y = key(b);
         const bool xn = x != x, yn = y != y;
         if (descending) return (xn && !yn) || (!xn && !yn && x > y);
@@ -199,13 +198,12 @@ enum xc_scat { XC_S_NONE, XC_S_ADD, XC_S_MUL, XC_S_MAX, XC_S_MIN, XC_S_MEAN };
 template <typename T, typename I>
 static bool xc_scatter(T* dst, const I* index, const T* src, int rank, const int64_t* ishape,
                        const int64_t* sstride, const int64_t* xstride, int axis, int64_t n,
-                       int64_t xnumel, xc_scat op, bool include_self) {
+                       int64_t xnumel, xc_scat op, bool include_self, int64_t* count, char* touched) {
+  // count, touched: xnumel scratch slots each (used by mean / by reductions without self)
   int64_t total = 1;
   for (int d = 0; d < rank; ++d) total *= ishape[d];
-  std::vector<int64_t> count;
-  std::vector<char> touched;
-  if (op == XC_S_MEAN) count.assign((size_t)xnumel, include_self ? 1 : 0);
-  if (op != XC_S_NONE && !include_self) touched.assign((size_t)xnumel, 0);
+  if (op == XC_S_MEAN) for (int64_t i = 0; i < xnumel; ++i) count[i] = include_self ? 1 : 0;
+  if (op != XC_S_NONE && !include_self) std::memset(touched, 0, (size_t)xnumel);
   for (int64_t p = 0; p < total; ++p) {
     int64_t rem = p, off = 0, soff = 0;
     for (int d = rank - 1; d >= 0; --d) {
