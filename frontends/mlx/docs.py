@@ -17,7 +17,6 @@ NOT_MAPPED = {
     "Eig": "linear algebra decompositions are not IR ops",
     "Eigh": "linear algebra decompositions are not IR ops",
     "FFT": "complex dtypes are not IR dtypes",
-    "GatherQMM": "quantized expert weights: not mapped yet (QuantizedMatmul is)",
     "Hadamard": "no IR op",
     "Imag": "complex dtypes are not IR dtypes",
     "Inverse": "linear algebra decompositions are not IR ops",

@@ -1,4 +1,4 @@
-"""Matrix and convolution primitives: Matmul, AddMM, GatherMM, QuantizedMatmul, Convolution.
+"""Matrix and convolution primitives: Matmul, AddMM, GatherMM, QuantizedMatmul, GatherQMM, Convolution.
 
 MLX convolutions are channels-last (input N, spatial..., C; weight O, spatial..., C/groups); the IR's
 `conv` is channels-first, so the converter transposes in and out (canonicalization folds the
@@ -30,16 +30,21 @@ def addmm(cx, inputs, args):
     return [cx.op("add", y, c)]
 
 
-@primitive("GatherMM", "reshape, take, matmul")
-def gather_mm(cx, inputs, args):
-    """a[lhs_indices] @ b[rhs_indices], the indices counting the flattened batch of each operand."""
-    a, b = one_dtype(cx, inputs[:2])
+def _gathered_matmul(cx, a, b, indices, transpose_b=False):
+    """a[lhs_indices] @ b[rhs_indices] (b transposed if asked), the indices counting the flattened
+    batch of each operand."""
     picked = []
-    for m, idx in zip((a, b), inputs[2:4]):
+    for m, idx in zip((a, b), indices):
         rows, cols = m.type.shape[-2:]
         mats = cx.reshape(m, (m.type.numel // (rows * cols), rows, cols))
         picked.append(cx.op("take", mats, idx, axis=0))
-    return [cx.op("matmul", *picked)]
+    return cx.op("matmul", *picked, transpose_b=transpose_b)
+
+
+@primitive("GatherMM", "reshape, take, matmul")
+def gather_mm(cx, inputs, args):
+    a, b = one_dtype(cx, inputs[:2])
+    return [_gathered_matmul(cx, a, b, inputs[2:4])]
 
 
 def dequantize(cx, packed, scales, biases, group_size: int, bits: int):
@@ -68,6 +73,16 @@ def quantized_matmul(cx, inputs, args):
     x, packed, scales, biases = inputs
     w = dequantize(cx, packed, scales, biases, group_size, bits)
     return [cx.op("matmul", *one_dtype(cx, [x, w]), transpose_b=bool(transpose))]
+
+
+@primitive("GatherQMM", "shift_right, bitwise_and, cast, mul, add, reshape, take, matmul (affine mode)")
+def gather_qmm(cx, inputs, args):
+    group_size, bits, mode, transpose = args[:4]
+    if mode != 0 or len(inputs) != 6:
+        raise Unsupported("a quantization mode other than affine (mxfp4, mxfp8, nvfp4)")
+    x, packed, scales, biases = inputs[:4]
+    w = dequantize(cx, packed, scales, biases, group_size, bits)
+    return [_gathered_matmul(cx, *one_dtype(cx, [x, w]), inputs[4:6], transpose_b=bool(transpose))]
 
 
 def _dilate(cx, x, axis, d):
