@@ -152,12 +152,14 @@ def convert_graph(graph: torch.fx.Graph, inputs: dict[str, Value | Any], cx: FXC
                 continue
             cx.node, cx.b.loc = node, loc
             try:
-                out = conv(cx, *args, **kwargs)
+                env[node] = _fix_result(cx, conv(cx, *args, **kwargs))
             except NotImplementedError as e:
                 unsupported.append(UnsupportedOp(name, str(loc) if loc else "<unknown>", str(e)))
                 env[node] = poisoned
-                continue
-            env[node] = _fix_result(cx, out)
+            except UnsupportedOpError as e:  # a value of a dtype xcomp lacks (complex): at this line
+                unsupported += [UnsupportedOp(u.name, str(loc) if loc else u.location, f"{name}: {u.reason}")
+                                for u in e.ops]
+                env[node] = poisoned
         elif node.op == "output":
             outputs = torch.fx.node.map_arg(node.args[0], lambda n: env[n])
         else:
@@ -230,7 +232,7 @@ def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) ->
         else:
             t = state[spec.target]
             arr = t.detach().cpu()
-            dt = to_dtype(arr.dtype)
+            dt = to_dtype(arr.dtype, f"weight '{spec.target}'")
             program.weights[spec.target] = (arr.float() if dt is DType.BF16 else arr).numpy()
             inputs[node.name] = builder.create("weight", (), {"name": spec.target},
                                                result_types=[TensorType(tuple(arr.shape), dt)]).result

@@ -127,3 +127,24 @@ def test_as_strided_outside_its_input_is_unsupported():
         return torch.as_strided(x[:4] + 1, (3,), (3,))  # reads element 6 of a 4-element tensor
     with pytest.raises(xcomp.UnsupportedOpError, match="outside its input"):
         xcomp.compile(fn, target="reference")(torch.randn(8))
+
+
+def test_complex_intermediate_and_weight_are_reported_with_the_other_unsupported_ops():
+    def fn(x):
+        y = x.to(torch.complex64)  # the line of the complex value
+        return torch.view_as_real(y * 2)
+    with pytest.raises(xcomp.UnsupportedOpError) as info:
+        xcomp.compile(fn, target="reference")(torch.randn(3))
+    ops = {o.name: o for o in info.value.ops}
+    assert set(ops) >= {"dtype torch.complex64", "aten.view_as_real.default"}
+    assert ops["dtype torch.complex64"].location.endswith(f":{fn.__code__.co_firstlineno + 1}")
+
+    class ComplexWeight(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))
+
+        def forward(self, x):
+            return torch.view_as_real(self.w * x)
+    with pytest.raises(xcomp.UnsupportedOpError, match="weight 'w' has dtype torch.complex64"):
+        xcomp.compile(ComplexWeight(), target="reference")(torch.randn(3))
