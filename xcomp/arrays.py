@@ -30,7 +30,8 @@ def to_numpy(x: Any) -> np.ndarray:
         return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
     if k == "mlx":
         import mlx.core as mx
-        return np.array(x.astype(mx.float32) if x.dtype == mx.bfloat16 else x)
+        # numpy reads the MLX buffer in place (buffer protocol; no copy, except bfloat16 -> float32)
+        return np.asarray(x.astype(mx.float32) if x.dtype == mx.bfloat16 else x)
     return np.asarray(x)
 
 

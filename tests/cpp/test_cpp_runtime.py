@@ -316,3 +316,18 @@ def test_vector_math_accuracy():
         else:
             worst = (err / np.maximum(ulp, np.spacing(np.float32(1e-38)))).max()
             assert worst <= {"exp": 2, "tanh": 3}[name], (name, worst)
+
+
+def test_torch_and_mlx_inputs_reach_the_runner_without_copies():
+    """The API's conversion to numpy shares memory with torch CPU tensors and MLX arrays."""
+    from xcomp.arrays import convert
+    from xcomp.ir.types import DType, TensorType
+    torch = pytest.importorskip("torch")
+    t = torch.randn(64, 32)
+    a = convert(t, "numpy", TensorType((64, 32), DType.F32))
+    assert np.shares_memory(a, t.numpy()) and a.flags.c_contiguous
+    mx = pytest.importorskip("mlx.core")
+    m = mx.arange(2048, dtype=mx.float32).reshape(64, 32)
+    b = convert(m, "numpy", TensorType((64, 32), DType.F32))
+    assert not b.flags.owndata and b.flags.c_contiguous  # a view of MLX's buffer
+    np.testing.assert_array_equal(b, np.arange(2048, dtype=np.float32).reshape(64, 32))
