@@ -3,7 +3,7 @@
     python benchmarks/mlx_frontend.py [--repeat 50] [--skip-models]
 
 1. Coverage: every architecture of benchmarks/mlx_model_set.py is built from a small config with random
-   weights, exported (`mx.export_function` events), captured into xcomp IR and run on `reference` and
+   weights (a few also 4-bit quantized), exported (`mx.export_function` events), captured into xcomp IR and run on `reference` and
    `mlx` against MLX eager (max abs error of the logits). Counts the primitives seen over the set and how
    many the frontend maps.
 2. Llama block (mlx-lm's TransformerBlock: RMSNorm, RoPE, grouped-query attention, SwiGLU, causal mask):
@@ -46,12 +46,13 @@ def machine() -> dict:
 def coverage() -> dict:
     import mlx.core as mx
     import xcomp
-    from mlx_model_set import ARCHS, build
+    from mlx_model_set import ARCHS, QUANTIZED, build
     from xcomp.frontends.mlx import PRIMITIVES, record
     tokens = mx.array([[3, 17, 42, 5, 88, 1, 9, 60]], dtype=mx.int32)
     rows, seen = {}, {}
-    for name in ARCHS:
-        model, why = build(name)
+    for name, bits in [(a, None) for a in ARCHS] + [(a, 4) for a in QUANTIZED]:
+        model, why = build(name, bits)
+        name = f"{name} 4-bit" if bits else name
         if model is None:
             rows[name] = {"built": False, "why": why}
             continue

@@ -42,9 +42,14 @@ ARCHS = {
 }
 
 
-def build(name: str):
-    """(model, None) or (None, why it did not build)."""
+# Architectures also captured 4-bit quantized (nn.quantize), as most MLX checkpoints ship.
+QUANTIZED = ("llama", "qwen3", "gemma2", "mixtral", "qwen2_moe")
+
+
+def build(name: str, bits: int | None = None):
+    """(model, None) or (None, why it did not build); `bits`: quantize with nn.quantize first."""
     import mlx.core as mx
+    import mlx.nn as nn
     try:
         module = importlib.import_module(f"mlx_lm.models.{name}")
         fields = {f.name for f in dataclasses.fields(module.ModelArgs)}
@@ -52,6 +57,8 @@ def build(name: str):
         if "model_type" in fields:
             config["model_type"] = name
         model = module.Model(module.ModelArgs(**config))
+        if bits:
+            nn.quantize(model, group_size=32, bits=bits)
         mx.eval(model.parameters())
         return model, None
     except Exception as e:  # noqa: BLE001 - reported in the figures as "did not build"
