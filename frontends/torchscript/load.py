@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -103,11 +104,19 @@ def script_graph(fn):
             (m for m in fn._c._method_names() if m.startswith("forward")), None)
         if method is None:
             raise FormatError(f"{type(fn).__name__} has no forward method to compile")
-        frozen = _frozen(fn, method)
+        key = (method, getattr(fn, "training", False))
+        cached = _FROZEN.get(fn, {})
+        if key not in cached:  # freezing costs more than converting: once per module and mode
+            cached[key] = _frozen(fn, method)
+            _FROZEN[fn] = cached
+        frozen = cached[key]
         graph = frozen._c._get_method(method).graph.copy()
         schema = frozen._c._get_method(method).schema
         torch._C._jit_pass_inline(graph)
         return graph, frozen, schema
+
+
+_FROZEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # module -> {(method, training): frozen}
 
 
 def _frozen(module, method: str):
