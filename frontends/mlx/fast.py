@@ -45,45 +45,48 @@ def _positions(cx, x4, offset, scale):
     return cx.op("mul", pos, cx.const(scale, DType.F32))
 
 
-@primitive("RoPE", "arange, add, mul, cos, sin, slice, sub, concat, reshape")
-def rope(cx, inputs, args):
-    dims, traditional, base, scale = args[0], args[1], args[2], args[3]
-    forward = args[4] if len(args) > 4 else True
-    x, offset = inputs[0], inputs[1]
-    shape = tuple(x.type.shape)
-    if x.type.rank < 3:
-        raise Unsupported("RoPE of an input with fewer than 3 dims")
-    lead = int(np.prod(shape[1:-2], dtype=np.int64))
-    x4 = cx.reshape(x, (shape[0], lead, shape[-2], shape[-1]))
-    half = dims // 2
-    pos = _positions(cx, x4, offset, scale)
+def _inverse_frequencies(cx, inputs, dims: int, base: float):
+    """1 / freqs when given, else base ** (-i / (dims / 2)) for i < dims / 2 (MLX's default)."""
     if len(inputs) > 2:
-        inv = cx.op("reciprocal", cx.cast(inputs[2], DType.F32))
-    else:
-        inv_freqs = np.exp(np.arange(0, -half, -1) * (math.log(base) / half)).astype(np.float32)
-        inv = cx.array(inv_freqs, DType.F32)
-    theta = cx.op("mul", cx.reshape(pos, tuple(pos.type.shape) + (1,)), inv)
-    dt = x.type.dtype
-    cos, sin = cx.cast(cx.op("cos", theta), dt), cx.cast(cx.op("sin", theta), dt)
+        return cx.op("reciprocal", cx.cast(inputs[2], DType.F32))
+    half = dims // 2
+    return cx.array(np.exp(np.arange(0, -half, -1) * (math.log(base) / half)).astype(np.float32), DType.F32)
+
+
+def _rotate(cx, x4, cos, sin, dims: int, traditional: bool, forward: bool):
+    """The first `dims` features of x4 rotated in pairs (interleaved when `traditional`, else halves)."""
     B, N, T, D = x4.type.shape
-    if traditional:
-        x1 = cx.op("slice", x4, axis=3, start=0, end=dims, step=2)
-        x2 = cx.op("slice", x4, axis=3, start=1, end=dims, step=2)
-    else:
-        x1 = cx.op("slice", x4, axis=3, start=0, end=half)
-        x2 = cx.op("slice", x4, axis=3, start=half, end=dims)
+    half = dims // 2
+    step, starts = (2, (0, 1)) if traditional else (1, (0, half))
+    ends = (dims, dims) if traditional else (half, dims)
+    x1, x2 = (cx.op("slice", x4, axis=3, start=s, end=e, step=step) for s, e in zip(starts, ends))
     mul = lambda a, b: cx.op("mul", a, b)  # noqa: E731
     if forward:
         outs = [cx.op("sub", mul(x1, cos), mul(x2, sin)), cx.op("add", mul(x1, sin), mul(x2, cos))]
     else:
         outs = [cx.op("add", mul(x2, sin), mul(x1, cos)), cx.op("sub", mul(x2, cos), mul(x1, sin))]
-    if traditional:
+    if traditional:  # interleave the pairs back
         outs = [cx.reshape(o, (B, N, T, half, 1)) for o in outs]
         outs = [cx.reshape(cx.op("concat", *outs, axis=4), (B, N, T, dims))]
     if dims < D:
         outs.append(cx.op("slice", x4, axis=3, start=dims, end=D))
-    y = cx.op("concat", *outs, axis=3) if len(outs) > 1 else outs[0]
-    return [cx.reshape(y, shape)]
+    return cx.op("concat", *outs, axis=3) if len(outs) > 1 else outs[0]
+
+
+@primitive("RoPE", "arange, add, mul, cos, sin, slice, sub, concat, reshape")
+def rope(cx, inputs, args):
+    dims, traditional, base, scale = args[:4]
+    forward = args[4] if len(args) > 4 else True
+    x, offset = inputs[0], inputs[1]
+    shape = tuple(x.type.shape)
+    if x.type.rank < 3:
+        raise Unsupported("RoPE of an input with fewer than 3 dims")
+    lead = int(np.prod(shape[1:-2], dtype=np.int64))  # as MLX: (B, heads..., T, D) -> (B, N, T, D)
+    x4 = cx.reshape(x, (shape[0], lead, shape[-2], shape[-1]))
+    pos = _positions(cx, x4, offset, scale)
+    theta = cx.op("mul", cx.reshape(pos, tuple(pos.type.shape) + (1,)), _inverse_frequencies(cx, inputs, dims, base))
+    cos, sin = (cx.cast(cx.op(f, theta), x.type.dtype) for f in ("cos", "sin"))
+    return [cx.reshape(_rotate(cx, x4, cos, sin, dims, traditional, forward), shape)]
 
 
 def bottom_right_causal(q_len: int, k_len: int) -> np.ndarray:

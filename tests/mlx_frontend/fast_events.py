@@ -67,6 +67,8 @@ FAST_CASES = [
              [8, False, 10000.0, 1.0, True], _rope(8, False, None, 1.0)),
     FastCase("RoPE per-batch offset", "RoPE", lambda r: [normal(r, 2, 3, 4, 8), mx.array([0, 5])],
              [8, False, 10000.0, 2.0, True], _rope(8, False, 10000.0, 2.0)),
+    FastCase("RoPE inverse (forward=False)", "RoPE", lambda r: [normal(r, 1, 2, 5, 16), mx.array(2)],
+             [16, True, 10000.0, 1.5, False], _rope(16, True, 10000.0, -1.5)),  # the angle negated
     FastCase("SDPA gqa", "ScaledDotProductAttention",
              lambda r: [normal(r, 1, 4, 6, 8), normal(r, 1, 2, 6, 8), normal(r, 1, 2, 6, 8)],
              [0.35, False, False, False, False],
