@@ -1,7 +1,7 @@
 """Conformance with PyTorch's OpInfo database (see xcomp/conformance.py).
 
 Default tier: every OpInfo named like an op of the aten table, on its first float32 sample, on the
-reference and MLX targets: no wrong results and no crashes (an op may still be reported unsupported
+reference, MLX and C++ targets: no wrong results and no crashes (an op may still be reported unsupported
 by a clean UnsupportedOpError). Slow tier: every sample of every OpInfo, with the pass counts.
 Values are compared with tests/helpers.py `assert_close` (per-dtype tolerances, scaled only for the
 ops in `conformance.OP_TOL_SCALE`).
@@ -19,6 +19,8 @@ from xcomp import conformance as C  # noqa: E402
 from helpers import assert_close  # noqa: E402
 
 TARGETS = ["reference", "mlx"]
+# the first-sample check also runs on cpp (one C++ build per group of OpInfos; builds are cached)
+FIRST_SAMPLE_TARGETS = TARGETS + ["cpp"]
 DEFAULT_SAMPLES = 1
 
 
@@ -49,8 +51,9 @@ GROUPS = {f"{g[0]}..{g[-1]}": g for g in (_names[i:i + GROUP] for i in range(0, 
 @pytest.mark.parametrize("group", GROUPS)
 def test_opinfo_first_sample(group):
     with C.cached_cia_ops():
-        results = C.check_opinfos([OPINFOS[n] for n in GROUPS[group]], TARGETS, DEFAULT_SAMPLES, helpers_check)
-    bad = [f"{r.name} ({t}): {r.status[t]}: {r.reason[t]}" for r in results for t in TARGETS
+        results = C.check_opinfos([OPINFOS[n] for n in GROUPS[group]], FIRST_SAMPLE_TARGETS, DEFAULT_SAMPLES,
+                                  helpers_check)
+    bad = [f"{r.name} ({t}): {r.status[t]}: {r.reason[t]}" for r in results for t in FIRST_SAMPLE_TARGETS
            if r.status[t] in (C.FAIL, C.ERROR)]
     assert not bad, "\n".join(bad)
 
