@@ -11,6 +11,7 @@ package evaluator (`xcomp.backends.coreml.evaluate`) checks packages everywhere.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -103,12 +104,15 @@ class CoreMLTarget(Target):
         mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"])
         kwargs = {"inputs": flexible} if flexible else {}
         kwargs["pass_pipeline"] = ct.PassPipeline(pass_names=list(MIL_PASSES), pipeline_name="xcomp")
+        gc.freeze()   # ct.convert ends with gc.collect(): skip the heap that existed before it (torch, the model)
         try:
             model = ct.convert(mil, convert_to="mlprogram", compute_precision=opts["compute_precision"],
                                minimum_deployment_target=opts["minimum_deployment_target"],
                                compute_units=opts["compute_units"], **kwargs)
         except (ValueError, TypeError, NotImplementedError, AssertionError) as e:
             raise LoweringError(f"coremltools refused the MIL program: {type(e).__name__}: {e}") from e
+        finally:
+            gc.unfreeze()
         model.user_defined_metadata[METADATA_KEY] = json.dumps(signature)
         return model
 

@@ -1,0 +1,54 @@
+"""coreml_lift_reshapes: a structural property (fewer reshapes, none left around the linears) and
+unchanged results (reference interpreter before and after)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import xcomp  # noqa: E402
+from xcomp.backends.coreml import passes  # noqa: E402,F401  (registers the pass)
+from xcomp.backends.coreml.target import CoreMLTarget  # noqa: E402
+
+from helpers import assert_close  # noqa: E402
+
+
+def _reshapes(program) -> int:
+    return sum(op.name == "xc.reshape" for op in program.walk())
+
+
+@pytest.mark.parametrize("name", ["mlp", "gpt_block", "encoder_layer"])
+def test_lift_reshapes_cancels_flatten_pairs_and_keeps_results(name):
+    from xcomp.zoo import MODELS
+    model, inputs = MODELS[name]()
+    program = xcomp.capture(model, inputs)
+    without = [p for p in CoreMLTarget.pipeline if p != "coreml_lift_reshapes"]
+    before, _ = xcomp.optimize(program, "coreml", passes=without)
+    after, report = xcomp.optimize(program, "coreml")
+    assert report.records[-1].name == "coreml_lift_reshapes"
+    assert _reshapes(after) < _reshapes(before) or _reshapes(before) == 0
+    for op in after.walk():      # no linear (2-d weight) is fed by a flatten that keeps the last dim
+        src = op.operands[0].op if op.name == "xc.matmul" and op.operands[1].type.rank == 2 else None
+        if src is not None and src.name == "xc.reshape":
+            assert src.operands[0].type.shape[-1] != op.operands[0].type.shape[-1]
+    xs = [x.numpy() for x in inputs]
+    for a, b in zip(xcomp.interpret(after, xs), xcomp.interpret(before, xs)):
+        assert_close(a, b)
+
+
+def test_lift_reshapes_refuses_a_reshape_that_moves_the_last_dim():
+    text = """
+module {
+  func.func @main(%x: tensor<2x3x4xf32>, %c: tensor<6xf32>) -> (tensor<4x6xf32>) {
+    %0 = "xc.reshape"(%x) {shape = [4, 6]} : (tensor<2x3x4xf32>) -> tensor<4x6xf32>
+    %1 = "xc.add"(%0, %c) : (tensor<4x6xf32>, tensor<6xf32>) -> tensor<4x6xf32>
+    func.return %1 : tensor<4x6xf32>
+  }
+}
+"""
+    program = xcomp.parse(text)
+    out, _ = xcomp.optimize(program, "coreml", passes=["coreml_lift_reshapes"])
+    assert [op.name for op in out.main.body.ops][:2] == ["xc.reshape", "xc.add"]
+    x, c = np.arange(24, dtype=np.float32).reshape(2, 3, 4), np.arange(6, dtype=np.float32)
+    assert_close(xcomp.interpret(out, [x, c])[0], x.reshape(4, 6) + c)
