@@ -8,8 +8,8 @@ never a framework node:
 - `out_types()`: the torch result types of the op being converted, one per result (`TensorType`,
   or None for a non-tensor result); `out_type` / `out_dtype` the first one.
 - `used_outputs()`: indices of the results the program reads (converters skip statistics nobody uses).
-- building: `op`, `ops`, `const` (0-d constant), `tensor` (a Value, Python number or torch tensor as
-  a tensor value), `constant_array`, `cast`, `broadcast`.
+- building: `op`, `ops`, `const` (0-d constant), `tensor` (a Value, Python number, symbolic size or
+  torch tensor as a tensor value), `constant_array`, `cast`, `broadcast`.
 """
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ class ConvertContext:
             if dtype is None:
                 dtype = DType.BOOL if isinstance(x, bool) else DType.I64 if isinstance(x, int) else DType.F32
             return self.const(x, dtype)
+        if isinstance(x, str):  # a symbolic size (xcomp.ir.symbolic) used as a value
+            return self.cast(self.op("size", value=x, dtype=DType.I64), dtype or DType.I64)
         if type(x).__module__.startswith("torch") and hasattr(x, "detach"):
             from xcomp.frontends.torch_export import to_dtype
             arr = x.detach().cpu()

@@ -21,6 +21,8 @@ def full(cx, shape, value) -> Value:
     dt = cx.out_dtype
     if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
         raise NotImplementedError(f"fill value {value} is symbolic")
+    if isinstance(value, str):  # a symbolic size as the fill value
+        return cx.broadcast(cx.tensor(value, dt), sizes(shape))
     value = bool(value) if dt.is_bool else value
     if dt.is_float and not isinstance(value, float):
         value = float(value)

@@ -11,7 +11,7 @@ import numpy as np
 from xcomp import guards
 from xcomp.ir import symbolic as sym
 from xcomp.ir.types import DType, TensorType
-from xcomp.ops.registry import AttrKind, Trait, define, req
+from xcomp.ops.registry import AttrKind, Trait, attr, define, req
 
 
 def _full_infer(types, a):
@@ -36,6 +36,19 @@ define("full", _full_infer, _full_ref,
        attrs={"shape": req(AttrKind.DIMS), "value": req(AttrKind.ANY), "dtype": req(AttrKind.DTYPE)},
        traits=(Trait.PURE,), operands=0,
        doc="A tensor of `shape` filled with `value` (zeros, ones, empty, full and their variants).")
+
+
+def _size_ref(args, a, out):
+    if isinstance(a["value"], str):
+        raise ValueError(f"xc.size: size '{a['value']}' is not bound (run through a target, which binds sizes)")
+    return [np.asarray(a["value"], out[0].dtype.np)]
+
+
+define("size", lambda types, a: [TensorType((), a["dtype"])], _size_ref,
+       attrs={"value": req(AttrKind.SYM), "dtype": attr(AttrKind.DTYPE, DType.I64)},
+       traits=(Trait.PURE,), operands=0,
+       doc="A size as a 0-d tensor: `value` is an int or a symbolic size expression (`2*S`), evaluated "
+           "at the sizes bound for the call (a SymInt of torch.export used as a value).")
 
 
 def arange_length(start, end, step) -> int:

@@ -206,3 +206,11 @@ class Decompose(Pass):
         if self.target is None:
             return False
         return apply_patterns(program, decomposition_patterns(set(self.target.supported())))
+
+
+@decomposes("size")
+def _size(m):
+    """A symbolic size as the count of a tensor of that many ones (targets without `xc.size`)."""
+    b, a = m.b, m.op.attrs
+    ones = b.op("full", shape=(a["value"],), value=1, dtype=DType.I64)
+    return _narrow(b, b.op("sum", ones, axes=(0,)), m.op.results[0])

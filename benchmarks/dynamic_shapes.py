@@ -1,0 +1,152 @@
+"""Dynamic shapes: the GPT block called at 20 sequence lengths, static (recompiling) against one
+symbolic program, beside torch.compile(dynamic=True); and per-call time at one length.
+
+    python benchmarks/dynamic_shapes.py [--lengths 20] [--repeat 30] [--no-inductor] [--cpp]
+
+Columns of the first table (wall time for all calls, compilation included, each output converted
+to torch so the work is done): xcomp `mlx` with `dynamic=False` (every new length captures,
+optimizes and builds again), `dynamic={"x": {1: "seq"}}` (one capture and build; MLX traces the
+graph once per new shape), `dynamic=None` (automatic: static first, then one symbolic recompile),
+torch.compile(dynamic=True) (Inductor), and torch eager for reference. The second table times one
+call at a few lengths (already compiled), in interleaved rounds: the symbolic program against the
+static program compiled for that length. `--cpp` adds the `cpp` target (symbolic programs build one
+C++ library per size binding there: the capture is saved, not the compiles). Writes
+benchmarks/results/dynamic_shapes.{json,md} with the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from models_cpu import interleaved, machine  # noqa: E402
+
+
+def lengths(n: int) -> list[int]:
+    """n distinct sequence lengths from 5 to 260, in a shuffled but fixed order."""
+    import random
+    out = sorted({5 + (255 * i) // max(n - 1, 1) for i in range(n)})
+    random.Random(0).shuffle(out)
+    return out
+
+
+def total_time(call, xs) -> float:
+    t0 = time.perf_counter()
+    for x in xs:
+        call(x)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lengths", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--no-inductor", action="store_true")
+    ap.add_argument("--cpp", action="store_true")
+    ap.add_argument("--per-call", type=int, nargs="*", default=[16, 64, 256])
+    args = ap.parse_args(argv)
+
+    import mlx.core as mx
+    import torch
+
+    import xcomp
+    from xcomp.zoo import gpt_block
+
+    model, (example,) = gpt_block()
+    batch, dim = example.shape[0], example.shape[2]
+    torch.manual_seed(0)
+    ls = lengths(args.lengths)
+    xs = [torch.randn(batch, t, dim) for t in ls]
+    with torch.no_grad():
+        expected = [model(x) for x in xs]
+
+    def xcomp_call(target, dynamic):
+        compiled = xcomp.compile(model, target=target, dynamic=dynamic)
+        outs = []
+
+        def call(x):
+            outs.append(compiled(x))
+        return compiled, call, outs
+
+    totals, stats, errors = {}, {}, {}
+    columns = [("mlx static", "mlx", False), ("mlx dynamic", "mlx", {"x": {1: "seq"}}),
+               ("mlx automatic", "mlx", None)]
+    if args.cpp:
+        columns += [("cpp static", "cpp", False), ("cpp dynamic", "cpp", {"x": {1: "seq"}})]
+    for label, target, dynamic in columns:
+        compiled, call, outs = xcomp_call(target, dynamic)
+        totals[label] = total_time(call, xs)
+        stats[label] = vars(compiled.stats).copy()
+        errors[label] = max(float((o - e).abs().max()) for o, e in zip(outs, expected))
+        print(f"{label:>16}: {totals[label]:8.2f} s  {stats[label]}  max error {errors[label]:.2e}", flush=True)
+    with torch.no_grad():
+        totals["torch eager"] = total_time(model, xs)
+        if not args.no_inductor:
+            tc = torch.compile(model, dynamic=True)
+            outs = []
+            totals["torch.compile dynamic"] = total_time(lambda x: outs.append(tc(x)), xs)
+            errors["torch.compile dynamic"] = max(float((o - e).abs().max()) for o, e in zip(outs, expected))
+    for k in ("torch eager", "torch.compile dynamic"):
+        if k in totals:
+            print(f"{k:>16}: {totals[k]:8.2f} s", flush=True)
+
+    per_call = []
+    dyn = xcomp.compile(model, target="mlx", dynamic={"x": {1: "seq"}})
+    for t in args.per_call:
+        x = torch.randn(batch, t, dim)
+        static = xcomp.compile(model, target="mlx", dynamic=False)
+        xm = mx.array(x.numpy())
+        dyn(xm), static(xm)   # compile both for this length (MLX arrays in and out: no torch copies)
+        cols = {"static": lambda: mx.eval(static(xm)), "dynamic": lambda: mx.eval(dyn(xm))}
+        with torch.no_grad():
+            cols["torch eager"] = lambda: model(x)
+        secs = interleaved(cols, args.repeat)
+        row = {"length": t, **{k: v * 1e3 for k, v in secs.items()},
+               "dynamic/static": secs["dynamic"] / secs["static"]}
+        per_call.append(row)
+        print(f"length {t}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in secs.items())
+              + f"; dynamic/static {row['dynamic/static']:.3f}", flush=True)
+
+    result = {"machine": machine(), "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
+              "totals_s": totals, "stats": stats, "max_abs_error": errors, "per_call_ms": per_call,
+              "repeat": args.repeat}
+    out = os.path.join(HERE, "results", "dynamic_shapes")
+    with open(out + ".json", "w") as f:
+        json.dump(result, f, indent=1)
+    with open(out + ".md", "w") as f:
+        f.write(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"# Dynamic shapes: {r['model']}, {len(r['lengths'])} calls at {len(r['lengths'])} sequence lengths",
+             "", f"Machine: {m['cpu']} ({m['cores']} cores), {m['system']}, torch {m['torch']}, "
+             f"MLX {m['mlx']} on {m['mlx_device']}, {m['date']}. Lengths: {r['lengths']}.", "",
+             "| column | total for all calls (s) | captures | builds | max abs error |", "|---|---:|---:|---:|---:|"]
+    for k, v in r["totals_s"].items():
+        s = r["stats"].get(k, {})
+        err = r["max_abs_error"].get(k)
+        lines.append(f"| {k} | {v:.2f} | {s.get('captures', '-')} | {s.get('builds', '-')} | "
+                     f"{'-' if err is None else f'{err:.1e}'} |")
+    base = r["totals_s"].get("mlx static")
+    if base and "mlx dynamic" in r["totals_s"]:
+        lines += ["", f"Dynamic is {base / r['totals_s']['mlx dynamic']:.1f}x faster than recompiling per length"
+                  + (f"; torch.compile(dynamic=True) takes {r['totals_s']['torch.compile dynamic'] / r['totals_s']['mlx dynamic']:.1f}x"
+                     " the dynamic program's time" if "torch.compile dynamic" in r["totals_s"] else "") + "."]
+    lines += ["", f"Per call (ms, median of {r['repeat']} calls in interleaved rounds, compiled beforehand):", "",
+              "| length | static program | dynamic program | dynamic / static | torch eager |", "|---:|---:|---:|---:|---:|"]
+    for row in r["per_call_ms"]:
+        lines.append(f"| {row['length']} | {row['static']:.3f} | {row['dynamic']:.3f} | {row['dynamic/static']:.3f} | "
+                     f"{row['torch eager']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
