@@ -13,7 +13,6 @@ NOT_MAPPED = {
     "Cholesky": "linear algebra decompositions are not IR ops",
     "CustomKernel": "a user's Metal/CUDA source kernel: opaque to the IR",
     "Depends": "a scheduling edge with no value",
-    "DynamicSliceUpdate": "an update at a runtime offset (KV caches): not mapped yet",
     "Eig": "linear algebra decompositions are not IR ops",
     "Eigh": "linear algebra decompositions are not IR ops",
     "FFT": "complex dtypes are not IR dtypes",

@@ -1,4 +1,5 @@
-"""Indexing primitives: Gather, GatherAxis, Scatter, ScatterAxis, SliceUpdate, DynamicSlice.
+"""Indexing primitives: Gather, GatherAxis, Scatter, ScatterAxis, SliceUpdate, DynamicSlice,
+DynamicSliceUpdate.
 
 MLX's Gather and Scatter index several axes at once and carry a slice per index; xcomp's `index` and
 `index_put` index with full slices. The converters move the indexed axes to the front, index there,
@@ -93,14 +94,32 @@ def slice_update(cx, inputs, args):
     return [cx.reshape(y, shape)]
 
 
+def _window(cx, start, i: int, size: int):
+    """start[i] + arange(size): the positions of a dynamic slice along its i-th axis."""
+    s = cx.cast(cx.reshape(cx.op("slice", start, axis=0, start=i, end=i + 1), ()), DType.I64)
+    return cx.op("add", cx.op("arange", start=0, end=size, step=1, dtype=DType.I64), s)
+
+
 @primitive("DynamicSlice", "slice, reshape, arange, add, take")
 def dynamic_slice(cx, inputs, args):
     axes, sizes = args
     x, start = inputs
     for i, ax in enumerate(axes):
         ax %= x.type.rank
-        s = cx.reshape(cx.op("slice", start, axis=0, start=i, end=i + 1), ())
-        s = cx.cast(s, DType.I64)
-        rng = cx.op("arange", start=0, end=sizes[ax], step=1, dtype=DType.I64)
-        x = cx.op("take", x, cx.op("add", rng, s), axis=ax)
+        x = cx.op("take", x, _window(cx, start, i, sizes[ax]), axis=ax)
     return [x]
+
+
+@primitive("DynamicSliceUpdate", "slice, arange, add, reshape, transpose, index_put")
+def dynamic_slice_update(cx, inputs, args):
+    """x with `update` written at runtime offsets `start` along `axes` (KV caches)."""
+    x, upd, start = inputs
+    axes = [a % x.type.rank for a in args[0]]
+    k = len(axes)
+    xt, perm = _front(cx, x, axes)
+    values = cx.cast(upd if perm is None else cx.op("transpose", upd, perm=perm), x.type.dtype)
+    sizes = [upd.type.shape[ax] for ax in axes]
+    idx = [cx.reshape(_window(cx, start, i, n), tuple(n if j == i else 1 for j in range(k)))
+           for i, n in enumerate(sizes)]  # an outer product of the windows, one axis each
+    y = cx.op("index_put", xt, values, *idx, axes=tuple(range(k)))
+    return [y if perm is None else cx.op("transpose", y, perm=tuple(int(i) for i in np.argsort(perm)))]

@@ -156,6 +156,11 @@ CASES = [
          shapes=((5, 4), (4, 3, 2))),
     Case("DynamicSlice", lambda a, s: mx.slice(a, s, (1, 2), (a.shape[0], 2, 2)), (x(), ("bin", (2,), I32)),
          shapes=((4, 5, 3),), name="DynamicSlice two axes"),
+    Case("DynamicSliceUpdate", lambda a, u, s: mx.slice_update(a, u, s, (0,)), (x(), x(), ("bin", (1,), I32)),
+         shapes=((5, 4), (4, 3, 2)), prepare=lambda a, u, s: [a, u[:2], s]),
+    Case("DynamicSliceUpdate", lambda a, u, s: mx.slice_update(a, u, s, (2, 1)),
+         (("f", (4, 5, 3), None), ("f", (4, 2, 2), None), ("bin", (2,), I32)), shapes=((0,),),
+         name="DynamicSliceUpdate two axes"),
     # linalg
     Case("Matmul", lambda a, b: a @ b.swapaxes(-1, -2), (x(), x())),
     Case("AddMM", lambda c, a, b: mx.addmm(c, a, b.swapaxes(-1, -2), alpha=0.5, beta=2.0),
