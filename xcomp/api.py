@@ -280,8 +280,8 @@ class Compiled:
             self.notes.append(f"automatic dynamic sizes failed ({str(e).splitlines()[0]}); compiled static")
             spec = None
             cap, opt, report, runner = self._compile(args, spec)
-        symbolic = bool(spec) and any(isinstance(d, str) for a in opt.main.args for d in getattr(a.type, "shape", ()))
-        entry = _Entry(cap, opt, report, runner, time.perf_counter() - t0, spec=spec if symbolic else None)
+        symbolic = any(isinstance(d, str) for a in opt.main.args for d in getattr(a.type, "shape", ()))
+        entry = _Entry(cap, opt, report, runner, time.perf_counter() - t0, spec=(spec or []) if symbolic else None)
         if symbolic:
             key = ("symbolic", struct, len(self.cache))
             dyn.admit(opt, shapes)

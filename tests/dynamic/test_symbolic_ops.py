@@ -134,3 +134,25 @@ def test_memory_plan_reuses_buffers_of_equal_symbolic_size():
     plan = plan_memory(p)
     assert len(plan.intervals) == 3 and len(plan.buffers) == 2
     assert plan.buffer_sizes == ["32*S", "32*S"] and plan.bytes_at({"S": 10}) == 2 * 320
+
+
+def test_fold_and_cse_over_size_expressions():
+    def body(b, x):
+        s = b.op("size", value="S")
+        two = b.op("constant", value=2, dtype=DType.I64)
+        n = b.op("add", b.op("mul", s, two), b.op("size", value="S"))      # 3*S, from two size ops
+        again = b.op("mul", b.op("size", value="S"), b.op("constant", value=3, dtype=DType.I64))
+        total = b.op("add", n, again)                                        # 6*S
+        return b.op("mul", x, b.op("cast", total, dtype=F32))
+    p = build_program([t("S", 2)], body)
+    opt, _ = xcomp.optimize(p, "reference", passes=["fold_constants", "cse", "dce"])
+    sizes = [op for op in opt.walk() if op.name == "xc.size"]
+    assert [op.attrs["value"] for op in sizes] == ["6*S"]
+    assert not any(op.name in ("xc.add", "xc.mul") and op.results[0].type.shape == () for op in opt.walk())
+    mlx = pytest.importorskip("mlx.core")
+    compiled = xcomp.compile(opt, target="mlx")                              # decomposed there
+    for s in (1, 4, 9):
+        x = np.random.rand(s, 2).astype(np.float32)
+        assert_close(run_at(opt, [x])[0], x * 6 * s)
+        assert_close(np.array(compiled(mlx.array(x))), x * 6 * s)
+    assert (compiled.stats.captures, compiled.stats.builds) == (1, 1)    # a symbolic Program compiles once

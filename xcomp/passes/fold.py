@@ -6,12 +6,18 @@ definition's reference (the interpreter's casting rules included) and replaced b
 result becomes `xc.constant`, a larger one `xc.dense`. A result is folded only when it has at most
 `FOLD_LIMIT` elements or no more than its largest input, so folding never balloons a program
 (`broadcast_to` of a scalar to a big shape stays an op).
+
+Arithmetic over symbolic sizes folds too: `add`/`sub`/`mul`/`floor_div`/`remainder` of `xc.size`
+values and integer constants becomes one `xc.size` holding the canonical expression (`xc.size
+{value = "S"}` times 2 plus `xc.size {value = "T"}` is `xc.size {value = "2*S+T"}`); a size with no
+name left is an int and then folds to a constant. CSE merges equal sizes (equal canonical text).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from xcomp.interpreter import _reference_impl
+from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Program, Value
 from xcomp.ir.types import TensorType
 from xcomp.ops.registry import Trait
@@ -64,7 +70,40 @@ def _fold(m) -> Value | None:
     return None if out is None else materialize(m.b, out, m.op.results[0].type)
 
 
-FOLDING = PatternSet([(Pat(where=_foldable, each=Pat.const()), _fold)])
+# -- arithmetic over symbolic sizes (`xc.size`): folded into one size expression ---------------------
+SIZE_ARITH = {"xc.add": sym.add, "xc.sub": sym.sub, "xc.mul": sym.mul,
+              "xc.floor_div": lambda a, b: sym.floordiv(a, b) if isinstance(b, int) and b > 0 else None,
+              "xc.remainder": lambda a, b: sym.mod(a, b) if isinstance(b, int) and b > 0 else None}
+
+
+def _size_of(v: Value):
+    """The size a 0-d integer value holds: an `xc.size` expression or an integer constant, else None."""
+    if not isinstance(v.type, TensorType) or v.type.shape != () or not v.type.dtype.is_int or v.op is None:
+        return None
+    if v.op.name == "xc.size":
+        return v.op.attrs["value"]
+    c = constant_value(v)
+    return int(c) if c is not None else None
+
+
+def _size_arith(v: Value) -> bool:
+    return v.op is not None and v.op.name in SIZE_ARITH and v.type.shape == () and v.type.dtype.is_int \
+        and any(o.op is not None and o.op.name == "xc.size" for o in v.op.operands) \
+        and all(_size_of(o) is not None for o in v.op.operands)
+
+
+def _fold_sizes(m) -> Value | None:
+    a, b = (_size_of(o) for o in m.op.operands)
+    try:
+        value = SIZE_ARITH[m.op.name](a, b)
+    except sym.SymbolicError:
+        return None
+    if value is None:
+        return None
+    return m.b.op("size", value=value, dtype=m.op.results[0].type.dtype)
+
+
+FOLDING = PatternSet([(Pat(where=_foldable, each=Pat.const()), _fold), (Pat(where=_size_arith), _fold_sizes)])
 
 
 @register_pass
