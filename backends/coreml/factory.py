@@ -23,8 +23,7 @@ def _constant(args, attrs, out):
 
 @lowers("scalar")
 def _scalar(args, attrs, out):
-    v = attrs["value"]
-    return mb.const(val=np.asarray(v, np.bool_ if isinstance(v, bool) else np.int32 if isinstance(v, int) else np.float32))
+    return mb.const(val=const(attrs["value"], out[0].dtype))
 
 
 @lowers("full")

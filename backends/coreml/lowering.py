@@ -13,7 +13,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from xcomp.backends.coreml.elementwise import as_bool, as_dtype
-from xcomp.backends.coreml.table import COREML_OPS, np_dtype
+from xcomp.backends.coreml.table import COREML_OPS, const
 from xcomp.backends.lowering import Lowering, call_func, inline_body
 from xcomp.errors import LoweringError, XcompError
 from xcomp.ir.core import Operation
@@ -75,7 +75,7 @@ class CoreMLLowering(Lowering):
         self.names: set[str] = set()
 
     def weight(self, name, type):
-        w = np.asarray(self.program.weights[name]).astype(np_dtype(type))
+        w = const(self.program.weights[name], type)
         return mb.const(val=w, name=mil_name("w_" + name, self.names))
 
     def apply(self, op, args):

@@ -50,9 +50,22 @@ def np_dtype(t) -> type:
     return MIL_NUMPY[mil_dtype(t)]
 
 
+INT32 = np.iinfo(np.int32)
+
+
 def const(value, like_type) -> np.ndarray:
-    """A numpy constant in the MIL dtype of IR type `like_type` (MIL makes it a const op)."""
-    return np.asarray(value).astype(np_dtype(like_type))
+    """A numpy constant in the MIL dtype of IR type `like_type` (MIL makes it a const op). 64-bit
+    integers must fit in int32, except the int64 extremes (TorchScript's "no limit" loop counts),
+    which saturate."""
+    a = np.asarray(value)
+    want = np_dtype(like_type)
+    if want is np.int32 and a.dtype.kind in "iu" and a.size:
+        big = np.iinfo(np.int64)
+        a = np.where(a == big.max, INT32.max, np.where(a == big.min, INT32.min, a))
+        if a.max() > INT32.max or a.min() < INT32.min:
+            raise LoweringError(f"coreml: integer constant {a.max() if a.max() > INT32.max else a.min()} "
+                                "does not fit Core ML's int32")
+    return a.astype(want)
 
 
 def dtype_name(var) -> str:
