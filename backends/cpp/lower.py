@@ -20,7 +20,7 @@ from xcomp.backends.kernels.exprs import CPP_DIALECT
 from xcomp.backends.lowering import Lowering, call_func
 from xcomp.errors import LoweringError
 from xcomp.ir.core import Operation, Program, Value
-from xcomp.ir.types import DType, ScalarType, TensorType
+from xcomp.ir.types import DType, ListType, NoneType, ScalarType, TensorType
 from xcomp.passes.memory import plan_memory
 
 ALIGN = 64
@@ -45,6 +45,19 @@ class Buf:
     @property
     def nbytes(self) -> int:
         return self.numel * self.dtype.itemsize
+
+
+@dataclass
+class ListBuf:
+    """A host list (`!xc.list<T>`): a C++ `xc_list` variable of elements of one static type."""
+
+    ptr: str
+    element: object            # the element's IR type
+
+    @property
+    def elem_bytes(self) -> int:
+        t = self.element
+        return int(np.prod(shape_of(t), dtype=np.int64)) * t.dtype.itemsize
 
 
 def sty(dt: DType) -> str:
@@ -137,6 +150,16 @@ class CppLowering(Lowering):
             for part in line.split("\n"):
                 self.lines.append(pad + part if part else "")
 
+    def slot(self, t, prefix: str = "r"):
+        """A fresh value of IR type `t` (a list variable or an arena buffer of its own)."""
+        if isinstance(t, ListType):
+            name = self.fresh("l")
+            self.emit(f"xc_list {name};")
+            return ListBuf(name, t.element)
+        if isinstance(t, NoneType):
+            return Buf("nullptr", DType.BOOL, ())
+        return self.scratch(t.dtype, shape_of(t), prefix)
+
     def scratch(self, dtype: DType, shape: tuple, prefix: str = "t") -> Buf:
         """A buffer of its own in the arena (not shared), declared at this point."""
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -151,6 +174,8 @@ class CppLowering(Lowering):
         v = op.results[i]
         if v in self.direct:
             return self.direct[v]
+        if isinstance(v.type, (ListType, NoneType)):
+            return self.slot(v.type)
         dt = v.type.dtype
         shape = shape_of(v.type)
         if v in self.plan.buffer_of:
@@ -167,7 +192,13 @@ class CppLowering(Lowering):
         self.statics.append(f"static {sty(dt)} {name}[{len(flat)}] = {{{', '.join(c_literal(dt, v) for v in flat)}}};")
         return Buf(name, dt, tuple(arr.shape))
 
-    def copy(self, dst: Buf, src: Buf) -> None:
+    def copy(self, dst, src) -> None:
+        if isinstance(dst, ListBuf):
+            if dst.ptr != src.ptr:
+                self.emit(f"{dst.ptr} = {src.ptr};")
+            return
+        if dst.ptr == "nullptr" or src.ptr == "nullptr":
+            return
         if dst.ptr != src.ptr and dst.nbytes:
             self.emit(f"std::memmove({dst.ptr}, {src.ptr}, {dst.nbytes});")
 
@@ -193,12 +224,14 @@ class CppLowering(Lowering):
         func = self.program.main
         ins = []
         for i, a in enumerate(func.args):
+            shape_of(a.type)          # tensors and host scalars only (LoweringError otherwise)
             dt = a.type.dtype
             self.emit(f"{sty(dt)}* x{i} = ({sty(dt)}*)in[{i}];")
             ins.append(Buf(f"x{i}", dt, shape_of(a.type)))
         outs = []
         returned = func.outputs
         for i, v in enumerate(returned):
+            shape_of(v.type)
             dt = v.type.dtype
             self.emit(f"{sty(dt)}* y{i} = ({sty(dt)}*)out[{i}];")
             outs.append(Buf(f"y{i}", dt, shape_of(v.type)))
@@ -230,7 +263,7 @@ def _aligned(n: int) -> int:
 
 # -- region rules -------------------------------------------------------------------------------
 def _lower_if(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
-    results = [lw.scratch(r.type.dtype, shape_of(r.type), "r") for r in op.results]
+    results = [lw.slot(r.type) for r in op.results]
     lw.emit(f"if {lw.truth(args[0])} {{")
     for k, region in enumerate(op.regions):
         if k:
@@ -246,8 +279,8 @@ def _lower_if(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
 
 def _lower_loop(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
     trip, cond, init = args[0], args[1], args[2:]
-    carried = [lw.scratch(r.type.dtype, shape_of(r.type), "r") for r in op.results]
-    temps = [lw.scratch(r.type.dtype, shape_of(r.type), "n") for r in op.results]
+    carried = [lw.slot(r.type) for r in op.results]
+    temps = [lw.slot(r.type, "n") for r in op.results]
     it = lw.scratch(DType.I64, (), "i")
     for c, a in zip(carried, init):
         lw.copy(c, a)

@@ -442,3 +442,21 @@ static bool xc_index_walk(const xc_index_geom& g, int64_t* const* idx, F&& f) {
       }
   return true;
 }
+
+// -- host lists (TorchScript lists a loop appends to): elements of one static byte size --------------
+struct xc_list {
+  std::vector<unsigned char> data;
+  int64_t n = 0;
+  void push(const void* p, int64_t bytes) {
+    const size_t at = data.size();
+    data.resize(at + (size_t)bytes);
+    if (bytes) std::memcpy(data.data() + at, p, (size_t)bytes);
+    ++n;
+  }
+  bool get(int64_t i, void* dst, int64_t bytes) const {
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) return false;
+    if (bytes) std::memcpy(dst, data.data() + (size_t)(i * bytes), (size_t)bytes);
+    return true;
+  }
+};
