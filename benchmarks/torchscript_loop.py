@@ -5,6 +5,8 @@
 The model is a small recurrent language model scripted with `torch.jit.script`: per step an
 embedding lookup, a tanh recurrence, the vocabulary projection, argmax, `tokens.append(int(idx))`
 and an early exit on the end token (never produced here, so every call runs `--steps` iterations).
+Peers: the TorchScript interpreter, and the same loop written by hand in MLX (eager, and with the
+step under mx.compile), which shows what MLX itself costs per step on this device.
 xcomp compiles it once (one `xc.loop`, not unrolled) and runs it on `mlx` and every other target
 that runs here and compiles the program (`cpp` when present). Every column's token list is checked
 against TorchScript's before timing. Columns are timed in interleaved rounds (every column in turn,
@@ -55,6 +57,27 @@ def decoder(vocab: int, dim: int):
         return torch.jit.script(Decoder().eval())
 
 
+def mlx_loops(module, start, h0, steps: int):
+    """The same loop written by hand in MLX (a peer for the MLX columns): eager and with the step
+    under mx.compile. Both read the token on the host each step, as the loop needs it."""
+    import mlx.core as mx
+    sd = {k: mx.array(v.detach().numpy()) for k, v in module.state_dict().items()}
+
+    def step(idx, h):
+        h = mx.tanh(sd["embed.weight"][idx] @ sd["wx.weight"].T + sd["wx.bias"] + h @ sd["wh.weight"].T)
+        return mx.argmax(h @ sd["out.weight"].T + sd["out.bias"], axis=1), h
+
+    def run(fn):
+        def loop():
+            idx, h, tokens = mx.array(start.numpy()), mx.array(h0.numpy()), []
+            for _ in range(steps):
+                idx, h = fn(idx, h)
+                tokens.append(int(idx.item()))
+            return tokens
+        return loop
+    return run(step), run(mx.compile(step))
+
+
 def main(argv=None) -> dict:
     import torch
 
@@ -73,6 +96,9 @@ def main(argv=None) -> dict:
         want = module(*args)
     cols = {"torchscript": lambda: module(*args)}
     notes = {}
+    eager, compiled = mlx_loops(module, args[0], args[1], a.steps)
+    if eager() == want == compiled():
+        cols["mlx_by_hand_eager"], cols["mlx_by_hand_compiled_step"] = eager, compiled
     for t in a.targets:
         if t not in TARGETS or get_target(t).unavailable_reason():
             notes[t] = "not available here"

@@ -397,11 +397,44 @@ def convert_if(cv: Converter, node, cond) -> list:
     return outs[:n]
 
 
+UNROLL_LIMIT = 64
+
+
 def convert_loop(cv: Converter, node, trip, cond, *init) -> list:
-    """`prim::Loop(trip, cond, *carried)` -> `xc.loop` (never unrolled)."""
+    """`prim::Loop(trip, cond, *carried)` -> `xc.loop`. Only a loop that cannot be one (it grows a
+    list of tensors from empty, as `[f(t) for t in xs]` does) and runs a known, small number of times
+    is unrolled, as TorchScript itself unrolls loops over module lists."""
     (body_jb,) = list(node.blocks())
     if (not isinstance(cond, Value) and not cond) or (not isinstance(trip, Value) and trip <= 0):
         return list(init)
+    constants, failures = dict(cv.constants), len(cv.unsupported)
+    try:
+        return _xc_loop(cv, node, body_jb, trip, cond, init)
+    except RegionTypeError:
+        if isinstance(trip, Value) or isinstance(cond, Value) or trip > UNROLL_LIMIT:
+            raise
+        cv.constants, cv.unsupported[failures:] = constants, []  # forget what the dropped body made
+        return _unrolled(cv, body_jb, trip, init)
+
+
+def _unrolled(cv: Converter, body_jb, trip: int, init) -> list:
+    params = list(body_jb.inputs())
+    vals = list(init)
+    for i in range(trip):
+        env = cv.env
+        env[params[0]] = i
+        for p, v in zip(params[1:], vals):
+            env[p] = v
+        outs = convert_block(cv, body_jb, env)
+        cond, vals = outs[0], outs[1:]
+        if isinstance(cond, Value):
+            raise RegionTypeError("a loop that grows a list of tensors exits on a value known only at run time")
+        if not cond:
+            break
+    return vals
+
+
+def _xc_loop(cv: Converter, node, body_jb, trip, cond, init) -> list:
     cx = cv.cx
     extra = mutated_outer([body_jb])
     templates = list(init) + [cv.env[v] for v in extra]

@@ -175,3 +175,13 @@ class EncoderNested(nn.Module):
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         return self.enc(x, src_key_padding_mask=mask)
+
+
+def combine(xs: List[Tensor], hc: Tuple[Tensor, Tensor], scale: float, flag: bool) -> Tuple[Tensor, List[Tensor]]:
+    """List[Tensor] and tuple arguments, float and bool constants of the signature."""
+    total = hc[0] * scale
+    for x in xs:
+        total = total + x
+    if flag:
+        total = total * hc[1]
+    return total, [t * 2 for t in xs]

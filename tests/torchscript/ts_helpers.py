@@ -17,9 +17,8 @@ TS_TARGETS = [t for t in ("reference", "mlx") if t in TARGETS and get_target(t).
 # cpp (g++ per program, ~2 s each): scripted cases in the default tier, traced/saved ones marked slow;
 # its known gaps are asserted to fail with LoweringError so the test notices when they close
 CPP = "cpp" in TARGETS and get_target("cpp").unavailable_reason() is None
-CPP_GAPS = {"greedy_decode": "no host-list lowering (xc.list, xc.list_append)",
-            "list_of_tensors_in_loop": "no host-list lowering (xc.list, xc.list_append, xc.list_get)",
-            "encoder_nested": "no xc.raise lowering (the kept padding-mask check)"}
+CPP_GAPS = {"greedy_decode": "lists as loop-carried values and outputs (!xc.list<tensor<i64>>)",
+            "list_of_tensors_in_loop": "lists as loop-carried values and outputs (!xc.list<tensor<2xf32>>)"}
 
 
 def script(obj):
