@@ -126,3 +126,44 @@ def test_model_names_do_not_reach_the_source():
     p = IR.program("weights")        # weight "layer.w"
     src = emit_program(p).source
     assert "layer" not in src
+
+
+# a list appended to in a loop (a host value carried through it), then read back; and a kept
+# scripted check that fails the run when its branch is taken
+LIST_AND_RAISE = """module {
+func.func @main(%x: tensor<2xf32>, %n: tensor<i64>) -> (tensor<2xf32>, tensor<i64>) {
+  %go = "xc.constant"() {dtype = i1, value = true} : () -> tensor<i1>
+  %start = "xc.list"(%x) : (tensor<2xf32>) -> !xc.list<tensor<2xf32>>
+  %0:2 = "xc.loop"(%n, %go, %x, %start) ({
+  ^bb0(%i: tensor<i64>, %v: tensor<2xf32>, %l: !xc.list<tensor<2xf32>>):
+    %w = "xc.add"(%v, %v) : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>
+    %l2 = "xc.list_append"(%l, %w) : (!xc.list<tensor<2xf32>>, tensor<2xf32>) -> !xc.list<tensor<2xf32>>
+    "xc.yield"(%go, %w, %l2) : (tensor<i1>, tensor<2xf32>, !xc.list<tensor<2xf32>>) -> ()
+  }) : (tensor<i64>, tensor<i1>, tensor<2xf32>, !xc.list<tensor<2xf32>>) -> (tensor<2xf32>, !xc.list<tensor<2xf32>>)
+  %len = "xc.list_len"(%0#1) : (!xc.list<tensor<2xf32>>) -> tensor<i64>
+  %zero = "xc.constant"() {dtype = i64, value = 0} : () -> tensor<i64>
+  %one = "xc.constant"() {dtype = i64, value = 1} : () -> tensor<i64>
+  %bad = "xc.eq"(%len, %one) : (tensor<i64>, tensor<i64>) -> tensor<i1>
+  "xc.if"(%bad) ({
+    "xc.raise"() {message = "empty \\"list\\"; */ return 1;"} : () -> ()
+    "xc.yield"() : () -> ()
+  }, {
+    "xc.yield"() : () -> ()
+  }) : (tensor<i1>) -> ()
+  %m1 = "xc.constant"() {dtype = i64, value = -1} : () -> tensor<i64>
+  %last = "xc.list_get"(%0#1, %m1) : (!xc.list<tensor<2xf32>>, tensor<i64>) -> tensor<2xf32>
+  %first = "xc.list_get"(%0#1, %zero) : (!xc.list<tensor<2xf32>>, tensor<i64>) -> tensor<2xf32>
+  %s = "xc.sub"(%last, %first) : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>
+  func.return %s, %len : tensor<2xf32>, tensor<i64>
+}
+}
+"""
+
+
+def test_host_list_through_a_loop_and_a_kept_raise():
+    p = xcomp.parse(LIST_AND_RAISE)
+    x = np.array([1.0, -2.0], np.float32)
+    _check(p, [x, np.array(3, np.int64)])
+    fn = xcomp.compile(p, target="cpp")
+    with pytest.raises(XcompError, match='empty "list"'):
+        fn(x, np.array(0, np.int64))
