@@ -150,7 +150,7 @@ class GraphRunner:
             entry = self.cache[key]
         if entry == "eager":
             return self.gm(*args)
-        program, runner, passthrough = entry
+        program, runner, _ = entry
         from xcomp.arrays import convert
         kind = self.target.array_kind
         native = [convert(a, kind, p.type) for a, p in zip(_runtime(args, self.frozen), program.main.args)]
@@ -177,7 +177,7 @@ class GraphRunner:
         optimized, _ = optimize(program, self.target.name, self.opts["passes"])
         log.info("graph of %d ops -> %d ops for target '%s'", program.op_count(),
                  optimized.op_count(), self.target.name)
-        return optimized, self.target.build(optimized), None
+        return optimized, self.target.build(optimized), program  # (optimized, runner, as captured)
 
 
 def _is_concrete(val) -> bool:

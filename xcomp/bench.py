@@ -1,6 +1,7 @@
 """`xcomp bench MODEL --targets mlx reference --against eager torch.compile`: median times and ratios.
 
-Every contestant (an xcomp target, PyTorch eager, `torch.compile` with inductor) is built and run
+Every contestant (an xcomp target, `dynamo:<target>` for `torch.compile(backend="xcomp")` on that
+target, PyTorch eager, `torch.compile` with inductor) is built and run
 once before timing (compilation is not timed; its time is reported apart). Timing runs in
 interleaved rounds: each round times every contestant once, in an order rotated from round to
 round, so drifts of the machine (frequency, other load) reach all of them alike. Each measurement
@@ -64,9 +65,12 @@ def machine() -> dict:
     info = {"machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
                        f"{platform.python_version()}", "processor": platform.processor(),
             "numpy": np.__version__}
+    if hasattr(os, "getloadavg"):  # other work on the machine while timing (1-minute average)
+        info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     try:
         import torch
         info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
     except ImportError:
         pass
     try:
@@ -90,7 +94,11 @@ def contestants(model, inputs: Sequence[Any], targets: Sequence[str], against: S
         compiled = torch.compile(model)
         runs["torch.compile"] = lambda: compiled(*inputs)
     for t in targets:
-        fast = xcomp.compile(model, target=t)
+        if t.startswith("dynamo:"):  # torch.compile(backend="xcomp") on that target
+            import torch
+            fast = torch.compile(model, backend="xcomp", options={"target": t.removeprefix("dynamo:")})
+        else:
+            fast = xcomp.compile(model, target=t)
         runs[t] = lambda fast=fast: fast(*inputs)
     return runs
 

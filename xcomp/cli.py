@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_viz)
     p = sub.add_parser("bench", help="time a model on xcomp targets and peers: medians and ratios")
     p.add_argument("model", help="MODULE:FACTORY returning (model, example_inputs), e.g. zoo:gpt_block")
-    p.add_argument("--targets", nargs="+", default=["mlx"], help="xcomp targets to time")
+    p.add_argument("--targets", nargs="+", default=["mlx"],
+                   help="xcomp targets to time (dynamo:T: torch.compile(backend='xcomp') on target T)")
     p.add_argument("--against", nargs="*", default=["eager"], help="peers: eager, torch.compile")
     p.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (the median is reported)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (times, ratios, machine)")
