@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from xcomp.backends.mlx.table import lowers
+from xcomp.backends.mlx.table import choose, lowers, rule
 from xcomp.ops.linalg import conv_geometry
 
 
@@ -81,5 +81,8 @@ def _conv_params(a, ins, outs):
             "output_padding": tuple(outpad), "groups": a["groups"], "transposed": a["transposed"]}
 
 
-lowers("matmul", matmul, lambda a, ins, outs: {"transpose_a": a["transpose_a"], "transpose_b": a["transpose_b"]})
+_PLAIN_MATMUL = rule("matmul")
+_MATMUL = rule(matmul, lambda a, ins, outs: {"transpose_a": a["transpose_a"], "transpose_b": a["transpose_b"]})
+choose("matmul", lambda a, ins, outs: _PLAIN_MATMUL if ins[0].floating and not a["transpose_a"]
+       and not a["transpose_b"] else _MATMUL, (_PLAIN_MATMUL, _MATMUL))
 lowers("conv", conv, _conv_params)

@@ -12,7 +12,7 @@ import math
 
 import mlx.core as mx
 
-from xcomp.backends.mlx.table import Expr, lowers
+from xcomp.backends.mlx.table import Expr, choose, lowers, rule
 
 
 def softmax(x, axis):
@@ -76,12 +76,20 @@ def sdpa(q, k, v, mask=None, *, scale, is_causal, enable_gqa):
     return mx.softmax(s, axis=-1, precise=True) @ v
 
 
-lowers("softmax", softmax, lambda a, ins, outs: {"axis": a["axis"]})
+_SOFTMAX = rule("softmax", lambda a, ins, outs: {"axis": a["axis"], "precise": True})
+_SOFTMAX_ANY_RANK = rule(softmax, lambda a, ins, outs: {"axis": a["axis"]})
+choose("softmax", lambda a, ins, outs: _SOFTMAX if ins[0].ndim else _SOFTMAX_ANY_RANK, (_SOFTMAX, _SOFTMAX_ANY_RANK))
 lowers("log_softmax", log_softmax, lambda a, ins, outs: {"axis": a["axis"]})
-lowers("layer_norm", last_dims_norm, lambda a, ins, outs: {
-    "fast": Expr("mx.fast.layer_norm"), "slots": 2, "dims": a["normalized_ndim"], "eps": a["eps"]})
-lowers("rms_norm", last_dims_norm, lambda a, ins, outs: {
-    "fast": Expr("mx.fast.rms_norm"), "slots": 1, "dims": a["normalized_ndim"], "eps": a["eps"]})
+def _norm(fast: str, slots: int):
+    """mx.fast.<fast> itself over the last axis; the flattening helper over several."""
+    plain = rule(fast, lambda a, ins, outs: {"eps": a["eps"]}, operands=lambda args: args + [None] * (1 + slots - len(args)))
+    general = rule(last_dims_norm, lambda a, ins, outs: {
+        "fast": Expr(f"mx.{fast}"), "slots": slots, "dims": a["normalized_ndim"], "eps": a["eps"]})
+    return (lambda a, ins, outs: plain if ins[0].ndim and a["normalized_ndim"] == 1 else general), (plain, general)
+
+
+choose("layer_norm", *_norm("fast.layer_norm", 2))
+choose("rms_norm", *_norm("fast.rms_norm", 1))
 lowers("batch_norm", batch_norm, lambda a, ins, outs: {"eps": a["eps"]})
 lowers("sdpa", sdpa, lambda a, ins, outs: {"scale": a["scale"], "is_causal": a["is_causal"],
                                             "enable_gqa": a["enable_gqa"]})

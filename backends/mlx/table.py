@@ -62,12 +62,13 @@ class Rule:
 
 
 class Shape:
-    """What `params` may read of an operand: its static shape and rank."""
+    """What `params` may read of an operand: its static shape, rank and whether it is floating."""
 
-    __slots__ = ("shape",)
+    __slots__ = ("shape", "floating")
 
-    def __init__(self, shape):
+    def __init__(self, shape, floating: bool = True):
         self.shape = tuple(shape)
+        self.floating = floating
 
     @property
     def ndim(self) -> int:
@@ -200,7 +201,7 @@ def eager(rule: Rule) -> Callable:
     """The rule as an eager lowering `fn(args, attrs, out_types) -> list[mx.array]`."""
     if rule.chooser is not None:
         def pick(args, attrs, out_types):
-            ins = [Shape(a.shape) if hasattr(a, "shape") else a for a in args]
+            ins = [_shape_of(a) for a in args]
             return eager(rule.select(attrs, ins, out_types))(args, attrs, out_types)
         return pick
     if callable(rule.callee):
@@ -217,11 +218,18 @@ def eager(rule: Rule) -> Callable:
         fn = resolve(rule.callee)
 
     def run(args, attrs, out_types):
-        ins = [Shape(a.shape) if hasattr(a, "shape") else a for a in args]
+        ins = [_shape_of(a) for a in args]
         passed, pos, kw = rule.arguments(args, attrs, ins, out_types)
         out = fn(*passed, *[_eager_value(v) for v in pos], **{k: _eager_value(v) for k, v in kw.items()})
         return list(out) if isinstance(out, tuple) else [out]
     return run
+
+
+def _shape_of(a):
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        return a
+    import mlx.core as mx
+    return Shape(a.shape, mx.issubdtype(a.dtype, mx.floating))
 
 
 def literal(v: Any) -> str:

@@ -206,7 +206,7 @@ def _needs_cast(rule, op: Operation) -> bool:
 
 def _shape(t):
     from xcomp.backends.mlx.table import Shape
-    return Shape(t.shape) if isinstance(t, TensorType) else None
+    return Shape(t.shape, t.dtype.is_float) if isinstance(t, TensorType) else None
 
 
 def _operand(a) -> str:
