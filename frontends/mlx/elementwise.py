@@ -104,15 +104,20 @@ def equal(cx, inputs, args):
     return [eq]
 
 
+def logaddexp(cx, a, b):
+    """log(exp(a) + exp(b)) without overflow; exact where a == b (infinities included)."""
+    m = cx.op("maximum", a, b)
+    tail = cx.op("log1p", cx.op("exp", cx.op("neg", cx.op("abs", cx.op("sub", a, b)))))
+    same = cx.op("add", a, cx.const(math.log(2.0), a.type.dtype))
+    return cx.op("where", cx.op("eq", a, b), same, cx.op("add", m, tail))
+
+
 @primitive("LogAddExp", "maximum, sub, abs, neg, exp, log1p, add, eq, where")
-def logaddexp(cx, inputs, args):
+def log_add_exp(cx, inputs, args):
     a, b = one_dtype(cx, inputs)
     if not a.type.dtype.is_float:
         raise Unsupported(f"LogAddExp of {a.type.dtype.value} operands")
-    m = cx.op("maximum", a, b)
-    tail = cx.op("log1p", cx.op("exp", cx.op("neg", cx.op("abs", cx.op("sub", a, b)))))
-    same = cx.op("add", a, cx.const(math.log(2.0), a.type.dtype))  # a == b, infinities included
-    return [cx.op("where", cx.op("eq", a, b), same, cx.op("add", m, tail))]
+    return [logaddexp(cx, a, b)]
 
 
 @primitive("Select", "where")

@@ -2,12 +2,15 @@
 ArgPartition. MLX keeps reduced axes (a Squeeze follows when the user did not ask for them)."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from xcomp.frontends.mlx.table import Unsupported, primitive
 
 REDUCE = {0: "all", 1: "any", 2: "sum", 3: "prod", 4: "amin", 5: "amax"}  # Reduce's ReduceType enum
 ARG_REDUCE = {0: "argmin", 1: "argmax"}
 SCAN = {2: "cumsum", 3: "cumprod"}  # Scan's ReduceType: Max, Min, Sum, Prod, LogAddExp
-SCAN_NAMES = {0: "max", 1: "min", 4: "logaddexp"}
 
 
 @primitive("Reduce", "all, any, sum, prod, amin, amax (by type)")
@@ -35,22 +38,51 @@ def softmax(cx, inputs, args):
     return [cx.op("softmax", inputs[0], axis=inputs[0].type.rank - 1)]
 
 
-@primitive("Scan", "cumsum, cumprod (flip for reverse, shift for exclusive)")
+def _identity(kind: int, dtype):
+    """The value a scan of `kind` starts from (what an exclusive scan puts first)."""
+    if kind in (2, 3):
+        return 0 if kind == 2 else 1
+    if dtype.is_float:
+        return -math.inf if kind in (0, 4) else math.inf
+    info = np.iinfo(dtype.np) if dtype.is_int else None
+    return (info.min if kind == 0 else info.max) if info is not None else kind == 1
+
+
+def _shifted(cx, y, axis: int, by: int, fill):
+    """y moved `by` places along `axis`, `fill` coming in first."""
+    n = y.type.shape[axis]
+    shape = list(y.type.shape)
+    shape[axis] = min(by, n)
+    first = cx.op("full", shape=tuple(shape), value=fill, dtype=y.type.dtype)
+    if by >= n:
+        return first
+    return cx.op("concat", first, cx.op("slice", y, axis=axis, start=0, end=n - by), axis=axis)
+
+
+def _log_step_scan(cx, x, axis: int, kind: int):
+    """An inclusive max/min/logaddexp scan in log2(n) steps (Hillis-Steele): y = y (+) shift(y, 2^k)."""
+    from xcomp.frontends.mlx.elementwise import logaddexp
+    combine = {0: lambda a, b: cx.op("maximum", a, b), 1: lambda a, b: cx.op("minimum", a, b),
+               4: lambda a, b: logaddexp(cx, a, b)}[kind]
+    y, step = x, 1
+    while step < x.type.shape[axis]:
+        y = combine(y, _shifted(cx, y, axis, step, _identity(kind, x.type.dtype)))
+        step *= 2
+    return y
+
+
+@primitive("Scan", "cumsum, cumprod; maximum/minimum/logaddexp in log2(n) shifted steps (flip: reverse)")
 def scan(cx, inputs, args):
     kind, axis, reverse, inclusive = args
-    if kind not in SCAN:
-        raise Unsupported(f"a cumulative {SCAN_NAMES.get(kind, kind)} (no IR op; cumsum and cumprod map)")
     x = inputs[0]
+    if kind == 4 and not x.type.dtype.is_float:
+        raise Unsupported("a cumulative logaddexp of integers")
     axis %= x.type.rank
     if reverse:
         x = cx.op("flip", x, axes=(axis,))
-    y = cx.op(SCAN[kind], x, axis=axis)
-    if not inclusive:  # shift by one along the axis, the identity first
-        n = x.type.shape[axis]
-        shape = list(x.type.shape)
-        shape[axis] = 1
-        first = cx.op("full", shape=tuple(shape), value=0 if kind == 2 else 1, dtype=x.type.dtype)
-        y = cx.op("concat", first, cx.op("slice", y, axis=axis, start=0, end=n - 1), axis=axis)
+    y = cx.op(SCAN[kind], x, axis=axis) if kind in SCAN else _log_step_scan(cx, x, axis, kind)
+    if not inclusive:
+        y = _shifted(cx, y, axis, 1, _identity(kind, x.type.dtype))
     if reverse:
         y = cx.op("flip", y, axes=(axis,))
     return [y]

@@ -89,6 +89,11 @@ FAST_CASES = [
     FastCase("Copy", "Copy", lambda r: [normal(r, 3, 4)], [], lambda a: a),
     FastCase("StopGradient", "StopGradient", lambda r: [normal(r, 3, 4)], [], lambda a: a),
     FastCase("Real", "Real", lambda r: [normal(r, 3, 4)], [], lambda a: a),
+    # MLX 0.32 names it CumLogAddExp but registers CumLogaddexp, so it cannot export it
+    FastCase("Scan logaddexp", "Scan", lambda r: [normal(r, 3, 6)], [4, 1, False, True],
+             lambda a: mx.logcumsumexp(a, axis=1)),
+    FastCase("Scan logaddexp reverse exclusive", "Scan", lambda r: [normal(r, 5, 3)], [4, 0, True, False],
+             lambda a: mx.logcumsumexp(a, axis=0, reverse=True, inclusive=False)),
     FastCase("BitwiseInvert", "BitwiseInvert", lambda r: [mx.array(r.integers(-9, 9, (3, 4)).astype(np.int32))], [],
              mx.bitwise_invert),  # MLX 0.32 cannot export it ("Unable to get state")
 ]
