@@ -1,4 +1,5 @@
-"""`xcomp viz` (Graphviz pictures of programs), `xcomp bench` (interleaved timing), `targets --json`."""
+"""`xcomp viz` (Graphviz pictures of programs), `xcomp bench` (interleaved timing), `xcomp explain`,
+`xcomp ir`, `targets --json`."""
 from __future__ import annotations
 
 import json
@@ -131,3 +132,23 @@ def test_bench_against_torch_compile(capsys):
                  "--rounds", "2", "--json"]) == 0
     names = [e["name"] for e in json.loads(capsys.readouterr().out)["entries"]]
     assert names == ["eager", "torch.compile", "reference"]
+
+
+def test_cli_explain_text_and_json(capsys):
+    assert main(["explain", "zoo:mlp", "--target", "reference"]) == 0
+    assert capsys.readouterr().out.startswith("captured with torch.export: 9 ops")
+    assert main(["explain", "zoo:mlp", "--target", "reference", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ops_before"] == 9 and data["target"] == "reference" and "text" not in data
+    assert [p["name"] for p in data["passes"]] == data["pipeline"] and data["guards"] == []
+
+
+def test_cli_ir_captured_optimized_and_saved(tmp_path, capsys):
+    assert main(["ir", "zoo:mlp"]) == 0
+    captured = xcomp.parse(capsys.readouterr().out)
+    assert captured.op_count() == 9
+    out = tmp_path / "opt.mlir"
+    assert main(["ir", "zoo:mlp", "--target", "reference", "-o", str(out)]) == 0
+    assert "xc.fused" in out.read_text()
+    assert main(["explain", str(out)]) == 2  # an IR file without its weights: one clear line
+    assert "has no values for weight(s)" in capsys.readouterr().err

@@ -12,6 +12,8 @@
     xcomp ops --catalog                       the IR op catalog (Markdown), as in docs/ops.md
     xcomp convert SOURCE --to T -o OUT --input x:2x64:f32 [--check]
                                               convert a .pt / .mlxfn / module:attr model (xcomp.convert)
+    xcomp ir MODEL [--target T] [-o FILE]     the IR of a model, as captured or optimized for T
+    xcomp explain MODEL [--target T] [--json] captured ops, passes, fused groups, kernels, fallbacks, guards
     xcomp viz MODEL -o graph.svg [--target T] [--compare]   (MODEL: MODULE:FACTORY, a saved dir, .mlir)
                                               the optimized program as a Graphviz picture (DOT always)
     xcomp bench MODEL --targets mlx reference --against eager torch.compile [--rounds N] [--json]
@@ -130,13 +132,61 @@ def _model_program(spec: str):
     return xcomp.capture(model, inputs)
 
 
+def _missing_weights(program) -> list[str]:
+    return sorted({op.attrs["name"] for op in program.walk() if op.name == "xc.weight"} - set(program.weights))
+
+
+def _require_weights(program, spec: str) -> None:
+    missing = _missing_weights(program)
+    if missing:
+        from xcomp.errors import FormatError
+        raise FormatError(f"{spec} has no values for weight(s) {', '.join(missing[:5])}"
+                          f"{' ...' if len(missing) > 5 else ''}; give the directory written by xcomp.save")
+
+
+def _ir(args) -> int:
+    import xcomp
+    program = _model_program(args.model)
+    if args.target:
+        _require_weights(program, args.model)
+        program, report = xcomp.optimize(program, target=args.target)
+        print(report, file=sys.stderr)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(str(program))
+        print(f"wrote {args.output}")
+    else:
+        print(program, end="")
+    return 0
+
+
+def _explain(args) -> int:
+    import xcomp
+    from xcomp.errors import XcompError
+    if ":" in args.model and not args.model.endswith(".mlir"):
+        model, inputs = _load_factory(args.model)()
+    else:  # a saved program or IR file: example inputs of its argument types
+        import numpy as np
+        model = _model_program(args.model)
+        _require_weights(model, args.model)
+        if not all(isinstance(d, int) for a in model.main.args for d in getattr(a.type, "shape", (None,))):
+            raise XcompError("explain needs static argument shapes for an IR file; pass MODULE:FACTORY")
+        inputs = [np.zeros(a.type.shape, a.type.dtype.np) for a in model.main.args]
+    report = xcomp.compile(model, target=args.target, example_inputs=inputs).explain()
+    if args.json:
+        import json
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report)
+    return 0
+
+
 def _viz(args) -> int:
     import xcomp
     from xcomp.passes.fuse import kernels_per_call
     from xcomp.viz import compare_dot, render, to_dot
     program, title = _model_program(args.model), args.model
-    weights = {op.attrs["name"] for op in program.walk() if op.name == "xc.weight"}
-    if weights - set(program.weights):  # an IR file alone: optimizing would need the weight values
+    if _missing_weights(program):  # an IR file alone: optimizing would need the weight values
         optimized, after = program, "as written (not optimized: the weights are not beside the IR file)"
     else:
         optimized, _ = xcomp.optimize(program, target=args.target)
@@ -191,6 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("targets", help="list targets")
     p.add_argument("--json", action="store_true", help="a JSON list of {name, runs_here, reason}")
     p.set_defaults(run=_targets)
+    p = sub.add_parser("ir", help="print or save a model's IR, as captured or optimized for a target")
+    p.add_argument("model", help="MODULE:FACTORY (e.g. zoo:mlp), a directory written by xcomp.save, or an .mlir file")
+    p.add_argument("--target", help="optimize with this target's pipeline first")
+    p.add_argument("-o", "--output", help="write the IR text here instead of printing it")
+    p.set_defaults(run=_ir)
+    p = sub.add_parser("explain", help="how a model is captured, optimized and lowered (compiled.explain())")
+    p.add_argument("model", help="MODULE:FACTORY (e.g. zoo:mlp), a directory written by xcomp.save, or an .mlir file")
+    p.add_argument("--target", default="reference", help="the target to compile for (must run here)")
+    p.add_argument("--json", action="store_true", help="the report's fields as JSON")
+    p.set_defaults(run=_explain)
     p = sub.add_parser("viz", help="draw a model's optimized program with Graphviz (fused groups as clusters)")
     p.add_argument("model", help="MODULE:FACTORY returning (model, example_inputs) (e.g. zoo:gpt_block), "
                    "a directory written by xcomp.save, or an .mlir file")

@@ -59,6 +59,13 @@ class ExplainReport:
     def __str__(self) -> str:
         return self.text
 
+    def to_dict(self) -> dict:
+        """The fields as plain data (for JSON), without the text."""
+        from dataclasses import asdict
+        data = asdict(self)
+        data.pop("text")
+        return data
+
     def __contains__(self, fragment: str) -> bool:
         """Substring search in the text (what `"..." in compiled.explain()` did on the old string)."""
         return fragment in self.text
