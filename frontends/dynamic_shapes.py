@@ -8,8 +8,10 @@
   size (a `CaptureError`).
 - `None` (`dynamic=True`): first `Dim.AUTO`, which finds the dims the program proves static; the
   dims left symbolic are then exported again as `Dim(min=1)` named `<input>_<axis>` (one per torch
-  symbol), so the program holds for size 1 too. When torch cannot prove that (the program treats
-  size 1 differently), the `Dim.AUTO` export is kept with torch's guard `size >= 2`.
+  symbol), so the program holds for size 1 too. The dims torch then reports it cannot prove from 1
+  (a pooling window of 2, a branch on size 1) stay `Dim.AUTO` in one more export (torch.export's own
+  contract for them: sizes >= 2, and torch assumes derived sizes are not 1 either); when that fails
+  too, the first `Dim.AUTO` export is kept.
 - a torch `Dim`: used as given.
 
 Example inputs whose dynamic dims are 0 or 1 are traced at size 2 (torch specialises sizes 0 and 1
@@ -39,12 +41,12 @@ def _upsized(example: Sequence[Any], dynamic) -> tuple:
     return tuple(out)
 
 
-def _spec(module, example, dynamic, dims: dict) -> tuple:
+def _spec(module, example, dynamic, dims: dict, auto=()) -> tuple:
     specs = []
     for x, axes in zip(example, dynamic):
         spec = {}
         for axis, name in (axes or {}).items():
-            if name is None:
+            if name is None or name in auto:
                 spec[axis] = Dim.AUTO
             elif isinstance(name, str):
                 spec[axis] = dims.setdefault(name, Dim(name, min=1))
@@ -54,9 +56,16 @@ def _spec(module, example, dynamic, dims: dict) -> tuple:
     return (tuple(specs),) if type(module).__name__ == "_FunctionModule" else tuple(specs)
 
 
-def _export(module, example, dynamic):
-    return torch.export.export(module, tuple(example), dynamic_shapes=_spec(module, example, dynamic, {}),
-                               strict=False)
+def _export(module, example, dynamic, auto=()):
+    return torch.export.export(module, tuple(example), strict=False,
+                               dynamic_shapes=_spec(module, example, dynamic, {}, auto))
+
+
+def _violated(error: Exception, names) -> set[str]:
+    """The dims a torch constraint violation names ("Not all values of x_2 = ... satisfy ...")."""
+    import re
+    found = set(re.findall(r"Not all values of (\w+) ", str(error)))
+    return found & set(names)
 
 
 def _user_tensor_nodes(ep) -> list:
@@ -92,10 +101,18 @@ def export_program(module, example_inputs: Sequence[Any], dynamic):
         return _export(module, example, dynamic), dynamic
     auto = _export(module, example, dynamic)
     named = _named_after(auto, dynamic)
+    generated = {n for axes in named for n in axes.values() if isinstance(n, str)}
     try:
         return _export(module, example, named), named
-    except Exception:  # noqa: BLE001  (torch cannot prove size 1: keep AUTO's sizes >= 2)
-        return auto, dynamic
+    except Exception as e:  # noqa: BLE001  (torch cannot prove size 1 for some dims)
+        violated = _violated(e, generated)
+    if violated:  # those dims as Dim.AUTO (torch's own >= 2 contract), the others from 1
+        try:
+            ep = _export(module, example, named, violated)
+            return ep, [{a: (None if n in violated else n) for a, n in axes.items()} for axes in named]
+        except Exception:  # noqa: BLE001
+            pass
+    return auto, dynamic
 
 
 @contextlib.contextmanager

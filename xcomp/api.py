@@ -293,7 +293,13 @@ class Compiled:
 
     def _compile(self, args: list, spec):
         """Capture (with the dynamic dims `spec`), optimize and build for `target`."""
-        cap = _capture(self.fn, args, spec or None)
+        try:
+            cap = _capture(self.fn, args, spec or None)
+        except Exception as e:
+            if not spec or isinstance(e, XcompError):
+                raise
+            from xcomp.errors import CaptureError  # a converter without symbolic sizes, said as xcomp's
+            raise CaptureError(f"capturing with symbolic sizes {spec} failed: {type(e).__name__}: {e}") from e
         self.stats.captures += 1
         opt, report = optimize(cap.program, self.target.name, self.passes)
         self.stats.builds += 1

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import xcomp
-from xcomp.zoo import encoder_layer, gpt_block
+from xcomp.zoo import cnn, encoder_layer, gpt_block
 
 from helpers import assert_close
 
@@ -64,3 +64,15 @@ def test_static_mode_compiles_each_shape():
         x = torch.randn(1, t, 16)
         assert_close(compiled(x), _eager(model, x), scale=4.0)
     assert compiled.stats.captures == 2 and compiled.program().main.args[0].type.is_static
+
+
+def test_cnn_with_symbolic_batch_and_image_size():
+    """conv, batch norm, max pool and adaptive pooling over symbolic spatial sizes."""
+    model, _ = cnn(batch=2, channels=8, size=16)
+    compiled = xcomp.compile(model, target="reference", dynamic=True)
+    for shape in ((2, 3, 16, 16), (1, 3, 20, 12), (3, 3, 9, 17)):
+        x = torch.randn(*shape)
+        assert_close(compiled(x), _eager(model, x), scale=4.0)
+    assert (compiled.stats.captures, compiled.stats.builds) == (1, 1)
+    dims = compiled.program().main.args[0].type.shape
+    assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
