@@ -47,17 +47,35 @@ def gather_mm(cx, inputs, args):
     return [_gathered_matmul(cx, a, b, inputs[2:4])]
 
 
+# bits -> (bytes per pack, values per pack): MLX packs 3-, 5- and 6-bit values across byte groups
+PACKING = {2: (4, 16), 4: (4, 8), 8: (4, 4), 3: (3, 8), 5: (5, 8), 6: (3, 4)}
+
+
+def _packs(cx, words, nbytes: int):
+    """The packed words regrouped into packs of `nbytes` little-endian bytes, each as one integer."""
+    if nbytes == 4:
+        return words
+    dt = words.type.dtype
+    shape = tuple(words.type.shape)
+    byte = cx.op("bitwise_and", cx.op("shift_right", cx.reshape(words, shape + (1,)),
+                                      cx.dense(np.arange(0, 32, 8, dtype=np.int64), dt)), cx.const(255, dt))
+    groups = cx.reshape(byte, shape[:-1] + (shape[-1] * 4 // nbytes, nbytes))
+    weights = cx.dense(np.arange(0, 8 * nbytes, 8, dtype=np.int64), dt)
+    return cx.op("sum", cx.op("shift_left", groups, weights), axes=(groups.type.rank - 1,))
+
+
 def dequantize(cx, packed, scales, biases, group_size: int, bits: int):
-    """MLX's affine quantization undone: each 32-bit word holds 32 / bits values, lowest bits first;
+    """MLX's affine quantization undone: packs of bytes hold values lowest bits first; then
     value * scale + bias per group of `group_size` along the last axis."""
-    if 32 % bits:
-        raise Unsupported(f"{bits}-bit quantization (words hold 2-, 4- or 8-bit values here)")
-    per_word = 32 // bits
-    shape = tuple(packed.type.shape)
-    words = cx.reshape(packed, shape + (1,))
-    shifts = cx.dense(np.arange(0, 32, bits, dtype=np.int64), packed.type.dtype)
-    values = cx.op("bitwise_and", cx.op("shift_right", words, shifts), cx.const((1 << bits) - 1, packed.type.dtype))
-    n = shape[-1] * per_word
+    if bits not in PACKING:
+        raise Unsupported(f"{bits}-bit quantization")
+    nbytes, per_pack = PACKING[bits]
+    packs = _packs(cx, packed, nbytes)
+    shape = tuple(packs.type.shape)
+    shifts = cx.dense(np.arange(0, bits * per_pack, bits, dtype=np.int64), packs.type.dtype)
+    values = cx.op("bitwise_and", cx.op("shift_right", cx.reshape(packs, shape + (1,)), shifts),
+                   cx.const((1 << bits) - 1, packs.type.dtype))
+    n = shape[-1] * per_pack
     dt = scales.type.dtype
     w = cx.reshape(cx.cast(values, dt), shape[:-1] + (n // group_size, group_size))
     expand = lambda v: cx.reshape(v, tuple(v.type.shape) + (1,))  # noqa: E731
@@ -65,7 +83,7 @@ def dequantize(cx, packed, scales, biases, group_size: int, bits: int):
     return cx.reshape(w, shape[:-1] + (n,))
 
 
-@primitive("QuantizedMatmul", "shift_right, bitwise_and, cast, mul, add, reshape, matmul (affine mode)")
+@primitive("QuantizedMatmul", "shift_right, bitwise_and, (shift_left, sum), cast, mul, add, reshape, matmul (affine)")
 def quantized_matmul(cx, inputs, args):
     group_size, bits, mode, transpose = args[:4]
     if mode != 0 or len(inputs) != 4:

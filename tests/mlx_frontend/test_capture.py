@@ -182,7 +182,7 @@ def test_unexpected_primitive_arguments_are_an_xcomp_error():
         build(events("Reduce", [a], [17, [1]], (2, 1), mx.float32))  # 17: no such ReduceType
 
 
-@pytest.mark.parametrize("bits,group", [(4, 32), (8, 64), (2, 32)])
+@pytest.mark.parametrize("bits,group", [(4, 32), (8, 64), (2, 32), (3, 32), (5, 64), (6, 32)])
 def test_quantized_linear(bits, group):
     """nn.quantize'd layers (QuantizedMatmul, affine mode) dequantize in the IR, exactly as MLX packs."""
     mx.random.seed(2)
@@ -194,8 +194,8 @@ def test_quantized_linear(bits, group):
         assert_close(xcomp.compile(model, target=target)(x), model(x), msg=f"{bits}-bit on {target}")
 
 
-def test_three_bit_quantization_is_reported():
+def test_unsupported_quantization_mode_is_reported():
     model = nn.Sequential(nn.Linear(128, 64))
-    nn.quantize(model, group_size=32, bits=3)
-    with pytest.raises(UnsupportedOpError, match="3-bit"):
+    nn.quantize(model, group_size=32, bits=4, mode="mxfp4")
+    with pytest.raises(UnsupportedOpError, match="affine"):
         xcomp.capture(model, [mx.ones((2, 128))])
