@@ -152,3 +152,11 @@ def test_cli_ir_captured_optimized_and_saved(tmp_path, capsys):
     assert "xc.fused" in out.read_text()
     assert main(["explain", str(out)]) == 2  # an IR file without its weights: one clear line
     assert "has no values for weight(s)" in capsys.readouterr().err
+
+
+def test_other_errors_are_one_line_and_exit_1_unless_debug(tmp_path, capsys):
+    assert main(["viz", "no_such_module:factory", "-o", str(tmp_path / "g.dot")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ModuleNotFoundError" in err and "--debug" in err
+    with pytest.raises(ModuleNotFoundError):
+        main(["viz", "no_such_module:factory", "-o", str(tmp_path / "g.dot"), "--debug"])

@@ -245,11 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="MODULE:FACTORY (e.g. zoo:mlp), a directory written by xcomp.save, or an .mlir file")
     p.add_argument("--target", help="optimize with this target's pipeline first")
     p.add_argument("-o", "--output", help="write the IR text here instead of printing it")
+    p.add_argument("--debug", action="store_true", help="print tracebacks")
     p.set_defaults(run=_ir)
     p = sub.add_parser("explain", help="how a model is captured, optimized and lowered (compiled.explain())")
     p.add_argument("model", help="MODULE:FACTORY (e.g. zoo:mlp), a directory written by xcomp.save, or an .mlir file")
     p.add_argument("--target", default="reference", help="the target to compile for (must run here)")
     p.add_argument("--json", action="store_true", help="the report's fields as JSON")
+    p.add_argument("--debug", action="store_true", help="print tracebacks")
     p.set_defaults(run=_explain)
     p = sub.add_parser("viz", help="draw a model's optimized program with Graphviz (fused groups as clusters)")
     p.add_argument("model", help="MODULE:FACTORY returning (model, example_inputs) (e.g. zoo:gpt_block), "
@@ -257,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf (through Graphviz's dot) or .dot")
     p.add_argument("--target", default="mlx", help="the target whose pipeline optimizes the program")
     p.add_argument("--compare", action="store_true", help="the captured and the optimized program side by side")
+    p.add_argument("--debug", action="store_true", help="print tracebacks")
     p.set_defaults(run=_viz)
     p = sub.add_parser("bench", help="time a model on xcomp targets and peers: medians and ratios")
     p.add_argument("model", help="MODULE:FACTORY returning (model, example_inputs), e.g. zoo:gpt_block")
@@ -265,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--against", nargs="*", default=["eager"], help="peers: eager, torch.compile")
     p.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds (the median is reported)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (times, ratios, machine)")
+    p.add_argument("--debug", action="store_true", help="print tracebacks")
     p.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     import warnings
@@ -273,8 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except XcompError as e:
+        if getattr(args, "debug", False):
+            raise
         print(f"xcomp: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - a library's own error: one line, exit 1 (--debug: traceback)
+        if getattr(args, "debug", False):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"xcomp: error: {type(e).__name__}: {first} (--debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
