@@ -35,6 +35,9 @@ def test_one_program_for_every_length(name, target, dynamic):
     assert isinstance(arg.shape[0], str) and isinstance(arg.shape[1], str) and arg.shape[2] == 32
     if isinstance(dynamic, dict):
         assert arg.shape[:2] == ("batch", "seq")
+    for program in (compiled.program(optimized=False), compiled.program()):   # IR text round trip
+        again = xcomp.parse(str(program), program.weights)
+        assert str(again) == str(program) and again.guards == program.guards
     report = compiled.explain()
     assert "guards:" in str(report) and report.guards == [str(g) for g in compiled.program().guards]
 

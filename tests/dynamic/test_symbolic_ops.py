@@ -31,7 +31,25 @@ def roundtrip(p):
     q = xcomp.parse(text, p.weights)
     assert str(q) == text and q.guards == p.guards
     xcomp.verify(q)
+    _xdsl_parses(text)
     return q
+
+
+def _xdsl_parses(text: str):
+    """An independent MLIR parser reads the symbolic types and the guards' module attribute."""
+    try:
+        from xdsl.context import Context
+        from xdsl.dialects.builtin import Builtin
+        from xdsl.dialects.func import Func as FuncDialect
+        from xdsl.parser import Parser
+    except ImportError:
+        return
+    ctx = Context(allow_unregistered=True)
+    ctx.load_dialect(Builtin)
+    ctx.load_dialect(FuncDialect)
+    module = Parser(ctx, text).parse_module()
+    if "xc.guards" in text:
+        assert "xc.guards" in module.attributes
 
 
 def test_reshape_minus_one_over_symbolic_sizes_needs_divisibility():
@@ -156,3 +174,20 @@ def test_fold_and_cse_over_size_expressions():
         assert_close(run_at(opt, [x])[0], x * 6 * s)
         assert_close(np.array(compiled(mlx.array(x))), x * 6 * s)
     assert (compiled.stats.captures, compiled.stats.builds) == (1, 1)    # a symbolic Program compiles once
+
+
+def test_kernel_source_of_a_specialised_program_has_kernels():
+    """metal/cuda build per size binding: the specialised program is static and gets kernels."""
+    from xcomp.backends.kernels.target import source
+    from xcomp.specialize import specialize
+
+    def body(b, x):
+        return b.op("softmax", b.op("mul", x, b.op("constant", value=2.0, dtype=F32)), axis=1)
+    p = build_program([t("S", 64)], body)
+    opt, _ = xcomp.optimize(p, "metal")
+    symbolic = source(opt, "metal")
+    assert "runs as MLX built-ins" in symbolic and "static tensor shapes" in symbolic
+    static = specialize(opt, {"S": 8})
+    assert static.main.args[0].type == t(8, 64) and not static.guards
+    xcomp.verify(static)
+    assert "// kernel xc_" in source(static, "metal") and "runs as MLX built-ins" not in source(static, "metal")
