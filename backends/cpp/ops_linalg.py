@@ -1,7 +1,8 @@
 """C++ rules of matmul (batched GEMM through the runtime's `xc_sgemm`) and convolution.
 
-Convolution: a 1x1 stride-1 unpadded kernel is one GEMM over the input as it is (no copy); any
-other kernel is im2col + GEMM per image and group; transposed convolutions scatter directly.
+Convolution: a 1x1 stride-1 unpadded kernel is one GEMM over the input as it is (no copy); a small
+reduction per output (depthwise: channels per group x taps <= DIRECT_MAX_TAPS) the direct kernel;
+any other kernel im2col + GEMM per image and group; transposed convolutions scatter directly.
 Other dtypes than float32 compute in float32 copies (integer matmuls exactly, in double).
 """
 from __future__ import annotations
@@ -11,6 +12,10 @@ import numpy as np
 from xcomp.backends.cpp.lower import Buf, rule
 from xcomp.ir.types import DType
 from xcomp.ops.linalg import conv_geometry
+
+# reductions (input channels per group x kernel taps) up to this size run the direct kernel; larger
+# ones im2col + GEMM (benchmarks/cpp_conv_choice.py measured the crossover)
+DIRECT_MAX_TAPS = 160
 
 
 def to_f32(lw, x: Buf) -> Buf:
@@ -107,7 +112,10 @@ def _conv(lw, op, args):
         K = int(np.prod(w.shape[2:], dtype=np.int64))
         O = int(np.prod(out_sp, dtype=np.int64))
         pointwise = K == 1 and all(s == 1 for s in stride) and all(p == 0 for p in lo) and tuple(out_sp) == tuple(in_sp)
-        col = "nullptr" if pointwise else lw.scratch(DType.F32, (cin // G * K, O)).ptr
-        lw.emit(f"xc_conv_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom}, {col});")
+        if not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS:
+            lw.emit(f"xc_conv_direct_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom});")
+        else:
+            col = "nullptr" if pointwise else lw.scratch(DType.F32, (cin // G * K, O)).ptr
+            lw.emit(f"xc_conv_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom}, {col});")
     from_f32(lw, fy, y)
     return [y]

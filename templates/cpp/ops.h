@@ -316,6 +316,57 @@ static void xc_conv_f32(float* y, const float* x, const float* w, const float* b
     });
 }
 
+// direct convolution (no im2col buffer): each output channel's plane accumulates its group's
+// cpg x K taps; for small reductions (depthwise) where per-group GEMMs are too thin
+static void xc_conv_direct_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g) {
+  // the spatial dims right-aligned to 3 (leading dims of size 1)
+  int64_t in[3], out[3], k[3], st[3], pd[3], dl[3];
+  for (int d = 0; d < 3; ++d) {
+    const int s = d - (3 - g.nsp);
+    in[d] = s < 0 ? 1 : g.in[s]; out[d] = s < 0 ? 1 : g.out[s]; k[d] = s < 0 ? 1 : g.k[s];
+    st[d] = s < 0 ? 1 : g.stride[s]; pd[d] = s < 0 ? 0 : g.pad[s]; dl[d] = s < 0 ? 1 : g.dil[s];
+  }
+  const int64_t K = k[0] * k[1] * k[2], O = out[0] * out[1] * out[2], I = in[0] * in[1] * in[2];
+  const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G;
+  xc_parallel_for(g.N * g.Cout, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / g.Cout, co = p % g.Cout, gr = co / opg;
+      float* q = y + p * O;
+      const float b = bias ? bias[co] : 0.0f;
+      for (int64_t o = 0; o < O; ++o) q[o] = b;
+      for (int64_t c = 0; c < cpg; ++c) {
+        const float* xs = x + (n * g.Cin + gr * cpg + c) * I;
+        const float* ws = w + (co * cpg + c) * K;
+        for (int64_t k0 = 0; k0 < k[0]; ++k0)
+          for (int64_t k1 = 0; k1 < k[1]; ++k1)
+            for (int64_t k2 = 0; k2 < k[2]; ++k2) {
+              const float wv = ws[(k0 * k[1] + k1) * k[2] + k2];
+              const int64_t off2 = k2 * dl[2] - pd[2];
+              int64_t lo = 0, hi = out[2];
+              while (lo < hi && lo * st[2] + off2 < 0) ++lo;
+              while (hi > lo && (hi - 1) * st[2] + off2 >= in[2]) --hi;
+              for (int64_t o0 = 0; o0 < out[0]; ++o0) {
+                const int64_t i0 = o0 * st[0] - pd[0] + k0 * dl[0];
+                if (i0 < 0 || i0 >= in[0]) continue;
+                for (int64_t o1 = 0; o1 < out[1]; ++o1) {
+                  const int64_t i1 = o1 * st[1] - pd[1] + k1 * dl[1];
+                  if (i1 < 0 || i1 >= in[1]) continue;
+                  const float* xr = xs + (i0 * in[1] + i1) * in[2] + off2;
+                  float* qr = q + (o0 * out[1] + o1) * out[2];
+                  if (st[2] == 1) {
+#pragma omp simd
+                    for (int64_t o2 = lo; o2 < hi; ++o2) qr[o2] += wv * xr[o2];
+                  } else {
+                    for (int64_t o2 = lo; o2 < hi; ++o2) qr[o2] += wv * xr[o2 * st[2]];
+                  }
+                }
+              }
+            }
+      }
+    }
+  });
+}
+
 // transposed convolution: y (N, Cout, out...) from x (N, Cin, in...), w (Cin, Cout/G, k...), by
 // scattering each input element (direct loops; pad = low padding)
 static void xc_conv_transpose_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g) {

@@ -77,3 +77,21 @@ def test_reduction_over_leading_axes_and_nonlast_softmax():
     def fn(x):
         return torch.softmax(x, 0) + x.var(0, keepdim=True) + torch.logsumexp(x, (0, 2), keepdim=True)
     _check(fn, [torch.randn(3, 4, 5)])
+
+
+@pytest.mark.parametrize("cin,groups,kernel,expect", [
+    (24, 1, 3, "xc_conv_f32("),          # 216 taps: im2col + GEMM
+    (24, 2, 3, "xc_conv_direct_f32("),   # 108 taps per group: direct
+    (8, 8, 3, "xc_conv_direct_f32("),    # depthwise
+    (24, 1, 1, "xc_conv_f32("),          # 1x1: GEMM on the input as it is
+])
+def test_convolution_kernel_choice(cin, groups, kernel, expect):
+    torch.manual_seed(1)
+    w, b = torch.randn(16, cin // groups, kernel, kernel) / 8, torch.randn(16)
+
+    def fn(x):
+        return F.conv2d(x, w, b, stride=(2, 1) if kernel > 1 else 1, padding=kernel // 2,
+                        dilation=(1, 2) if kernel > 1 else 1, groups=groups)
+    inputs = [torch.randn(2, cin, 9, 10)]
+    assert expect in _body(fn, inputs)
+    _check(fn, inputs)
