@@ -127,7 +127,7 @@ WORKLOADS = {
 # build variants of the cpp target, timed as extra columns with --variants. (A variant that lets the
 # BLAS run its own threads, XCOMP_CXXFLAGS=-DXC_BLAS_OWN_THREADS=1, needs a run of its own: OpenBLAS's
 # thread count is one setting for the whole process.)
-VARIANTS = {"cpp openmp": {"XCOMP_OPENMP": "1"}}
+VARIANTS = {"cpp openmp": {"XCOMP_OPENMP": "1"}, "cpp -O3": {"XCOMP_CXXFLAGS": "-O3"}}
 
 
 # -- columns ----------------------------------------------------------------------------------------

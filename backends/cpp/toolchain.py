@@ -32,9 +32,12 @@ from dataclasses import asdict, dataclass, field
 from xcomp.cache import content_key, default_root
 from xcomp.errors import TargetError
 
-_PROBE_VERSION = "2"
+_PROBE_VERSION = "4"
 _ENV = ("CXX", "XCOMP_CXXFLAGS", "XCOMP_MARCH", "XCOMP_OPENMP", "XCOMP_BLAS")
-OPT_FLAGS = ("-O3",)
+# -O2 plus GCC's full (-O3) vectorizer: the loops vectorize as at -O3 for less than half the compile time
+# (GPT block: 0.75 s against 1.74 s of CPU time with g++ 12); clang vectorizes at -O2 already.
+OPT_FLAGS = ("-O2",)
+VECTORIZE_FLAGS = ("-ftree-vectorize", "-fvect-cost-model=dynamic")
 BASE_FLAGS = ("-std=c++17", "-fPIC", "-shared", "-fno-math-errno", "-w")
 
 INSTALL_HINT = ("install a C++17 compiler: `apt-get install g++` (Debian/Ubuntu), `dnf install gcc-c++` "
@@ -222,11 +225,16 @@ def _probe(cxx: str, env: dict, cpu: str) -> Toolchain:
     if not _try(cxx, flags, "int xc_probe(int x) { return x + 1; }\n"):
         raise TargetError(f"C++ compiler {cxx} ({version}) cannot build a C++17 shared library "
                           f"with {' '.join(flags)}; {INSTALL_HINT}")
+    if _try(cxx, [*flags, *VECTORIZE_FLAGS], "int xc_probe(int x) { return x + 1; }\n"):
+        flags += VECTORIZE_FLAGS
     if env.get("XCOMP_MARCH", "native") != "baseline":
         for march in ("-march=native", "-mcpu=native"):
             if _try(cxx, [*flags, march], "int xc_probe(int x) { return x + 1; }\n"):
                 flags.append(march)
                 break
+    simd_src = "extern \"C\" float xc_probe(const float* x, int n) { float s = 0;\n#pragma omp simd reduction(+:s)\n for (int i = 0; i < n; ++i) s += x[i];\n return s; }\n"
+    if _try(cxx, [*flags, "-fopenmp-simd"], simd_src):  # `#pragma omp simd` loops vectorize, no OpenMP runtime
+        flags.append("-fopenmp-simd")
     openmp = False
     if env.get("XCOMP_OPENMP", "0") == "1":
         omp_src = ("#include <omp.h>\nextern \"C\" int xc_probe() { int n = 0;\n"
