@@ -308,8 +308,9 @@ def _capture_failure(fn, error: Exception) -> str:
         why = f"{detail} returns a value that depends on tensor data"
     else:
         why = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    call = "model" if isinstance(inner, torch.nn.Module) else name
     return (f"torch.export cannot capture {name} as one static graph ({why}); "
-            f'torch.compile({name}, backend="xcomp") runs it through Dynamo with graph breaks')
+            f'torch.compile({call}, backend="xcomp") runs it through Dynamo with graph breaks')
 
 
 class _FunctionModule(torch.nn.Module):
