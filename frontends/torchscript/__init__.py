@@ -14,7 +14,6 @@ from __future__ import annotations
 import weakref
 from typing import Any, Sequence
 
-from xcomp.errors import UnsupportedOpError
 from xcomp.frontends import Captured
 from xcomp.frontends.torchscript.load import ScriptFileError, is_path, load, quiet, script_graph  # noqa: F401
 from xcomp.frontends.torchscript.check import check_trace  # noqa: F401

@@ -1,14 +1,12 @@
 """Binding a call's arguments to a TorchScript graph, converting it, and restructuring outputs."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xcomp.errors import UnsupportedOpError, XcompError
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Program, Value
-from xcomp.ir.types import ListType, TensorType
+from xcomp.ir.types import ListType
 from xcomp.frontends import Captured
 from xcomp.frontends.torch_export import meta_type
 from xcomp.frontends.torchscript.convert import POISON, Converter, convert_block, flatten_all

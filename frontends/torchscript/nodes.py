@@ -15,10 +15,8 @@ from __future__ import annotations
 import math
 import operator
 
-import numpy as np
-
 from xcomp.ir.core import Value
-from xcomp.ir.types import DType, ListType, TensorType
+from xcomp.ir.types import DType, TensorType
 from xcomp.frontends.torchscript.values import JIT_SCALARS, UNINITIALIZED
 
 NODES: dict[str, object] = {}

@@ -11,7 +11,7 @@ import numpy as np
 
 from xcomp.errors import ScriptRaiseError
 from xcomp.ir.types import DType, ListType, TensorType
-from xcomp.ops.registry import AttrKind, Trait, define, req
+from xcomp.ops.registry import AttrKind, define, req
 
 
 def _same_list(types, a):
