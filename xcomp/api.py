@@ -60,8 +60,9 @@ def _bind(fn, args: Sequence[Any]):
 
 
 def capture(fn, example_inputs: Sequence[Any], dynamic=False) -> Program:
-    """Capture `fn` (nn.Module, FX GraphModule, function, MLX function) on example inputs as a Program.
-    `dynamic` marks input dims symbolic as in `compile` (True, or `{"x": {0: "batch"}}`)."""
+    """Capture `fn` (nn.Module, FX GraphModule, function, MLX function, TorchScript module or
+    function, or the path of a `.pt` file) on example inputs as a Program (the frontend comes from
+    `FRONTENDS`). `dynamic` marks input dims symbolic as in `compile` (True, or `{"x": {0: "batch"}}`)."""
     from xcomp.dynamic import normalize
     args = list(example_inputs)
     return _capture(fn, args, normalize(dynamic, fn, args)).program
