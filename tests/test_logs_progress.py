@@ -99,3 +99,17 @@ def test_kernel_tuning_decisions_are_logged_on_the_kernels_component(capsys):
     decisions.append("fused_0: kernels (us) 1.0; MLX 2.0 us -> kernel")
     assert decisions == ["fused_0: kernels (us) 1.0; MLX 2.0 us -> kernel"]
     assert "[xcomp.kernels] fused_0: kernels (us) 1.0" in capsys.readouterr().err
+
+
+def test_cache_component_logs_misses_and_hits(tmp_path, capsys):
+    from xcomp.cache import Cache
+    logs.set_logs("cache")
+    cache = Cache("logtest", root=str(tmp_path))
+
+    def produce(d):
+        with open(f"{d}/f.txt", "w") as f:
+            f.write("x")
+    first, again = cache.get("k" * 64, produce), cache.get("k" * 64, produce)
+    assert first == again
+    err = capsys.readouterr().err
+    assert "[xcomp.cache] miss logtest/kkkk" in err and "[xcomp.cache] hit logtest/kkkk" in err

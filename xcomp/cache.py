@@ -24,6 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from xcomp.logs import get_logger
+
+_LOG = get_logger("cache")  # XCOMP_LOGS=cache: hits, builds, corrupt entries, evictions
+
 MANIFEST = "MANIFEST.json"
 _DEFAULT_MAX_MB = 2048
 _RECENT_S = 60.0          # entries used this recently are never evicted (another process may load them)
@@ -149,14 +153,18 @@ class Cache:
         """The verified entry for `key`; built by `produce(directory)` if absent or corrupt."""
         hit = self.lookup(key)
         if hit:
+            _LOG.debug("hit %s/%s", self.namespace, key[:16])
             return hit
         with file_lock(self._lock_path(key)):
             hit = self.lookup(key)  # built by another process while we waited
             if hit:
+                _LOG.debug("hit %s/%s (built by another process)", self.namespace, key[:16])
                 return hit
             d = self.entry_dir(key)
             if os.path.exists(d):  # corrupt or truncated: never loaded, rebuilt
+                _LOG.debug("corrupt entry %s/%s: rebuilding", self.namespace, key[:16])
                 shutil.rmtree(d, ignore_errors=True)
+            t0 = time.perf_counter()
             os.makedirs(self.dir, exist_ok=True)
             tmp = tempfile.mkdtemp(prefix=f".tmp-{key[:16]}-", dir=self.dir)
             try:
@@ -166,7 +174,10 @@ class Cache:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        self.evict(keep=key)
+            _LOG.debug("miss %s/%s: built and stored in %.2f s", self.namespace, key[:16], time.perf_counter() - t0)
+        removed = self.evict(keep=key)
+        if removed:
+            _LOG.debug("evicted %d least recently used %s entr%s", removed, self.namespace, "y" if removed == 1 else "ies")
         return d
 
     def _write_manifest(self, d: str) -> None:
