@@ -11,11 +11,29 @@ COMPUTE_OPS = sorted(n for n, d in REGISTRY.items() if not d.is_terminator and n
                      and n not in REGION_OPS)
 
 
+# Ops a target knowingly lacks (it raises LoweringError naming them), with the reason.
+KNOWN_GAPS: dict[str, dict[str, str]] = {
+    "coreml": {
+        **{f"xc.{n}": "no MIL op; a series/Lanczos form in MIL ops is not written yet"
+           for n in ("digamma", "lgamma", "erfinv", "i0", "i0e", "i1", "i1e")},
+        "xc.sort": "Core ML's topk leaves the order of ties unspecified (the IR's sort is stable)",
+        "xc.topk": "Core ML's topk leaves the order of ties unspecified",
+        "xc.index_put": "not written yet (MIL scatter_nd)",
+        "xc.scatter": "not written yet (MIL scatter_along_axis)",
+        **{f"xc.{n}": "host lists and script asserts have no Core ML form"
+           for n in ("list", "list_append", "list_get", "list_len", "raise")},
+    },
+}
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_every_op_lowered_or_decomposed(target):
     supported = get_target(target).supported()
-    missing = [n for n in COMPUTE_OPS if n not in supported and n not in DECOMPOSITIONS]
+    gaps = KNOWN_GAPS.get(target, {})
+    missing = [n for n in COMPUTE_OPS if n not in supported and n not in DECOMPOSITIONS and n not in gaps]
     assert missing == [], f"{target} lacks {missing} and they have no decomposition"
+    stale = [n for n in gaps if n in supported]
+    assert stale == [], f"{target} now lowers {stale}: drop them from KNOWN_GAPS"
 
 
 def test_every_op_has_a_reference():

@@ -249,7 +249,16 @@ def _where(args, attrs, out_types):
     return select(as_bool(c), as_dtype(a, want), as_dtype(b, want))
 
 
-for _name, _rule in {"logical_not": _logical_not, "bitwise_not": _bitwise_not, "gelu": _gelu,
+def _shift(left: bool):
+    """Integer shifts as multiplication / floor division by 2**b (arithmetic right shift floors)."""
+    def rule(args, attrs, out_types):
+        a, b = (as_dtype(v, "int32") for v in args)
+        p = mb.cast(x=mb.pow(x=np.float32(2), y=mb.cast(x=b, dtype="fp32")), dtype="int32")
+        return mb.mul(x=a, y=p) if left else mb.floor_div(x=a, y=p)
+    return rule
+
+
+for _name, _rule in {"shift_left": _shift(True), "shift_right": _shift(False), "logical_not": _logical_not, "bitwise_not": _bitwise_not, "gelu": _gelu,
                      "softplus": _softplus, "elu": _elu, "leaky_relu": _leaky_relu, "cast": _cast,
                      "where": _where}.items():
     COREML_OPS[f"xc.{_name}"] = _as_list(_rule)

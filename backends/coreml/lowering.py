@@ -1,5 +1,6 @@
 """`CoreMLLowering`: the lowering driver's Core ML user. Values are MIL Vars built with `mb`.
 
+Slices that tile a value along one axis (q, k, v out of one projection) become one `mb.split`.
 Region rules: `xc.if` becomes `mb.cond` (both branches built, outer values captured), `xc.loop`
 becomes `mb.while_loop` over (iteration, trip count, flag, carried values...), `xc.fused` groups
 are inlined (MIL's own passes fuse again) and `xc.call` inlines the callee. Host scalars (a loop
@@ -73,6 +74,41 @@ class CoreMLLowering(Lowering):
     def __init__(self, program):
         super().__init__(program, table=load_table())
         self.names: set[str] = set()
+        self.split_of: dict[Operation, tuple[int, int]] = {}   # slice op -> (split group, index)
+        self.splits: list[tuple] = []                           # (source, axis, sizes) per group
+        self.split_outs: dict[int, list] = {}
+
+    def block(self, block, env):
+        self._plan_splits(block)
+        return super().block(block, env)
+
+    def _plan_splits(self, block) -> None:
+        """Slices of one value along one axis that tile it exactly become one `mb.split`."""
+        groups: dict[tuple, list[Operation]] = {}
+        for op in block.ops:
+            if op.name == "xc.slice" and op.attrs["step"] == 1 and op not in self.split_of:
+                src = op.operands[0]
+                if isinstance(src.type, TensorType) and src.type.is_static:
+                    groups.setdefault((src, op.attrs["axis"] % src.type.rank), []).append(op)
+        for (src, axis), ops in groups.items():
+            ops = sorted(ops, key=lambda o: o.attrs["start"])
+            bounds = [(o.attrs["start"], o.attrs["end"]) for o in ops]
+            tiles = (len(ops) > 1 and bounds[0][0] == 0 and bounds[-1][1] == src.type.shape[axis]
+                     and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:])) and all(lo < hi for lo, hi in bounds))
+            if tiles:
+                self.splits.append((src, axis, [hi - lo for lo, hi in bounds]))
+                for i, o in enumerate(ops):
+                    self.split_of[o] = (len(self.splits) - 1, i)
+
+    def op(self, op, env):
+        if op not in self.split_of:
+            return super().op(op, env)
+        group, index = self.split_of[op]
+        if group not in self.split_outs:
+            src, axis, sizes = self.splits[group]
+            outs = mb.split(x=env[src], split_sizes=np.array(sizes, np.int32), axis=axis)
+            self.split_outs[group] = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        return [self.split_outs[group][index]]
 
     def weight(self, name, type):
         w = const(self.program.weights[name], type)

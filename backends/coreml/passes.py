@@ -6,20 +6,24 @@ canonicalization produce (`reshape(x, [M, K]) @ W + b` then `reshape` back) canc
 Rules (each moves one reshape down one op; types are re-inferred, so a rule that would change a
 result's type is refused by the driver):
 - `reshape(a) @ reshape(b)` merging only batch dims -> `reshape(a @ b)`;
-- `matmul(reshape(x), W)` with a 2-d W and x's last dim kept -> `reshape(matmul(x, W))`;
+- `matmul(reshape(x), W)` with a 2-d W and x's last dim kept -> `reshape(matmul(x, W))` (when x's
+  trailing dims merge into the contracted dim, x is first reshaped to its leading dims + that dim);
 - `f(reshape(x), reshape(y))` for an elementwise f and x, y of one shape -> `reshape(f(x, y))`;
 - `f(reshape(x), c)` (either order) where c is 0-d or spans only the kept last dim -> `reshape(f(x, c))`;
 - `f(reshape(x))` for a unary elementwise f -> `reshape(f(x))`;
 - `layer_norm(reshape(x), ...)` over the kept last dim -> `reshape(layer_norm(x, ...))`;
-- `reshape(reshape(x))` -> `reshape(x)`, and a reshape to x's own shape -> x.
+- `reshape(reshape(x))` -> `reshape(x)`, and a reshape to x's own shape -> x;
+- `not(any(not(s == -inf)))` (torch's fully-masked-row guard of softmax) -> `amax(s) == -inf`.
 """
 from __future__ import annotations
+
+import math
 
 from xcomp.ir.core import Program
 from xcomp.ir.types import TensorType
 from xcomp.ops.registry import Trait
 from xcomp.passes.manager import Pass, register_pass
-from xcomp.rewrite import Pat, PatternSet, apply_patterns
+from xcomp.rewrite import Pat, PatternSet, apply_patterns, splat_value
 
 X, Y, C, W = Pat.var("x"), Pat.var("y"), Pat.var("c"), Pat.var("w")
 RX, RY = Pat("reshape", X, name="rx"), Pat("reshape", Y, name="ry")
@@ -43,9 +47,21 @@ def _back(m, value):
 
 
 def _matmul(m):
-    if m.op.attrs["transpose_a"] or not _keeps_last(m) or m.w.type.rank != 2 or m.x.type.rank < 3:
+    """reshape(x, [M, K]) @ W -> reshape(x', [M, K]) @ W with x' = x's leading dims and K: when
+    x's trailing dims merge into K (attention heads), x' = reshape(x, lead + [K]) keeps the batch
+    dims, so the reshape can keep moving down."""
+    if m.op.attrs["transpose_a"] or m.w.type.rank != 2 or not _static(m.x, m.rx) or m.rx.type.rank != 2:
         return None
-    return _back(m, m.b.op("matmul", m.x, m.w, transpose_b=m.op.attrs["transpose_b"]))
+    x, (rows, k) = m.x, m.rx.type.shape
+    if x.type.rank < 3:
+        return None
+    if x.type.shape[-1] != k:
+        lead = next((x.type.shape[:i] for i in range(x.type.rank - 1, 1, -1)
+                     if math.prod(x.type.shape[i:]) == k), None)
+        if lead is None or math.prod(lead) != rows:
+            return None
+        x = m.b.op("reshape", x, shape=tuple(lead) + (k,))
+    return _back(m, m.b.op("matmul", x, m.w, transpose_b=m.op.attrs["transpose_b"]))
 
 
 def _batched_matmul(m):
@@ -101,6 +117,27 @@ def _same_shape(m):
     return m.x if _static(m.x) and m.x.type == m.op.results[0].type else None
 
 
+def _all_minus_inf(m):
+    """not(any(not(s == -inf))) over some axes (torch's guard for fully masked softmax rows) ->
+    amax(s) == -inf: three MIL ops instead of seven (bool reductions need casts in MIL)."""
+    a = m.a
+    inner = a.op.operands[0] if a.op is not None and a.op.name == "xc.reshape" else a
+    if inner.op is None or inner.op.name != "xc.logical_not":
+        return None
+    eq = inner.op.operands[0].op
+    if eq is None or eq.name != "xc.eq":
+        return None
+    s, c = eq.operands
+    if splat_value(c) != -math.inf:
+        s, c = c, s
+    if splat_value(c) != -math.inf or not _static(s, a):
+        return None
+    if s.type.shape != a.type.shape:
+        s = m.b.op("reshape", s, shape=tuple(a.type.shape))
+    top = m.b.op("amax", s, **m.op.operands[0].op.attrs)
+    return m.b.op("eq", top, m.b.op("constant", value=-math.inf, dtype=s.type.dtype))
+
+
 def _binary(v) -> bool:
     return len(v.op.operands) == 2
 
@@ -119,6 +156,7 @@ LIFT = PatternSet([
     (Pat(Trait.ELEMENTWISE, C, RX, where=_binary), _one_side(False)),
     (Pat(Trait.ELEMENTWISE, RX, where=_unary_ew), _unary),
     (Pat("layer_norm", RX, each=None), _layer_norm),
+    (Pat("logical_not", Pat("any", Pat.var("a"))), _all_minus_inf),
 ])
 
 

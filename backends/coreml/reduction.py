@@ -4,7 +4,7 @@ from __future__ import annotations
 from coremltools.converters.mil import Builder as mb
 
 from xcomp.backends.coreml.elementwise import as_bool, as_dtype
-from xcomp.backends.coreml.table import axes_of, dtype_name, lowers, mil_dtype
+from xcomp.backends.coreml.table import axes_of, dtype_name, lowers, mil_dtype, unsupported
 
 REDUCE = {"sum": "reduce_sum", "mean": "reduce_mean", "prod": "reduce_prod", "amax": "reduce_max",
           "amin": "reduce_min", "all": "reduce_min", "any": "reduce_max"}
@@ -53,3 +53,20 @@ def _cumsum(args, attrs, out):
     if x.rank == 0:
         return x
     return mb.cumsum(x=x, axis=attrs["axis"] % x.rank)
+
+
+@lowers("cumprod")
+def _cumprod(args, attrs, out):
+    """No MIL cumprod: running products of the slices along the axis, concatenated (static size)."""
+    from xcomp.backends.coreml.shape import slice_axis
+    x = as_dtype(args[0], mil_dtype(out[0]))
+    if x.rank == 0:
+        return x
+    axis = attrs["axis"] % x.rank
+    n = x.shape[axis]
+    if not isinstance(n, int) or n > 64:
+        raise unsupported("cumprod", f"axis of size {n} (written out slice by slice, at most 64)")
+    parts = [slice_axis(x, axis, 0, 1)]
+    for i in range(1, n):
+        parts.append(mb.mul(x=parts[-1], y=slice_axis(x, axis, i, i + 1)))
+    return parts[0] if n == 1 else mb.concat(values=parts, axis=axis)

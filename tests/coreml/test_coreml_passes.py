@@ -52,3 +52,30 @@ module {
     assert [op.name for op in out.main.body.ops][:2] == ["xc.reshape", "xc.add"]
     x, c = np.arange(24, dtype=np.float32).reshape(2, 3, 4), np.arange(6, dtype=np.float32)
     assert_close(xcomp.interpret(out, [x, c])[0], x.reshape(4, 6) + c)
+
+
+def test_masked_softmax_guard_becomes_a_max_and_keeps_fully_masked_rows(tmp_path):
+    """torch's guard (a fully masked attention row gives 0, not NaN) survives as amax(s) == -inf."""
+    from xcomp.backends.coreml.evaluate import evaluate_package
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    with torch.no_grad():
+        mha.out_proj.bias.fill_(0.5)
+    mask = torch.zeros(3, 3, dtype=torch.bool)
+    mask[1] = True                       # row 1 sees nothing
+
+    class Attend(torch.nn.Module):
+        def forward(self, q):
+            return mha(q, q, q, attn_mask=mask, need_weights=False)[0]
+    q = torch.randn(2, 3, 8)
+    program = xcomp.capture(Attend(), (q,))
+    optimized, _ = xcomp.optimize(program, "coreml")
+    names = [op.name for op in optimized.walk()]
+    assert "xc.any" not in names and "xc.amax" in names
+    path = xcomp.export(program, (q,), target="coreml", path=str(tmp_path / "a.mlpackage"),
+                        compute_precision="float32")
+    outs, _ = evaluate_package(path, [q.numpy()])
+    want = Attend()(q).detach().numpy()      # with grad on: torch's composite path, the guarded one
+    assert_close(outs[0], want)
+    assert_close(outs[0], xcomp.interpret(program, [q.numpy()])[0])
+    assert np.allclose(outs[0][:, 1], 0.5, atol=1e-6)   # the masked row: softmax guarded to 0, plus bias
