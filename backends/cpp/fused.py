@@ -111,31 +111,73 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
         ids = {id(n) for n in nodes}
         return [dict(i, node=None) for i in inputs if id(i["node"]) in ids]
 
+    row_outs = [(o, b) for o, b in zip(g.outputs, outs) if o.row]
+    red_outs = [(o, b) for o, b in zip(g.outputs, outs) if not o.row]
+    stash, stash_buf = _stash(g, row_outs)
     phases = []
     for node in g.nodes:
         if node.kind == "reduce":
             body = _needed(node.args, row_only=True)
+            keep = [f"{stash_buf.ptr}[row * {L} + col] = {em.ref(stash)};"] \
+                if stash is not None and stash in body and node is _last_reduce(g) else []
             phases.append({"kind": "reduce", "op": node.op, "acc": f"acc{em.ids[node]}",
                            "ident": flit(IDENTITY[node.op]), "stmts": em.stmts(body),
-                           "value": em.ref(node.args[0]), "var": em.ref(node), "inputs": uses(body)})
+                           "value": em.ref(node.args[0]), "var": em.ref(node), "inputs": uses(body),
+                           "stash": keep})
         elif node.kind == "ew" and not node.row:
             phases.append({"kind": "scalar", "stmts": [em.stmt(node)]})
-    row_outs = [(o, b) for o, b in zip(g.outputs, outs) if o.row]
-    red_outs = [(o, b) for o, b in zip(g.outputs, outs) if not o.row]
     for o, b in row_outs:
         if b.numel != R * L:
             raise LoweringError(f"row group output of shape {b.shape} is not a full row")
     for o, b in red_outs:
         if b.numel != R:
             raise LoweringError(f"row group output of shape {b.shape} is not one value per row")
-    final_nodes = _needed([o for o, _ in row_outs], row_only=True)
-    final = {"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)}
+    if stash is not None:    # the final pass reads the stashed value instead of recomputing it
+        stash.row = False
+        final_nodes = _needed([o for o, _ in row_outs], row_only=True)
+        stash.row = True
+        final_nodes = [n for n in final_nodes if n is not stash]
+        final = {"stmts": [f"const float {em.ref(stash)} = {stash_buf.ptr}[row * {L} + col];"]
+                 + em.stmts(final_nodes), "inputs": uses(final_nodes)}
+    else:
+        final_nodes = _needed([o for o, _ in row_outs], row_only=True)
+        final = {"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)}
     row_stores = [f"{b.ptr}[row * {L} + col] = {store(b.dtype, em.ref(o))};" for o, b in row_outs]
     red_stores = [f"{b.ptr}[row] = {store(b.dtype, em.ref(o))};" for o, b in red_outs]
     grain = max(1, ROW_ELEMENTS_PER_TASK // max(L, 1))
     lw.emit(render("cpp", "row", comment=comment, R=R, L=L, grain=grain,
                    inputs=[dict(i, node=None) for i in inputs], phases=phases, final=final,
                    row_outputs=row_stores, red_outputs=red_stores).rstrip("\n"))
+
+
+EXPENSIVE = {"xc.exp", "xc.exp2", "xc.expm1", "xc.log", "xc.log1p", "xc.log2", "xc.tanh", "xc.erf",
+             "xc.sigmoid", "xc.gelu", "xc.silu", "xc.pow", "xc.sin", "xc.cos"}
+
+
+def _last_reduce(g: Graph):
+    reds = g.reductions
+    return reds[-1] if reds else None
+
+
+def _stash(g: Graph, row_outs: list):
+    """(node, output buffer): a transcendental value the last reduction pass computes and the final
+    pass needs again (softmax's exp(x - max)), kept in the float32 output row between the passes
+    instead of being recomputed; (None, None) when there is none."""
+    last = _last_reduce(g)
+    f32_outs = [b for o, b in row_outs if b.dtype.name == "F32"]
+    if last is None or len(f32_outs) != 1 or len(row_outs) != 1:
+        return None, None
+    in_pass = set(map(id, _needed(last.args, row_only=True)))
+    final = _needed([o for o, _ in row_outs], row_only=True)
+    shared = [n for n in final if id(n) in in_pass and n.kind == "ew"]
+    users = {id(a) for n in final if id(n) not in in_pass for a in n.args}
+    frontier = [n for n in shared if id(n) in users]
+
+    def costly(n):
+        return n.kind == "ew" and (n.op in EXPENSIVE or any(costly(a) for a in n.args if a.row))
+    if len(frontier) == 1 and costly(frontier[0]):
+        return frontier[0], f32_outs[0]
+    return None, None
 
 
 def _row_ops(block: Block) -> list[Operation]:
