@@ -148,3 +148,24 @@ def test_complex_intermediate_and_weight_are_reported_with_the_other_unsupported
             return torch.view_as_real(self.w * x)
     with pytest.raises(xcomp.UnsupportedOpError, match="weight 'w' has dtype torch.complex64"):
         xcomp.compile(ComplexWeight(), target="reference")(torch.randn(3))
+
+
+@pytest.mark.parametrize("shape,resize", [((1, 2, 4, 6), dict(scale_factor=2)), ((1, 2, 5, 7), dict(size=(9, 3))),
+                                          ((1, 2, 5, 7), dict(scale_factor=(1.7, 0.6))), ((2, 3, 7), dict(scale_factor=3)),
+                                          ((1, 1, 3, 4, 5), dict(size=(6, 2, 11))), ((1, 2, 6, 6), dict(scale_factor=1 / 3))],
+                         ids=str)
+def test_nearest_interpolate(shape, resize):
+    torch.manual_seed(0)
+    x = torch.randn(*shape)
+
+    def fn(x):
+        return F.interpolate(x, mode="nearest", **resize)
+    assert_close(xcomp.compile(fn, target="reference")(x), fn(x))
+
+
+def test_nearest_interpolate_of_integers_on_mlx():
+    x = torch.arange(24, dtype=torch.int32).reshape(1, 1, 4, 6)
+
+    def fn(x):
+        return F.interpolate(x.float(), scale_factor=2, mode="nearest").to(torch.int32) + x.sum()
+    assert_close(xcomp.compile(fn, target="mlx")(x), fn(x))

@@ -1,10 +1,12 @@
-"""aten linear resampling (`F.interpolate` modes linear, bilinear, trilinear) -> xc take, mul, add.
+"""aten resampling (`F.interpolate` modes nearest, linear, bilinear, trilinear) -> xc take, mul, add.
 
 With static shapes the source positions and blend weights of every output row are constants: each
 resized axis is two gathers (`take` of the lower and upper source rows) blended by a constant weight
 vector, computed here with torch's rule (`area_pixel_compute_source_index`): with `align_corners`
 the corners map to corners, otherwise pixel centres map to centres (scale `1/scale_factor` when a
-scale factor is given, else `in/out`) and negative positions clamp to 0.
+scale factor is given, else `in/out`) and negative positions clamp to 0. Nearest is one gather per
+axis of row `floor(dst * scale)` computed in float32 as torch does (`nearest-exact` already arrives
+decomposed).
 """
 from __future__ import annotations
 
@@ -69,3 +71,36 @@ for _n, _name in ((1, "upsample_linear1d"), (2, "upsample_bilinear2d"), (3, "ups
     _vec, _default = _linear(_n)
     aten(f"aten.{_name}.vec")(_vec)
     aten(f"aten.{_name}.default")(_default)
+
+
+def nearest_rows(in_size: int, out_size: int, scale: float | None) -> np.ndarray:
+    """torch's `nearest_neighbor_compute_source_index`, in float32 like its kernel."""
+    step = np.float32(1.0 / scale if scale is not None and scale > 0 else in_size / out_size)
+    src = np.floor(np.arange(out_size, dtype=np.float32) * step).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def _nearest_resize(cx, x: Value, n: int, scales) -> Value:
+    out_shape = cx.out_type.shape
+    for k in range(n):
+        axis = x.type.rank - n + k
+        in_size = x.type.shape[axis]
+        if not isinstance(in_size, int):
+            raise NotImplementedError(f"symbolic size '{in_size}' of a resized axis")
+        x = cx.op("take", x, const_index(cx, nearest_rows(in_size, out_shape[axis], scales[k])), axis=axis)
+    return x
+
+
+def _nearest(n: int):
+    def vec(cx, x, output_size, scale_factors=None):
+        return _nearest_resize(cx, x, n, list(scale_factors) if scale_factors else [None] * n)
+
+    def default(cx, x, output_size, *scales):
+        return _nearest_resize(cx, x, n, (list(scales) + [None] * n)[:n])
+    return vec, default
+
+
+for _n in (1, 2, 3):
+    _vec, _default = _nearest(_n)
+    aten(f"aten.upsample_nearest{_n}d.vec")(_vec)
+    aten(f"aten.upsample_nearest{_n}d.default")(_default)
