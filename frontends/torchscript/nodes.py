@@ -162,6 +162,32 @@ def size(cv, node, x, dim=None):
     return [shape if dim is None else shape[dim]]
 
 
+@node("aten::len.Tensor")
+def tensor_len(cv, node, x):
+    """`len(tensor)`: its first size."""
+    return [x.type.shape[0]]
+
+
+@node("aten::type_as")
+def type_as(cv, node, x, other):
+    """`x.type_as(other)`: a cast to other's dtype."""
+    return [cv.cx.cast(x, other.type.dtype)]
+
+
+@node("aten::tensor", "aten::as_tensor")
+def tensor_literal(cv, node, data, dtype=None, *rest):
+    """`torch.tensor(data)` with data known at capture time: a constant."""
+    import torch
+    if not all(not isinstance(v, Value) for v in _leaves(data)):
+        raise NotImplementedError("torch.tensor of values known only at run time")
+    dt = getattr(torch, TORCH_DTYPE_CODES[dtype]) if isinstance(dtype, int) else dtype
+    return [cv.tensor_constant(torch.tensor(data, dtype=dt), "tensor")]
+
+
+def _leaves(x):
+    return [leaf for e in x for leaf in _leaves(e)] if isinstance(x, (list, tuple)) else [x]
+
+
 @node("aten::dim", "prim::dtype", "aten::numel", "prim::device", "prim::layout", "aten::is_floating_point")
 def tensor_query(cv, node, x):
     """rank, dtype, numel, device, floating-point: known from the IR type."""
@@ -209,7 +235,7 @@ def _to_scalar(cv, x, dt: DType):
     return py(x.item() if hasattr(x, "item") else x)
 
 
-@node("aten::Int", "aten::Float", "aten::Bool", "aten::ScalarImplicit", "prim::ImplicitTensorToNum",
+@node("aten::Int", "aten::Float", "aten::Bool", "aten::ScalarImplicit", "prim::ImplicitTensorToNum", "aten::item",
       "aten::IntImplicit", "aten::FloatImplicit", "aten::BoolImplicit")
 def to_number(cv, node, x):
     """Tensor or number to int/float/bool (a 0-d tensor at run time)."""

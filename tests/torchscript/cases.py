@@ -1,6 +1,7 @@
 """The TorchScript cases of issue 9, each with argument tuples that take different paths."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import List, Optional, Tuple
 
@@ -185,3 +186,15 @@ def combine(xs: List[Tensor], hc: Tuple[Tensor, Tensor], scale: float, flag: boo
     if flag:
         total = total * hc[1]
     return total, [t * 2 for t in xs]
+
+
+def grab_bag(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor, float, int]:
+    """Common scripted idioms: shape arithmetic, dtype moves, item(), torch.tensor, chunk, cat."""
+    b, d = x.shape[0], x.shape[-1]
+    scale = math.sqrt(d)
+    z = x.float().to(torch.float64).type_as(y) / scale
+    a, c = z.chunk(2, dim=-1)
+    w = torch.cat([c, a], dim=-1) + torch.tensor([1.0, 2.0, 3.0, 4.0])
+    n = len(x) + x.size(1) // 2
+    m = w.masked_fill(w > 1.5, float("-inf")).softmax(-1)
+    return m.view(-1)[: b * 2], torch.arange(n).to(x.dtype), float(m.max().item()), int(n)
