@@ -17,7 +17,6 @@ from xcomp.backends.cpp.unit import CppUnit
 from xcomp.backends.kernels.codegen import render
 from xcomp.backends.kernels.exprs import CPP_DIALECT
 from xcomp.ir.core import Program
-from xcomp.ir.types import ScalarType
 
 
 def load_rules() -> dict:
@@ -50,7 +49,3 @@ def emit_program(program: Program, name: str = "model") -> CppUnit:
         outputs=[(v.type.dtype, shape_of(v.type)) for v in func.outputs],
         weights=[(w, lw.weights[w].dtype, lw.weights[w].shape) for w in lw.weight_order],
         uses_blas=lw.uses_blas, arena_bytes=lw.arena, name=safe)
-
-
-def is_host_scalar(t) -> bool:
-    return isinstance(t, ScalarType)

@@ -87,11 +87,10 @@ def shape_of(t) -> tuple:
 
 def c_literal(dt: DType, v) -> str:
     """A C++ initializer of one storage element of `dt`."""
-    if dt in (DType.F16, DType.BF16):
-        bits = np.array([v], np.float16).view(np.uint16)[0] if dt is DType.F16 else \
-            (np.array([v], np.float32).view(np.uint32)[0] >> 16) if math.isnan(float(v)) else \
-            _bf16_bits(float(v))
-        return f"{{{int(bits)}}}"
+    if dt is DType.F16:
+        return f"{{{int(np.array([v], np.float16).view(np.uint16)[0])}}}"
+    if dt is DType.BF16:
+        return f"{{{_bf16_bits(float(v))}}}"
     if dt.is_float:
         f = float(v)
         if math.isnan(f):
@@ -108,7 +107,10 @@ def c_literal(dt: DType, v) -> str:
 
 
 def _bf16_bits(f: float) -> int:
+    """bfloat16 bits of `f`, rounded to nearest even (NaN stays a quiet NaN)."""
     b = int(np.array([f], np.float32).view(np.uint32)[0])
+    if math.isnan(f):
+        return ((b >> 16) | 0x40) & 0xFFFF
     return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF
 
 

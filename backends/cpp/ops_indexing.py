@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from xcomp.backends.cpp.lower import Buf, rule
-from xcomp.backends.cpp.ops_shape import AFFINE, strides
+from xcomp.backends.cpp.ops_shape import strides
 from xcomp.backends.kernels.codegen import broadcast_strides, index_expr
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.indexing import ScatterReduce, index_result_shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xcomp.backends.cpp.lower import Buf, c_literal, rule, sty
+from xcomp.backends.cpp.lower import Buf, rule
 from xcomp.ops.shape import PadMode, pad_widths
 
 # xc_dim kinds (templates/cpp/ops.h)
