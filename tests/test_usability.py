@@ -169,3 +169,26 @@ def test_nearest_interpolate_of_integers_on_mlx():
     def fn(x):
         return F.interpolate(x.float(), scale_factor=2, mode="nearest").to(torch.int32) + x.sum()
     assert_close(xcomp.compile(fn, target="mlx")(x), fn(x))
+
+
+class NHWCHead(torch.nn.Module):
+    """The head of NHWC models (ConvNeXt, Swin in timm): pooling a permuted tensor, which torch.export
+    turns into aten.as_strided."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.head = torch.nn.LayerNorm(8), torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.norm(x).permute(0, 3, 1, 2)
+        return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_pooling_a_permuted_tensor_as_timm_heads_do(target):
+    torch.manual_seed(0)
+    model, x = NHWCHead().eval(), torch.randn(2, 5, 5, 8)
+    ep = torch.export.export(model, (x,)).run_decompositions()
+    assert any("as_strided" in str(n.target) for n in ep.graph.nodes)  # the op this test is about
+    assert "xc.take" not in {op.name for op in xcomp.capture(model, (x,)).walk()}  # a view, not a gather
+    assert_close(xcomp.compile(model, target=target)(x), model(x))
