@@ -36,11 +36,27 @@ def _eager(model, inputs):
     return out.numpy() if isinstance(out, torch.Tensor) else out[0].numpy()
 
 
+def _predict(path, arrays):
+    """Core ML's own predictions of a saved package (macOS only)."""
+    import json
+    import coremltools as ct
+    from xcomp.backends.coreml.evaluate import from_package_outputs, to_package_inputs
+    from xcomp.backends.coreml.target import METADATA_KEY
+    model = ct.models.MLModel(path)
+    signature = json.loads(model.user_defined_metadata[METADATA_KEY])
+    outs = model.predict(to_package_inputs(signature, arrays))
+    return from_package_outputs(signature, [outs[o["name"]] for o in signature["outputs"]])
+
+
 def _check_package(path, inputs, want, precision):
-    outs, ev = evaluate_package(path, [x for x in _numpy(inputs) if isinstance(x, np.ndarray)])
+    """The package evaluator's result against eager; on macOS, Core ML's predictions too."""
+    arrays = [x for x in _numpy(inputs) if isinstance(x, np.ndarray)]
+    outs, ev = evaluate_package(path, arrays)
     dtype = "float16" if precision == "float16" else None
     assert_close(outs[0], want, dtype=dtype, msg=f"{path}")
     assert sum(ev.oracles["coremltools"].values()) > 0
+    if ON_MAC:
+        assert_close(_predict(path, arrays)[0], want, dtype=dtype, msg=f"{path} (MLModel.predict)")
     return ev
 
 
