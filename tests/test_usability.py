@@ -191,4 +191,5 @@ def test_pooling_a_permuted_tensor_as_timm_heads_do(target):
     ep = torch.export.export(model, (x,)).run_decompositions()
     assert any("as_strided" in str(n.target) for n in ep.graph.nodes)  # the op this test is about
     assert "xc.take" not in {op.name for op in xcomp.capture(model, (x,)).walk()}  # a view, not a gather
-    assert_close(xcomp.compile(model, target=target)(x), model(x))
+    with torch.no_grad():
+        assert_close(xcomp.compile(model, target=target)(x), model(x))
