@@ -80,7 +80,9 @@ def _static_inputs(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> d
     for j, (node, value) in enumerate(zip(placeholders, example_inputs)):
         static = node.meta.get("tensor_dict", {}).get("_dynamo_static_input_type")
         if static and isinstance(value, torch.Tensor):
-            found[len(own) + j] = (_weight_name(node.name), value)
+            name = _weight_name(node.name)
+            taken = {n for n, _ in found.values()}
+            found[len(own) + j] = (name if name not in taken else node.name, value)  # names stay unique
     return found
 
 
