@@ -58,6 +58,8 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
     em = Emitter(CPP_DIALECT, g)
     stmts = em.stmts(g.nodes)
     n = int(np.prod(out_shape, dtype=np.int64))
+    if n == 0:
+        return
     strides = [broadcast_strides(tuple(b.shape), tuple(out_shape)) for b in ins]
     if block:
         shape, st = list(out_shape), strides
@@ -98,6 +100,8 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
               comment: str) -> None:
     em = Emitter(CPP_DIALECT, g)
     R, L, specs = row_inputs(g, full, k, em, [tuple(b.shape) for b in ins])
+    if R == 0:
+        return
     inputs = []
     for spec, b in zip(specs, ins):
         var = spec["var"]

@@ -23,6 +23,9 @@ REDUCE = {"xc.sum": "XC_SUM", "xc.prod": "XC_PROD", "xc.amax": "XC_MAX", "xc.ami
           "xc.all": "XC_ALL", "xc.any": "XC_ANY", "xc.mean": "XC_MEAN", "xc.argmax": "XC_ARGMAX",
           "xc.argmin": "XC_ARGMIN"}
 
+EMPTY = {"xc.prod": "1.0", "xc.all": "1.0", "xc.mean": "NAN", "xc.var": "NAN", "xc.logsumexp": "-INFINITY",
+         "xc.amax": "-INFINITY", "xc.amin": "INFINITY"}
+
 
 def reduced_axes(op, rank: int) -> list[int]:
     if "normalized_ndim" in op.attrs:
@@ -90,7 +93,13 @@ def _reduce(lw, op, args):
     rank = len(x.shape)
     axes = reduced_axes(op, rank)
     outs = [lw.out(op, i) for i in range(len(op.results))]
-    if op.name in ROW and x.dtype.is_float and rank and x.numel:
+    if not x.numel:       # nothing to read: each output element is the empty reduction's value
+        for o in outs:
+            if o.numel:
+                v = EMPTY.get(op.name, 0.0)
+                lw.emit(f"xc_fill<{o.sty}>({o.ptr}, {o.numel}, xc_from<{o.sty}>((double){v}));")
+        return outs
+    if op.name in ROW and x.dtype.is_float and rank:
         _row_group(lw, op, args, outs, x, axes)
         return outs
     if op.name not in REDUCE:

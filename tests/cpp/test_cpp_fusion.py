@@ -95,3 +95,15 @@ def test_convolution_kernel_choice(cin, groups, kernel, expect):
     inputs = [torch.randn(2, cin, 9, 10)]
     assert expect in _body(fn, inputs)
     _check(fn, inputs)
+
+
+def test_empty_tensors():
+    def fn(x, y):
+        return torch.tanh(x) + y, torch.softmax(x, -1), x.sum(-1), x.sum(0), x.mean(0)
+    inputs = [torch.randn(0, 5), torch.randn(1, 5)]
+    with torch.no_grad():
+        want = fn(*inputs)
+    got = xcomp.compile(fn, target="cpp")(*inputs)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert_close(g, w)
