@@ -14,9 +14,9 @@ Options (`torch.compile(..., options={...})`):
   compile time like inductor's `freezing` (so batch norm folds into convolutions). Call
   `torch._dynamo.reset()` after changing weights in place, or pass `freeze=False` to read them on
   every call.
-- `fallback` (default True): a graph with an op xcomp cannot convert runs eagerly (logged on the
-  `xcomp.dynamo` logger as a warning, naming the ops); `fallback=False` raises the
-  `UnsupportedOpError` instead.
+- `fallback` (default True): a graph xcomp cannot compile (an op it cannot convert or the target
+  cannot lower) runs eagerly, logged on the `xcomp.dynamo` logger as a warning naming the ops;
+  `fallback=False` raises xcomp's error (`UnsupportedOpError`, `LoweringError`) instead.
 
 Training graphs (grad enabled, inputs that require grad) run their forward through xcomp with the
 parameters read per call; the backward graph runs eagerly.
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from xcomp.errors import XcompError, UnsupportedOpError
+from xcomp.errors import XcompError
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Program, Value
 from xcomp.ir.types import DType, TensorType
@@ -163,7 +163,7 @@ class GraphRunner:
     def _build_guarded(self, key, gm: torch.fx.GraphModule) -> None:
         try:
             self.cache[key] = self._build(gm)
-        except UnsupportedOpError as e:
+        except XcompError as e:  # unsupported ops, or a target that cannot lower one
             if not self.opts["fallback"]:
                 raise
             self.fallback_reason = str(e)

@@ -1,4 +1,4 @@
-"""aten LSTM and GRU (what scripted `nn.LSTM` / `nn.GRU` call) -> IR compositions.
+"""aten LSTM and GRU and their cells (what scripted `nn.LSTM`, `nn.GRU`, `nn.LSTMCell`, `nn.GRUCell` call) -> IR compositions.
 
 The input projection of every time step is one matmul per layer and direction; the recurrence is
 unrolled over the (static) sequence length: per step one matmul for the hidden projection and the
@@ -93,3 +93,22 @@ def gru(cx, x, hx, params, has_biases, num_layers, dropout, train, bidirectional
     out, (h,) = _run(cx, _gru_cell, x, [hx], params, has_biases, num_layers, train, dropout,
                      bidirectional, batch_first)
     return [out, h]
+
+
+@aten("aten.lstm_cell.default")
+def lstm_cell(cx, x, hx, w_ih, w_hh, b_ih=None, b_hh=None):
+    dt = cx.out_dtype
+    x, h, c = cx.tensor(x, dt), cx.tensor(hx[0], dt), cx.tensor(hx[1], dt)
+    w_hh = cx.tensor(w_hh, dt)
+    xw = _linear(cx, x, cx.tensor(w_ih, dt), None if b_ih is None else cx.tensor(b_ih, dt))
+    h, c = _lstm_cell(cx, xw, h, c, w_hh, None if b_hh is None else cx.tensor(b_hh, dt), w_hh.type.shape[1])
+    return [h, c]
+
+
+@aten("aten.gru_cell.default")
+def gru_cell(cx, x, hx, w_ih, w_hh, b_ih=None, b_hh=None):
+    dt = cx.out_dtype
+    x, h, w_hh = cx.tensor(x, dt), cx.tensor(hx, dt), cx.tensor(w_hh, dt)
+    xw = _linear(cx, x, cx.tensor(w_ih, dt), None if b_ih is None else cx.tensor(b_ih, dt))
+    h, _ = _gru_cell(cx, xw, h, None, w_hh, None if b_hh is None else cx.tensor(b_hh, dt), w_hh.type.shape[1])
+    return h

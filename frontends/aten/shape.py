@@ -11,6 +11,7 @@ import torch
 
 from xcomp.frontends.aten import aten
 from xcomp.frontends.aten.symbolic import sizes, symbolic_slice_bounds
+from xcomp.ir.symbolic import add as sym_add
 from xcomp.ir.core import Value
 from xcomp.ops.shape import PadMode
 
@@ -117,9 +118,10 @@ def select(cx, x: Value, dim, index) -> Value:
 def split_sizes(cx, x: Value, sizes, dim) -> list[Value]:
     ax = norm_dim(dim, x.type.rank)
     out, start = [], 0
-    for s in static_ints(sizes):
-        out.append(cx.op("slice", x, axis=ax, start=start, end=start + s, step=1))
-        start += s
+    for s in sizes(split):  # ints, or symbolic sizes (a split of a symbolic axis)
+        end = sym_add(start, s)
+        out.append(cx.op("slice", x, axis=ax, start=start, end=end, step=1))
+        start = end
     return out
 
 

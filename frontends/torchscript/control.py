@@ -186,6 +186,9 @@ def _xc_loop(cv: Converter, node, body_jb, trip, cond, init) -> list:
         outs = convert_block(cv, body_jb, env)
         next_cond, next_vals = outs[0], outs[1:] + [env[v] for v in extra]
         next_leaves = [leaf for t in next_vals for leaf in flatten(t)]
+        if len(next_leaves) != len(carried) or not all(
+                same(carried[i], next_leaves[i]) for i in range(len(carried)) if i not in dyn):
+            raise RegionTypeError("a loop-carried value changes kind between iterations (None to a value)")
         ys = [materialize(cx, next_leaves[i], body.args[j + 1]) for j, i in enumerate(dyn)]
         for j, y in zip(dyn, ys):
             if y.type != carried[j].type:

@@ -162,6 +162,21 @@ def size(cv, node, x, dim=None):
     return [shape if dim is None else shape[dim]]
 
 
+@node("aten::select.int")
+def select(cv, node, x, dim, index):
+    """`x[..., i, ...]`: the shared converter for a known index, `xc.take` for one known only at run
+    time (a loop's iteration)."""
+    if not isinstance(index, Value):
+        from xcomp.frontends.torchscript.convert import convert_aten
+        return convert_aten(cv, node, "aten::select", "int", [x, dim, index])
+    cx = cv.cx
+    dim = dim % x.type.rank
+    i = cx.cast(index, DType.I64)
+    n = cx.const(x.type.shape[dim], DType.I64)
+    i = cx.op("where", cx.op("lt", i, cx.const(0, DType.I64)), cx.op("add", i, n), i)
+    return [cx.op("take", x, i, axis=dim)]
+
+
 @node("aten::len.Tensor")
 def tensor_len(cv, node, x):
     """`len(tensor)`: its first size."""

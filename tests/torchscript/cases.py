@@ -198,3 +198,30 @@ def grab_bag(x: Tensor, y: Tensor) -> Tuple[Tensor, Tensor, float, int]:
     n = len(x) + x.size(1) // 2
     m = w.masked_fill(w > 1.5, float("-inf")).softmax(-1)
     return m.view(-1)[: b * 2], torch.arange(n).to(x.dtype), float(m.max().item()), int(n)
+
+
+class Cells(nn.Module):
+    """nn.LSTMCell and nn.GRUCell stepped over a sequence, with and without initial state."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTMCell(4, 5)
+        self.gru = nn.GRUCell(4, 5)
+
+    def forward(self, xs: Tensor, h0: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        state: Optional[Tuple[Tensor, Tensor]] = None if h0 is None else (h0, h0)
+        g = h0
+        for t in range(xs.size(1)):
+            state = self.lstm(xs[:, t], state)
+            g = self.gru(xs[:, t], g)
+        assert state is not None and g is not None
+        return state[0], g
+
+
+class BiLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 3, num_layers=2, bidirectional=True)
+
+    def forward(self, x: Tensor):
+        return self.rnn(x)

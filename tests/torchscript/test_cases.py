@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import xcomp
-from cases import (ConvBNBranch, Encoder, EncoderNested, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
+from cases import (BiLSTM, Cells, ConvBNBranch, Encoder, EncoderNested, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
                    Recurrent, combine, grab_bag, greedy_decode, inplace_ops, nested_tuple, newton_sqrt, seeded, sign_branch,
                    square_per_dim, warns)
 from ts_helpers import CPP, CPP_GAPS, TS_TARGETS, load, run_script, save_load, script, trace
@@ -69,6 +69,8 @@ CASES = {
     "list_and_tuple_args": (lambda: combine, [([rnd(3), rnd(3, seed=1)], (rnd(3, seed=2), rnd(3, seed=3)), 0.5, True),
                                               ([rnd(3)], (rnd(3, seed=2), rnd(3, seed=3)), 2.0, False)], None),
     "idioms": (lambda: grab_bag, [(rnd(2, 4), rnd(2, 4, seed=1)), (rnd(3, 4) * 3, rnd(3, 4, seed=1))], None),
+    "rnn_cells": (lambda: seeded(Cells), [(rnd(2, 3, 4),), (rnd(2, 3, 4), rnd(2, 5, seed=1))], (rnd(2, 3, 4),)),
+    "bilstm_seq_first": (lambda: seeded(BiLSTM), [(rnd(3, 2, 4),)], (rnd(3, 2, 4),)),
     "inplace_ops": (lambda: inplace_ops, [(torch.full((4,), 3.0), MASK), (torch.zeros(4), MASK)], (torch.ones(4), MASK)),
     "script_warning": (lambda: warns, [(rnd(2, 2),), (rnd(3),)], (rnd(3),)),
     "list_of_tensors_in_loop": (lambda: nested_tuple, [(rnd(2), 3), (rnd(2), 0)], None),
