@@ -115,7 +115,7 @@ def select(cx, x: Value, dim, index) -> Value:
     return squeeze_axes(cx, slice_axis(cx, x, ax, i, i + 1), (ax,))
 
 
-def split_sizes(cx, x: Value, sizes, dim) -> list[Value]:
+def split_sizes(cx, x: Value, split, dim) -> list[Value]:
     ax = norm_dim(dim, x.type.rank)
     out, start = [], 0
     for s in sizes(split):  # ints, or symbolic sizes (a split of a symbolic axis)
