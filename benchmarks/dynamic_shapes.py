@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     import xcomp
     from xcomp.zoo import gpt_block
 
+    load_before = os.getloadavg()[0]
     model, (example,) = gpt_block()
     batch, dim = example.shape[0], example.shape[2]
     torch.manual_seed(0)
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
         print(f"length {t}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in secs.items())
               + f"; dynamic/static {row['dynamic/static']:.3f}", flush=True)
 
-    result = {"machine": machine(), "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
+    result = {"machine": {**machine(), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
+              "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
               "totals_s": totals, "stats": stats, "max_abs_error": errors, "per_call_ms": per_call,
               "repeat": args.repeat}
     out = os.path.join(HERE, "results", "dynamic_shapes")
@@ -127,7 +129,8 @@ def main(argv=None) -> int:
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"# Dynamic shapes: {r['model']}, {len(r['lengths'])} calls at {len(r['lengths'])} sequence lengths",
-             "", f"Machine: {m['cpu']} ({m['cores']} cores), {m['system']}, torch {m['torch']}, "
+             "", f"Machine: {m['cpu']} ({m['cores']} cores, shared: 1-minute load average "
+             f"{m['load_average'][0]} at the start, {m['load_average'][1]} at the end), {m['system']}, torch {m['torch']}, "
              f"MLX {m['mlx']} on {m['mlx_device']}, {m['date']}. Lengths: {r['lengths']}.", "",
              "| column | total for all calls (s) | captures | builds | max abs error |", "|---|---:|---:|---:|---:|"]
     for k, v in r["totals_s"].items():
