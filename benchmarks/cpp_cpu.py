@@ -27,6 +27,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUNDS = 5
+# Every library here keeps its worker threads spinning for a while after a call (OpenMP, ONNX
+# Runtime, xcomp's pool); on 2 cores those threads would slow whichever column is timed next.
+SETTLE_S = 0.2
 
 
 def pin_threads(n: int) -> None:
@@ -36,11 +39,13 @@ def pin_threads(n: int) -> None:
 
 
 def interleaved(cols: dict, repeat: int) -> dict:
-    """Median seconds per call of each column over ROUNDS rounds, each timing every column in turn."""
+    """Median seconds per call of each column over ROUNDS rounds, each timing every column in turn
+    (after SETTLE_S of sleep)."""
     per_round = max(1, repeat // ROUNDS)
     times = {k: [] for k in cols}
     for _ in range(ROUNDS):
         for k, fn in cols.items():
+            time.sleep(SETTLE_S)  # let the previous column's spinning worker threads go idle first
             for _ in range(2):
                 fn()
             for _ in range(per_round):

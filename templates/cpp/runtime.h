@@ -178,8 +178,11 @@ template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) 
 //   ticket = generation (24 bits) | chunks (20 bits) | next chunk (20 bits)
 // A job's fields live in slot generation % 2 and are read only by a thread that owns an unfinished
 // chunk of it, so the next-but-one job cannot overwrite them while they are in use. Idle workers
-// spin briefly, then sleep on a condition variable.
+// spin briefly, yield for a while, then sleep on a condition variable.
 constexpr int64_t XC_CHUNKS_PER_THREAD = 4, XC_MAX_CHUNKS = (1 << 20) - 1;
+#ifndef XC_POOL_YIELDS
+#define XC_POOL_YIELDS 0  // sched_yield rounds of an idle worker after spinning, before it sleeps
+#endif
 struct XcJob {
   void (*run)(void*, int64_t, int64_t);
   void* ctx;
@@ -223,9 +226,11 @@ static inline void* xc_pool_worker(void*) {
   xc_in_worker() = true;
   for (;;) {
     if (xc_pool_work(p)) continue;
+    // idle: spin (~100 us; the next parallel loop of a call is usually microseconds away), then
+    // XC_POOL_YIELDS rounds of sched_yield, then sleep
     bool found = false;
-    for (int spin = 0; spin < 4000 && !found; ++spin) {
-      xc_cpu_relax();
+    for (int spin = 0; spin < 4000 + XC_POOL_YIELDS && !found; ++spin) {
+      if (spin < 4000) xc_cpu_relax(); else sched_yield();
       found = xc_pool_has_work(p);
     }
     if (found) continue;
