@@ -29,7 +29,7 @@ from xcomp.ops.structural import FusionKind
 ELEMENTS_PER_TASK = 1 << 14     # grain of elementwise loops
 ROW_ELEMENTS_PER_TASK = 1 << 13  # grain of row loops, in elements
 MIN_SIMD_COLUMNS = 16            # shorter inner dims run as one flat loop
-EPILOGUE_BLOCK_BYTES = 1 << 18   # GEMM output rows per block of a matmul epilogue: about L2 / 4
+EPILOGUE_BLOCK_BYTES = 1 << 20   # GEMM output bytes per block of a matmul epilogue (about an L2)
 MIN_BLOCK_ROWS = 32
 
 
