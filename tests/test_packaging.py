@@ -23,7 +23,8 @@ def test_wheel_maps_folders_under_xcomp(wheel):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"xcomp"}
     for needed in ("xcomp/frontends/torch_export.py", "xcomp/backends/mlx/target.py",
-                   "xcomp/templates/cuda/row.j2", "xcomp/templates/metal/elementwise.j2"):
+                   "xcomp/templates/cuda/row.j2", "xcomp/templates/metal/elementwise.j2",
+                   "xcomp/templates/common/math.j2", "xcomp/templates/cpp/unit.j2", "xcomp/templates/cpp/ops.h"):
         assert needed in names
 
 
