@@ -39,3 +39,12 @@ def _arange(lw, op, args):
     from xcomp.ops.registry import REGISTRY
     (value,) = REGISTRY["xc.arange"].reference([], op.attrs, [t])
     return [lw.constant(t.dtype, np.asarray(value).astype(t.dtype.np))]
+
+
+@rule("size")
+def _size(lw, op, args):
+    from xcomp.errors import LoweringError
+    v = op.attrs["value"]
+    if not isinstance(v, (int, np.integer)):
+        raise LoweringError(f"xc.size of the symbolic size {v}: the cpp target needs static shapes")
+    return [lw.constant(op.results[0].type.dtype, np.asarray(int(v)))]
