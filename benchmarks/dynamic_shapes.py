@@ -1,7 +1,7 @@
 """Dynamic shapes: the GPT block called at 20 sequence lengths, static (recompiling) against one
 symbolic program, beside torch.compile(dynamic=True); and per-call time at one length.
 
-    python benchmarks/dynamic_shapes.py [--lengths 20] [--repeat 30] [--no-inductor] [--cpp]
+    python benchmarks/dynamic_shapes.py [--lengths 20] [--repeat 30] [--no-inductor] [--cpp] [--out NAME]
 
 Columns of the first table (wall time for all calls, compilation included, each output converted
 to torch so the work is done): xcomp `mlx` with `dynamic=False` (every new length captures,
@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-inductor", action="store_true")
     ap.add_argument("--cpp", action="store_true")
     ap.add_argument("--per-call", type=int, nargs="*", default=[16, 64, 256])
+    ap.add_argument("--out", default="dynamic_shapes", help="results file name in benchmarks/results/")
     args = ap.parse_args(argv)
 
     import mlx.core as mx
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
               "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
               "totals_s": totals, "stats": stats, "max_abs_error": errors, "per_call_ms": per_call,
               "repeat": args.repeat}
-    out = os.path.join(HERE, "results", "dynamic_shapes")
+    out = os.path.join(HERE, "results", args.out)
     with open(out + ".json", "w") as f:
         json.dump(result, f, indent=1)
     with open(out + ".md", "w") as f:
