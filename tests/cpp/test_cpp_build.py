@@ -194,3 +194,17 @@ def test_cache_failed_produce_leaves_nothing(tmp_path):
         c.get("d" * 64, fail)
     assert c.info().entries == 0 and not [n for n in os.listdir(c.dir) if n.startswith(".tmp-")]
     assert np.isclose(c.info().bytes, 0)
+
+
+def test_requested_blas_missing_says_what_to_install(cache_dir, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "scipy_openblas32" else real(name, *a))
+    monkeypatch.setenv("XCOMP_BLAS", "openblas")
+    with pytest.raises(TargetError, match="pip install scipy-openblas32"):
+        tc.toolchain()
+    monkeypatch.setenv("XCOMP_BLAS", "auto")  # auto without the wheel: the portable GEMM, and a hint
+    if sys.platform != "darwin":
+        blas = tc.toolchain().blas
+        assert blas.name == "fallback" and "xcomp[cpp]" in blas.detail
