@@ -42,6 +42,10 @@ static void xc_remap(T* dst, const T* src, int rank, const xc_dim* dims, T fill)
       const xc_dim& L = dims[rank - 1];
       if (L.kind == 0 && L.a == 1 && L.b >= 0 && L.b + inner <= L.n && L.stride == 1) {
         std::memcpy(q, src + off + L.b, inner * sizeof(T));
+      } else if (L.kind == 0 && L.b >= 0 && L.b + L.a * (inner - 1) < L.n && L.b + L.a * (inner - 1) >= 0) {
+        const T* s0 = src + off + L.b * L.stride;   // in range all along: a strided read
+        const int64_t step = L.a * L.stride;
+        for (int64_t c = 0; c < inner; ++c) q[c] = s0[c * step];
       } else {
         for (int64_t c = 0; c < inner; ++c) {
           const int64_t s = xc_map(L, c);
