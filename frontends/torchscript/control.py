@@ -13,6 +13,7 @@ from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Region, Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.frontends.torchscript import nodes as N
+from xcomp.frontends.torchscript import views
 from xcomp.frontends.torchscript.convert import Converter, convert_block, functional, schema_name
 from xcomp.frontends.torchscript.values import (UNINITIALIZED, RegionTypeError, _Typed, flatten, is_static,
                                                 materialize, rebuild, same)
@@ -39,9 +40,9 @@ def mutated_outer(blocks) -> list:
         for n in block.nodes():
             name, _ = schema_name(n)
             if (name == "aten::append" or functional(name) != name) and n.inputsSize():
-                v = n.inputsAt(0)
-                if v not in inside and v not in found:
-                    found.append(v)
+                for v in [n.inputsAt(0)] + views.bases(n.inputsAt(0)):
+                    if v not in inside and v not in found:
+                        found.append(v)
             for b in n.blocks():
                 scan(b)
     for b in blocks:

@@ -25,7 +25,7 @@ from xcomp.ir.types import DType, TensorType
 from xcomp.frontends.aten import ATEN
 from xcomp.frontends.context import ConvertContext
 from xcomp.frontends.torch_export import XCOMP_TO_TORCH, to_dtype
-from xcomp.frontends.torchscript import nested
+from xcomp.frontends.torchscript import nested, views
 from xcomp.frontends.torchscript import nodes as N
 from xcomp.frontends.torchscript.values import RegionTypeError, _Typed, is_static, materialize, same
 
@@ -220,6 +220,7 @@ def convert_aten(cv: Converter, node, name: str, overload: str, ins: list) -> li
         results[0] = nested.Nested(results[0], keep)
     if functional(name) != name and isinstance(ins[0], Value):
         cv.rebind(node.inputsAt(0), results[0])
+        views.write_back(cv, node.inputsAt(0), results[0], node)  # `x[:, i] = h` changes x too
     return results
 
 

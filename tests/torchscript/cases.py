@@ -225,3 +225,28 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: Tensor):
         return self.rnn(x)
+
+
+def slice_assign(x: Tensor, h: Tensor) -> Tensor:
+    """Writes through views: `out[:, t] = ...` in a loop, `out[0, 1:] = ...` in a branch."""
+    out = torch.zeros(x.size(0), x.size(1), h.size(0))
+    for t in range(x.size(1)):
+        out[:, t] = x[:, t].unsqueeze(-1) * h
+    if bool(x.sum() > 0):
+        out[0, 1:] = 7.0
+    return out
+
+
+def view_write(x: Tensor) -> Tensor:
+    y = x.clone()
+    z = y.view(-1)
+    z.add_(1.0)
+    return y
+
+
+def sibling_view_write(x: Tensor) -> Tensor:
+    y = x.clone()
+    a = y.view(-1)
+    b = y.view(2, -1)
+    a.mul_(2.0)
+    return b

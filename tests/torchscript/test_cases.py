@@ -10,7 +10,7 @@ import torch
 
 import xcomp
 from cases import (BiLSTM, Cells, ConvBNBranch, Encoder, EncoderNested, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
-                   Recurrent, combine, grab_bag, greedy_decode, inplace_ops, nested_tuple, newton_sqrt, seeded, sign_branch,
+                   Recurrent, combine, grab_bag, greedy_decode, sibling_view_write, slice_assign, view_write, inplace_ops, nested_tuple, newton_sqrt, seeded, sign_branch,
                    square_per_dim, warns)
 from ts_helpers import CPP, CPP_GAPS, TS_TARGETS, load, run_script, save_load, script, trace
 from helpers import assert_close
@@ -71,6 +71,7 @@ CASES = {
     "idioms": (lambda: grab_bag, [(rnd(2, 4), rnd(2, 4, seed=1)), (rnd(3, 4) * 3, rnd(3, 4, seed=1))], None),
     "rnn_cells": (lambda: seeded(Cells), [(rnd(2, 3, 4),), (rnd(2, 3, 4), rnd(2, 5, seed=1))], (rnd(2, 3, 4),)),
     "bilstm_seq_first": (lambda: seeded(BiLSTM), [(rnd(3, 2, 4),)], (rnd(3, 2, 4),)),
+    "slice_assignment": (lambda: slice_assign, [(rnd(2, 3).abs() + 0.1, rnd(4)), (-rnd(2, 3).abs() - 0.1, rnd(4))], None),
     "inplace_ops": (lambda: inplace_ops, [(torch.full((4,), 3.0), MASK), (torch.zeros(4), MASK)], (torch.ones(4), MASK)),
     "script_warning": (lambda: warns, [(rnd(2, 2),), (rnd(3),)], (rnd(3),)),
     "list_of_tensors_in_loop": (lambda: nested_tuple, [(rnd(2), 3), (rnd(2), 0)], None),
@@ -170,3 +171,11 @@ def test_nested_encoder_refuses_a_mask_it_was_not_compiled_for():
     holes[0, 1] = True
     with pytest.raises(ScriptRaiseError, match="padding at the end"):
         compiled(rnd(2, 5, 8), holes)
+
+
+def test_write_through_other_views_is_refused():
+    """`z = y.view(-1); z.add_(1)` changes y: xcomp refuses it rather than miss the mutation."""
+    with pytest.raises(xcomp.UnsupportedOpError, match="in-place write through a aten::view view"):
+        xcomp.capture(script(view_write), (torch.ones(2, 2),))
+    with pytest.raises(xcomp.UnsupportedOpError, match="in-place write"):  # seen through another view
+        xcomp.capture(script(sibling_view_write), (torch.ones(2, 2),))
