@@ -96,7 +96,16 @@ def export_program(module, example_inputs: Sequence[Any], dynamic):
     """(ExportedProgram, the dynamic dims as exported: one {axis: name} per tensor input)."""
     if not dynamic:
         return torch.export.export(module, tuple(example_inputs), strict=False), None
-    example = _upsized(example_inputs, dynamic)
+    upsized = _upsized(example_inputs, dynamic)
+    try:
+        return _export_dynamic(module, upsized, dynamic)
+    except Exception:  # noqa: BLE001  (size 2 is invalid for the program: trace the example as given)
+        if all(a is b for a, b in zip(upsized, example_inputs)):
+            raise
+        return _export_dynamic(module, tuple(example_inputs), dynamic)
+
+
+def _export_dynamic(module, example, dynamic):
     if not any(name is None for axes in dynamic for name in (axes or {}).values()):
         return _export(module, example, dynamic), dynamic
     auto = _export(module, example, dynamic)
