@@ -78,6 +78,8 @@ def test_branch_that_only_yields_becomes_where():
     opt, _ = xcomp.optimize(program, "reference")
     assert not any(op.name == "xc.if" for op in opt.walk())
     assert any(op.name == "xc.where" for op in opt.walk())
+    loop = next(op for op in opt.main.body.ops if op.name == "xc.loop")  # constants hoisted out of the body
+    assert not [op.name for op in loop.regions[0].block.ops if op.name in ("xc.constant", "xc.dense", "xc.weight")]
     assert xcomp.compile(f, target="reference")(*args) == f(*args)
 
 

@@ -5,8 +5,11 @@
   `if t == eos: keep = False else: keep = True` is `keep = where(t == eos, False, True)`, so a loop
   body no longer stops to read its condition twice per iteration.
 
-Nothing moves *into* or *out of* a region otherwise: ops of an untaken or live branch stay where they
-are, so no work is hoisted across a branch that changes results.
+- constants and weights inside an `xc.if` or `xc.loop` move before it (same value on every path and
+  iteration; a loop body stops re-issuing them).
+
+Nothing else moves *into* or *out of* a region: computations of a branch or loop body stay where
+they are, so no work is hoisted across a branch that changes results.
 """
 from __future__ import annotations
 
@@ -55,11 +58,29 @@ def _to_select(block: Block, scope: Block, op: Operation) -> bool:
     return True
 
 
+INVARIANT = CONSTANT_OPS + ("xc.weight",)
+
+
+def _hoist_constants(region_op: Operation) -> bool:
+    """Constants and weights in the regions of `region_op` (an if or loop) move before it: they are
+    the same on every path and iteration, and a loop body no longer re-issues them per iteration."""
+    moved = False
+    outer = region_op.parent
+    for r in region_op.regions:
+        for op in [o for o in r.block.ops if o.name in INVARIANT]:
+            r.block.ops.remove(op)
+            outer.insert(outer.ops.index(region_op), op)
+            moved = True
+    return moved
+
+
 def simplify_regions(program: Program) -> bool:
     """Apply the region simplifications everywhere; True when something changed."""
     changed = False
     for block, scope in list(blocks_of(program)):
         for op in [o for o in block.ops if o.name == "xc.if"]:
             changed |= _inline_taken(block, scope, op) or _to_select(block, scope, op)
+        for op in [o for o in block.ops if o.name in ("xc.if", "xc.loop") and o.parent is block]:
+            changed |= _hoist_constants(op)
     return changed
 
