@@ -27,12 +27,10 @@ the program, an index out of range, ...). Outputs are preallocated by the caller
 The source uses from "xcomp_runtime.h": `xc_parallel_for(n, grain, f)` (calls `f(begin, end)`),
 `xc_sgemm(...)` (row-major, only when `uses_blas`), `xc_f16_to_f32`, `xc_f32_to_f16`,
 `xc_bf16_to_f32`, `xc_f32_to_bf16`, and the vectorizable `xc_vexp`, `xc_vtanh`, `xc_verf` (the cpp
-dialect spells exp/tanh/erf with them). The generated code defines helpers named `xc_<math>` of the
-kernel dialects (xc_erf, xc_max, xc_min, xc_hypot, ...; templates/cpp/header.j2): the runtime
-header should not define those names. It guards each with `#ifndef XC_RUNTIME_HAS_<NAME>` nowhere: the
-generated source includes fallbacks only for `xc_parallel_for` (under `#ifndef XC_HAVE_PARALLEL_FOR`)
-so it can be compiled before the runtime header defines it; runtime.h should `#define
-XC_HAVE_PARALLEL_FOR 1` when it provides `xc_parallel_for`.
+dialect spells exp/tanh/erf with them). Its own serial `xc_parallel_for` is compiled only when the
+runtime header does not `#define XC_HAVE_PARALLEL_FOR`. The generated code defines helpers named
+`xc_<math>` of the kernel dialects (xc_erf, xc_max, xc_min, xc_hypot, ...; templates/cpp/header.j2)
+and the op helpers of templates/cpp/ops.h: the runtime header should not define those names.
 """
 from __future__ import annotations
 
