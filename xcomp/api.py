@@ -270,8 +270,9 @@ class Compiled:
             self._admitted[key] = self._last_key = skey
             return e
         if self.dynamic is None and spec is None and self._structures.get(struct):
-            spec = dyn.widen(self.cache[self._structures[struct][-1]].optimized, shapes,
-                             self.cache[self._structures[struct][-1]].spec)
+            entries = [self.cache[k] for k in self._structures[struct]]  # widen the latest symbolic one
+            last = next((e for e in reversed(entries) if e.spec is not None), entries[-1])
+            spec = dyn.widen(last.optimized, shapes, last.spec)
         t0 = time.perf_counter()
         try:
             cap, opt, report, runner = self._compile(args, spec)
