@@ -26,7 +26,12 @@ def _arange_params(a, ins, outs):
     return {"n": outs[0].shape[0], "start": a["start"], "step": a["step"], "dtype": _dtype(dt), "work": _dtype(work)}
 
 
-lowers("full", "full", lambda a, ins, outs: {"shape": tuple(outs[0].shape),
-                                              "vals": fill_value(a["value"], outs[0].dtype).item(),
-                                              "dtype": _dtype(outs[0].dtype)})
+def full(shape, value, dtype):
+    """`value` broadcast to `shape` (mx.full drops zero-size dimensions)."""
+    return mx.broadcast_to(mx.array(value, dtype=dtype), shape)
+
+
+lowers("full", full, lambda a, ins, outs: {"shape": tuple(outs[0].shape),
+                                           "value": fill_value(a["value"], outs[0].dtype).item(),
+                                           "dtype": _dtype(outs[0].dtype)})
 lowers("arange", arange, _arange_params)

@@ -184,6 +184,8 @@ def resolve(text: str):
     """`"mx.float32"` (or `"float32"`) as the MLX object it names."""
     import mlx.core as mx
     obj = mx
+    if text == "mx":
+        return mx
     for part in text.removeprefix("mx.").split("."):
         obj = getattr(obj, part)
     return obj
