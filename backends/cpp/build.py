@@ -8,6 +8,8 @@ failing line.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import re
@@ -15,11 +17,13 @@ import shutil
 import subprocess
 import time
 from importlib.resources import files
+from typing import Callable
 
 from xcomp.backends.cpp.toolchain import Toolchain, toolchain
 from xcomp.backends.cpp.unit import CppUnit
 from xcomp.cache import Cache, content_key
 from xcomp.errors import CompileError
+from xcomp.ir.types import DType
 
 LIBRARY = "libmodel.so"
 SOURCE = "model.cpp"
@@ -114,3 +118,64 @@ def _error_message(output: str, build_dir: str, kept_source: str, cmd: list[str]
     shown = "\n".join(output.strip().splitlines()[:30])
     return (f"C++ compiler failed on generated source {path}:{line}: {m['msg']}\n    {text}\n"
             f"compiler output:\n{shown}")
+
+
+# -- programs to libraries without code generation on a cached start ---------------------------------
+UNIT_INFO = "unit.json"
+
+
+@functools.lru_cache(maxsize=None)
+def generator_fingerprint() -> str:
+    """A hash of the code generator's own files (backends/cpp/*.py, templates/cpp/**): a changed
+    generator never reuses a library built by the old one."""
+    import hashlib
+    h = hashlib.sha256()
+    roots = [os.path.dirname(os.path.abspath(__file__)), str(files("xcomp.templates").joinpath("cpp"))]
+    for root in roots:
+        for dirpath, _, names in sorted(os.walk(root)):
+            for name in sorted(names):
+                if name.endswith((".py", ".j2", ".h")):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def build_program(program_text: str, emit: Callable[[], CppUnit]) -> tuple[CppUnit, str]:
+    """(unit, library path) of a program given as its IR text (weights are out of line, so the text
+    decides the code). On a cached start neither `emit` nor the compiler runs: an index entry keyed
+    by the text, the generator's files and the toolchain holds the unit's calling convention
+    (unit.json) and its library's key. The returned unit's `source` is the cached model.cpp."""
+    tc = toolchain()
+    key = content_key(_KEY_VERSION, "program", program_text, generator_fingerprint(), tc.fingerprint(True),
+                      tc.fingerprint(False), runtime_header())
+    index = Cache("cpp-index")
+    hit = index.lookup(key)
+    if hit:
+        unit_dict = json.load(open(os.path.join(hit, UNIT_INFO)))
+        lib_dir = cache().lookup(unit_dict.pop("library_key"))
+        if lib_dir:
+            unit = _unit_from_json(unit_dict, open(os.path.join(lib_dir, SOURCE)).read())
+            return unit, os.path.join(lib_dir, LIBRARY)
+    unit = emit()
+    library = build(unit)
+    lib_key = os.path.basename(os.path.dirname(library))
+
+    def write_index(d: str) -> None:
+        data = {k: v for k, v in dataclasses.asdict(unit).items() if k != "source"}
+        data["inputs"] = [[dt.value, list(shape)] for dt, shape in unit.inputs]
+        data["outputs"] = [[dt.value, list(shape)] for dt, shape in unit.outputs]
+        data["weights"] = [[name, dt.value, list(shape)] for name, dt, shape in unit.weights]
+        data["library_key"] = lib_key
+        with open(os.path.join(d, UNIT_INFO), "w") as f:
+            json.dump(data, f)
+    if index.lookup(key) is not None:  # a stale index entry (its library was evicted): replace it
+        shutil.rmtree(index.entry_dir(key), ignore_errors=True)
+    index.get(key, write_index)
+    return unit, library
+
+
+def _unit_from_json(d: dict, source: str) -> CppUnit:
+    return CppUnit(source=source, inputs=[(DType(dt), tuple(s)) for dt, s in d["inputs"]],
+                   outputs=[(DType(dt), tuple(s)) for dt, s in d["outputs"]],
+                   weights=[(n, DType(dt), tuple(s)) for n, dt, s in d["weights"]],
+                   uses_blas=d["uses_blas"], arena_bytes=d["arena_bytes"], name=d["name"])

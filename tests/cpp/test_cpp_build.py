@@ -208,3 +208,25 @@ def test_requested_blas_missing_says_what_to_install(cache_dir, monkeypatch):
     if sys.platform != "darwin":
         blas = tc.toolchain().blas
         assert blas.name == "fallback" and "xcomp[cpp]" in blas.detail
+
+
+def test_build_program_skips_code_generation_when_cached(cache_dir):
+    calls = []
+
+    def emit():
+        calls.append(1)
+        return mlp_unit()
+    unit, lib = cpp_build.build_program("func.func @main() {}  // program A", emit)
+    again, lib2 = cpp_build.build_program("func.func @main() {}  // program A", emit)
+    assert len(calls) == 1 and lib2 == lib  # no emit, no compiler on the second start
+    assert again.source == unit.source and again.inputs == unit.inputs and again.weights == unit.weights
+    assert (again.outputs, again.uses_blas, again.arena_bytes, again.name) == \
+           (unit.outputs, unit.uses_blas, unit.arena_bytes, unit.name)
+    w, x = mlp_weights(), mlp_inputs()
+    assert_close(load(again, lib2, w)(x)[0], mlp_expected(w, x))
+    cpp_build.build_program("func.func @main() {}  // program B", emit)  # other text: generated again
+    assert len(calls) == 2
+    import shutil
+    shutil.rmtree(os.path.dirname(lib))  # library evicted: the index entry is not trusted
+    _, lib3 = cpp_build.build_program("func.func @main() {}  // program A", emit)
+    assert len(calls) == 3 and os.path.isfile(lib3)
