@@ -50,7 +50,7 @@ def to_storage(a, dtype: DType) -> np.ndarray:
 
 def f32_to_bf16_bits(a: np.ndarray) -> np.ndarray:
     """float32 -> bfloat16 bits (uint16), rounding to nearest even; NaN stays NaN."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    u = np.require(np.asarray(a, dtype=np.float32), requirements="C").view(np.uint32)  # 0-d stays 0-d
     rounded = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
     nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
     return np.where(nan, ((u >> np.uint32(16)) | np.uint32(0x40)).astype(np.uint16), rounded)

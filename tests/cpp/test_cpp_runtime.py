@@ -19,6 +19,7 @@ from xcomp.backends.cpp import runtime as cpp_runtime
 from xcomp.backends.cpp.build import build
 from xcomp.backends.cpp.runtime import load
 from xcomp.errors import RunError, TargetError
+from xcomp.ir.types import DType
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 P, I64 = ctypes.c_void_p, ctypes.c_int64
@@ -331,3 +332,9 @@ def test_torch_and_mlx_inputs_reach_the_runner_without_copies():
     b = convert(m, "numpy", TensorType((64, 32), DType.F32))
     assert not b.flags.owndata and b.flags.c_contiguous  # a view of MLX's buffer
     np.testing.assert_array_equal(b, np.arange(2048, dtype=np.float32).reshape(64, 32))
+
+
+def test_storage_conversion_keeps_shapes():
+    for dt in (DType.BF16, DType.F32, DType.F16, DType.I64, DType.BOOL):
+        for shape in ((), (1,), (2, 3)):
+            assert cpp_runtime.to_storage(np.zeros(shape, np.float32), dt).shape == shape, (dt, shape)
