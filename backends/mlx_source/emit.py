@@ -242,7 +242,7 @@ def emit_module(program: Program, origin: str = "") -> EmittedModule:
     """The program as the text of `model.py` (deterministic: same program, same bytes)."""
     lw = MLXSourceLowering(program)
     main = program.main
-    arguments = program.metadata.get("arguments") or [
+    arguments = program.metadata.get("xcomp.source", {}).get("arguments") or [
         {"name": n or f"x{i}", "tensor": True} for i, n in enumerate(main.arg_names or [""] * len(main.args))]
     params, checks, arg_names = [], [], []
     for a in arguments:

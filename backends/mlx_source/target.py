@@ -14,7 +14,7 @@ from xcomp.serialize import write_safetensors
 def write_module(program, path: str, origin: str = "") -> str:
     """Write `path`/model.py and `path`/weights.safetensors for `program`; returns `path`."""
     from xcomp.backends.mlx_source.emit import emit_module
-    module = emit_module(program, origin or program.metadata.get("converted_from", ""))
+    module = emit_module(program, origin or program.metadata.get("xcomp.source", {}).get("converted_from", ""))
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "model.py"), "w") as f:
         f.write(module.source)

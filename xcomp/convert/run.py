@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from xcomp.convert.sources import (CONVERT_TARGETS, EXIT_MALFORMED, EXIT_OK, EXIT_OTHER, EXIT_UNSUPPORTED,
-                                   EXIT_USAGE, InputSpec, UsageError, annotate, describe_inputs, parse_input,
+                                   EXIT_USAGE, SOURCE_KEY, InputSpec, UsageError, annotate, describe_inputs, parse_input,
                                    random_inputs, resolve_source)
 from xcomp.errors import FormatError, LoweringError, ParseError, TargetError, UnsupportedOpError, XcompError
 
@@ -74,7 +74,7 @@ def convert(source: str, to: str, out: str, inputs: Sequence[str], check: bool =
         target = get_target(target_name)
         captured = xcomp.api._capture(src.fn, list(example or []))
         program = captured.program
-        program.metadata["converted_from"] = f"{src.description} with inputs {_spec_text(specs, example)}"
+        program.metadata[SOURCE_KEY] = {"converted_from": f"{src.description} with inputs {_spec_text(specs, example)}"}
         annotate(program, src, example, [s.name for s in specs] if specs else None)
         steps.step("captured")
         say(f"captured {src.description} with {captured.source}: {program.op_count()} ops, "

@@ -29,6 +29,9 @@ DTYPES = {"f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat1
           "i32": "int32", "i16": "int16", "i8": "int8", "u8": "uint8", "bool": "bool"}
 
 
+SOURCE_KEY = "xcomp.source"   # program.metadata entry written by `annotate`
+
+
 class UsageError(XcompError):
     """A bad command line: an input spec, a SOURCE that names nothing, an unknown `--to`."""
 
@@ -223,17 +226,19 @@ def argument_names(fn: Any, count: int) -> list[str]:
 
 
 def annotate(program, src: Source, example: Sequence[Any] | None, names: Sequence[str] | None = None) -> None:
-    """Record in `program.metadata` where it was converted from (`converted_from`) and, when the
-    inputs are flat, every argument in order (`arguments`: name, and the value of host scalars,
-    which are constants of the converted program)."""
+    """Record in `program.metadata[SOURCE_KEY]` where it was converted from (`converted_from`) and,
+    when the inputs are flat, every argument in order (`arguments`: name, and the value of host
+    scalars, which are constants of the converted program). Kept in one dict (not text), so saved
+    IR directories stay as they were; `mlx-source` writes it into its header and call signature."""
     from xcomp.arrays import kind_of
     example = list(example or [])
-    program.metadata.setdefault("converted_from", f"{src.description} with inputs {describe_inputs(example)}")
+    info = program.metadata.setdefault(SOURCE_KEY, {})
+    info.setdefault("converted_from", f"{src.description} with inputs {describe_inputs(example)}")
     flat = all(kind_of(x) is not None or isinstance(x, (bool, int, float)) for x in example)
     tensors = sum(1 for x in example if kind_of(x) is not None)
     if not example or not flat or tensors != len(program.main.args):
         return
     names = list(names) if names else argument_names(src.fn, len(example))
-    program.metadata["arguments"] = [
+    info["arguments"] = [
         {"name": n, "tensor": kind_of(x) is not None, **({} if kind_of(x) is not None else {"value": x})}
         for n, x in zip(names, example)]
