@@ -42,7 +42,7 @@ def test_module_attr_to_mlx_source_with_check(tmp_path, capsys):
 
 def test_pt_file_with_inputs_and_host_scalar(tmp_path, capsys):
     sys.path.insert(0, os.path.join(HERE, "..", "torchscript"))
-    import cases as C
+    import ts_cases as C
     pt = str(tmp_path / "newton.pt")
     torch.jit.save(torch.jit.script(C.newton_sqrt), pt)
     # a positive input so Newton's iteration is defined: the check draws normal values, so use abs
@@ -56,7 +56,7 @@ def test_pt_file_with_inputs_and_host_scalar(tmp_path, capsys):
 
 def test_pt_check_runs_the_artifact(tmp_path, capsys):
     sys.path.insert(0, os.path.join(HERE, "..", "torchscript"))
-    import cases as C
+    import ts_cases as C
     pt = str(tmp_path / "layers.pt")
     torch.jit.save(torch.jit.script(C.seeded(C.Layers)), pt)
     code, out, err = _run(["convert", pt, "--to", "mlx-source", "-o", str(tmp_path / "l"),

@@ -124,7 +124,7 @@ def test_hostile_weight_and_argument_names_in_a_program(tmp_path):
 def _scripted(case):
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "torchscript"))
-    import cases as C
+    import ts_cases as C
     table = {
         "sign_branch_pos": (C.sign_branch, lambda: (torch.rand(3, 4) + 0.1,)),
         "sign_branch_neg": (C.sign_branch, lambda: (-torch.rand(3, 4) - 0.1,)),

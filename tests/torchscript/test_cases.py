@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import xcomp
-from cases import (BiLSTM, Cells, ConvBNBranch, Encoder, EncoderNested, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
+from ts_cases import (BiLSTM, Cells, ConvBNBranch, Encoder, EncoderNested, GRUWithState, Heads, Layers, LSTMWithState, OptionalBias,
                    Recurrent, combine, grab_bag, greedy_decode, sibling_view_write, slice_assign, view_write, inplace_ops, nested_tuple, newton_sqrt, seeded, sign_branch,
                    square_per_dim, warns)
 from ts_helpers import CPP, CPP_GAPS, TS_TARGETS, load, run_script, save_load, script, trace

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import xcomp
-from cases import sign_branch
+from ts_cases import sign_branch
 from ts_helpers import save_load, script, trace
 from helpers import assert_close
 from xcomp.errors import FormatError, ScriptRaiseError, TraceCheckError, UnsupportedOpError, XcompError

@@ -70,7 +70,7 @@ def test_kernels_inside_regions(scripted, dialect):
 
 def test_branch_that_only_yields_becomes_where():
     """`if t == eos: break` inside the decoding loop is a select, not a second stop per iteration."""
-    from cases import greedy_decode
+    from ts_cases import greedy_decode
     f = script(greedy_decode)
     args = (torch.randn(1, 8, generator=torch.Generator().manual_seed(1)), torch.randn(8, 8), 3, 6)
     program = xcomp.capture(f, args)
