@@ -26,7 +26,11 @@ def table():
 def test_committed_mapping_is_current(table):
     with open(os.path.join(ROOT, "docs", "mapping.md")) as f:
         committed = f.read()
-    assert mapping.render(table) == committed, "docs/mapping.md is stale: run `xcomp ops > docs/mapping.md`"
+    fresh = mapping.render(table)
+    if fresh != committed:
+        diff = next(f"line {i + 1}:\n  committed: {a}\n  generated: {b}" for i, (a, b) in
+                    enumerate(zip(committed.splitlines() + [""], fresh.splitlines() + [""])) if a != b)
+        pytest.fail(f"docs/mapping.md is stale (run `xcomp ops > docs/mapping.md`); first difference at {diff}")
 
 
 def test_every_aten_converter_is_a_taken_overload(table):

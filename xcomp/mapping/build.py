@@ -123,7 +123,14 @@ def _mlx_functions() -> dict[str, list[str]]:
 
 
 def _torchscript_nodes() -> set[str]:
+    """aten node kinds the TorchScript frontend has rules for (every module of it imported, since
+    rules register on import)."""
+    import importlib
+    import pkgutil
     try:
+        import xcomp.frontends.torchscript as ts
+        for m in pkgutil.iter_modules(ts.__path__):
+            importlib.import_module(f"{ts.__name__}.{m.name}")
         from xcomp.frontends.torchscript.nodes import NODES
     except ImportError:
         return set()
