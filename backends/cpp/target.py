@@ -29,11 +29,24 @@ class CppTarget(Target):
         return emit_program(program).source
 
     def build(self, program):
-        from xcomp.backends.cpp.build import build
+        """A runner for `program`; a cached start (same IR text, generator and toolchain) runs neither
+        code generation nor the compiler (`build.build_program`)."""
+        import numpy as np
+        from xcomp.backends.cpp.build import build_program
         from xcomp.backends.cpp.emit import emit_program
         from xcomp.backends.cpp.runtime import load
-        import numpy as np
-        unit = emit_program(program)
+        from xcomp.ir.printer import print_program
+        unit, library = build_program(print_program(program), lambda: emit_program(program))
         # weights as the program types them (a captured 0-d constant may be stored with shape (1,))
         weights = {n: np.asarray(program.weights[n]).reshape(shape) for n, _, shape in unit.weights}
-        return load(unit, build(unit), weights)
+        return load(unit, library, weights)
+
+    def export(self, program, path: str) -> str:
+        """Write the standalone CMake project (`export.export_project`: CMakeLists.txt, model.h,
+        model.cpp, weights.bin + weights.json, example main.cpp) into the folder `path`."""
+        import numpy as np
+        from xcomp.backends.cpp.emit import emit_program
+        from xcomp.backends.cpp.export import export_project
+        unit = emit_program(program)
+        weights = {n: np.asarray(program.weights[n]).reshape(shape) for n, _, shape in unit.weights}
+        return export_project(unit, weights, path)
