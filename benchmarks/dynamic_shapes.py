@@ -9,7 +9,8 @@ optimizes and builds again), `dynamic={"x": {1: "seq"}}` (one capture and build;
 graph once per new shape), `dynamic=None` (automatic: static first, then one symbolic recompile),
 torch.compile(dynamic=True) (Inductor), and torch eager for reference. The second table times one
 call at a few lengths (already compiled), in interleaved rounds: the symbolic program against the
-static program compiled for that length. `--cpp` adds the `cpp` target (symbolic programs build one
+static program compiled for that length. torch.compile runs with Inductor's on-disk caches disabled (`--inductor-cache` keeps them): xcomp's `mlx`
+path has no disk cache, so both sides compile cold. `--cpp` adds the `cpp` target (symbolic programs build one
 C++ library per size binding there: the capture is saved, not the compiles). Writes
 benchmarks/results/dynamic_shapes.{json,md} with the machine.
 """
@@ -50,7 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cpp", action="store_true")
     ap.add_argument("--per-call", type=int, nargs="*", default=[16, 64, 256])
     ap.add_argument("--out", default="dynamic_shapes", help="results file name in benchmarks/results/")
+    ap.add_argument("--inductor-cache", action="store_true",
+                    help="let torch.compile use Inductor's on-disk caches (xcomp and MLX have none here)")
     args = ap.parse_args(argv)
+    if not args.inductor_cache:  # cold compiles on both sides
+        os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
 
     import mlx.core as mx
     import torch
@@ -115,6 +120,7 @@ def main(argv=None) -> int:
               + f"; dynamic/static {row['dynamic/static']:.3f}", flush=True)
 
     result = {"machine": {**machine(), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
+              "inductor_caches": bool(args.inductor_cache),
               "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
               "totals_s": totals, "stats": stats, "max_abs_error": errors, "per_call_ms": per_call,
               "repeat": args.repeat}
