@@ -77,6 +77,21 @@ def _matmul(lw, op, args):
     return [y]
 
 
+def _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, k, out_sp, stride, lo, dil, planes):
+    """The register-blocked direct kernel of 1-d/2-d convolutions (`xc_conv2d_direct_f32`): it reads a
+    zero-padded copy of the input (rows Hp x Wp, wide enough for the last 8- or 16-pixel tile)
+    unless the input needs no padding and every tile's reads fit in it."""
+    lead = lambda v, fill: [fill] * (2 - nsp) + [int(t) for t in v]
+    (in1, in2), (k1, k2), (out1, out2) = lead(in_sp, 1), lead(k, 1), lead(out_sp, 1)
+    (st1, st2), (pd1, pd2), (dl1, dl2) = lead(stride, 1), lead(lo, 0), lead(dil, 1)
+    V = 8 if out2 <= 8 else 16
+    Hp = (out1 - 1) * st1 + (k1 - 1) * dl1 + 1
+    Wp = (-(-out2 // V) * V - 1) * st2 + (k2 - 1) * dl2 + 1
+    copy = pd1 != 0 or pd2 != 0 or Hp > in1 or Wp > in2
+    xp = lw.scratch(DType.F32, (planes * Hp * Wp,)).ptr if copy else "nullptr"
+    lw.emit(f"xc_conv2d_direct_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom}, {xp}, {Hp}, {Wp}, {V});")
+
+
 @rule("conv")
 def _conv(lw, op, args):
     x, w = args[0], args[1]
@@ -112,7 +127,9 @@ def _conv(lw, op, args):
         K = int(np.prod(w.shape[2:], dtype=np.int64))
         O = int(np.prod(out_sp, dtype=np.int64))
         pointwise = K == 1 and all(s == 1 for s in stride) and all(p == 0 for p in lo) and tuple(out_sp) == tuple(in_sp)
-        if not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS:
+        if not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS and nsp <= 2:
+            _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, w.shape[2:], out_sp, stride, lo, dil, N * cin)
+        elif not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS:
             lw.emit(f"xc_conv_direct_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom});")
         else:
             col = "nullptr" if pointwise else lw.scratch(DType.F32, (cin // G * K, O)).ptr

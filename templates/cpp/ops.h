@@ -371,6 +371,129 @@ static void xc_conv_direct_f32(float* y, const float* x, const float* w, const f
   });
 }
 
+// direct 1-d/2-d convolution, register-blocked: each task computes one output row of up to
+// XC_CONV_OCB output channels, in tiles of 8 or 16 contiguous output pixels held in vector
+// accumulators (weights broadcast). The input is read from `xp`, a zero-padded copy made here
+// (rows Hp x Wp per channel, wide enough for the last tile) or, when xp is null, from x itself
+// (unpadded, and every tile's reads fit in the image). Hp, Wp, V (8 or 16) come from the rule.
+typedef float xc_f8 __attribute__((vector_size(32), aligned(4), __may_alias__));
+#define XC_CONV_OCB 4
+
+template <int OCB, int NV, int S>
+static inline void xc_conv2d_tile(float* yq, int64_t O, const float* xs, int64_t cs, int64_t rs,
+                                  const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW,
+                                  int64_t dl1, int64_t dl2, int64_t st2, const float* bias, int64_t nvalid) {
+  xc_f8 acc[OCB][NV];
+#pragma GCC unroll 8
+  for (int j = 0; j < OCB; ++j) {
+    const float b = bias ? bias[j] : 0.0f;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[j][v] = xc_f8{} + b;
+  }
+  for (int64_t c = 0; c < cpg; ++c)
+    for (int64_t k1 = 0; k1 < KH; ++k1) {
+      const float* xr = xs + c * cs + k1 * dl1 * rs;
+      const float* wr = w + (c * KH + k1) * KW;
+      for (int64_t k2 = 0; k2 < KW; ++k2) {
+        const float* xk = xr + k2 * dl2;
+        xc_f8 xv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) {
+          if (S == 1) xv[v] = *(const xc_f8*)(xk + 8 * v);
+          else {
+            const int64_t s = S ? S : st2;
+            for (int e = 0; e < 8; ++e) xv[v][e] = xk[(8 * v + e) * s];
+          }
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < OCB; ++j) {
+          const float wv = wr[j * wco + k2];
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[j][v] += wv * xv[v];
+        }
+      }
+    }
+  for (int j = 0; j < OCB; ++j) {
+    float* q = yq + j * O;
+    if (nvalid == 8 * NV) {
+      for (int v = 0; v < NV; ++v) *(xc_f8*)(q + 8 * v) = acc[j][v];
+    } else {
+      float tmp[8 * NV];
+      for (int v = 0; v < NV; ++v) *(xc_f8*)(tmp + 8 * v) = acc[j][v];
+      for (int64_t e = 0; e < nvalid; ++e) q[e] = tmp[e];
+    }
+  }
+}
+
+template <int OCB, int NV>
+static void xc_conv2d_tiles(float* yrow, int64_t O, int64_t out2, const float* xs, int64_t cs, int64_t rs,
+                            const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
+                            int64_t dl2, int64_t st2, const float* bias) {
+  for (int64_t o2 = 0; o2 < out2; o2 += 8 * NV) {
+    const int64_t nvalid = std::min<int64_t>(8 * NV, out2 - o2);
+    const float* xt = xs + o2 * st2;
+    if (st2 == 1) xc_conv2d_tile<OCB, NV, 1>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+    else if (st2 == 2) xc_conv2d_tile<OCB, NV, 2>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+    else xc_conv2d_tile<OCB, NV, 0>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+  }
+}
+
+template <int NV>
+static void xc_conv2d_rows(float* yrow, int64_t O, int64_t out2, int nch, const float* xs, int64_t cs, int64_t rs,
+                           const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
+                           int64_t dl2, int64_t st2, const float* bias) {
+  switch (nch) {
+    case 4: xc_conv2d_tiles<4, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
+    case 3: xc_conv2d_tiles<3, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
+    case 2: xc_conv2d_tiles<2, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
+    default: xc_conv2d_tiles<1, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
+  }
+}
+
+static void xc_conv2d_direct_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g,
+                                 float* xp, int64_t Hp, int64_t Wp, int V) {
+  const bool two = g.nsp == 2;
+  const int64_t in1 = two ? g.in[0] : 1, in2 = g.in[g.nsp - 1];
+  const int64_t out1 = two ? g.out[0] : 1, out2 = g.out[g.nsp - 1];
+  const int64_t KH = two ? g.k[0] : 1, KW = g.k[g.nsp - 1];
+  const int64_t st1 = two ? g.stride[0] : 1, st2 = g.stride[g.nsp - 1];
+  const int64_t pd1 = two ? g.pad[0] : 0, pd2 = g.pad[g.nsp - 1];
+  const int64_t dl1 = two ? g.dil[0] : 1, dl2 = g.dil[g.nsp - 1];
+  const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G, O = out1 * out2;
+  const float* src = x;
+  int64_t rs = in2, cs = in1 * in2;
+  if (xp) {  // zero-padded copy: padded row r, column s hold x[r - pd1][s - pd2] (0 outside)
+    const int64_t s0 = std::max<int64_t>(0, std::min(pd2, Wp)), s1 = std::max(s0, std::min(Wp, pd2 + in2));
+    xc_parallel_for(g.N * g.Cin, std::max<int64_t>(1, 8192 / (Hp * Wp)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        for (int64_t r = 0; r < Hp; ++r) {
+          float* d = xp + (p * Hp + r) * Wp;
+          const int64_t i = r - pd1;
+          if (i < 0 || i >= in1) { std::memset(d, 0, sizeof(float) * Wp); continue; }
+          std::memset(d, 0, sizeof(float) * s0);
+          std::memcpy(d + s0, x + (p * in1 + i) * in2 + (s0 - pd2), sizeof(float) * (s1 - s0));
+          std::memset(d + s1, 0, sizeof(float) * (Wp - s1));
+        }
+    });
+    src = xp; rs = Wp; cs = Hp * Wp;
+  }
+  const int64_t cob = (opg + XC_CONV_OCB - 1) / XC_CONV_OCB, tasks = g.N * g.G * cob * out1;
+  const int64_t work = XC_CONV_OCB * out2 * cpg * KH * KW;
+  xc_parallel_for(tasks, std::max<int64_t>(1, 32768 / std::max<int64_t>(work, 1)), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o1 = t % out1, b = (t / out1) % cob, gr = (t / out1 / cob) % g.G, n = t / out1 / cob / g.G;
+      const int64_t co = gr * opg + b * XC_CONV_OCB;
+      const int nch = (int)std::min<int64_t>(XC_CONV_OCB, opg - b * XC_CONV_OCB);
+      const float* xs = src + (n * g.Cin + gr * cpg) * cs + o1 * st1 * rs;
+      float* yrow = y + (n * g.Cout + co) * O + o1 * out2;
+      const float* wc = w + co * cpg * KH * KW;
+      const float* bc = bias ? bias + co : nullptr;
+      if (V == 8) xc_conv2d_rows<1>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
+      else xc_conv2d_rows<2>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
+    }
+  });
+}
+
 // transposed convolution: y (N, Cout, out...) from x (N, Cin, in...), w (Cin, Cout/G, k...), by
 // scattering each input element (direct loops; pad = low padding)
 static void xc_conv_transpose_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g) {
