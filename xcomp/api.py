@@ -288,6 +288,10 @@ class Compiled:
             key = ("symbolic", struct, len(self.cache))
             dyn.admit(opt, shapes)
             self._admitted[self.signature(args)] = key
+        elif spec and any(spec) and not cap.source.startswith("torch"):
+            note = f"{cap.source} captures static shapes: dynamic= applies to torch.export captures"
+            if note not in self.notes:
+                self.notes.append(note)
         self._last_key = key
         self.cache[key] = entry
         self._structures.setdefault(struct, []).append(key)

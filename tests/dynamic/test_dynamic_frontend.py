@@ -53,3 +53,12 @@ def test_symbolic_floats_are_reported_as_unsupported():
             return x / (x.shape[0] * 0.5)
     with pytest.raises(UnsupportedOpError, match="symbolic float"):
         xcomp.compile(M(), target="reference", dynamic=True)(torch.randn(4, 2))
+
+
+def test_frontends_without_symbolic_sizes_say_so():
+    mx = pytest.importorskip("mlx.core")
+    compiled = xcomp.compile(lambda x: x * 2, target="reference", dynamic=True)
+    for n in (2, 3):
+        assert_close(compiled(mx.array([1.0] * n)), [2.0] * n)
+    assert compiled.stats.captures == 2                     # static programs, one per shape
+    assert any("captures static shapes" in n for n in compiled.explain().notes)
