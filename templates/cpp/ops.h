@@ -532,58 +532,119 @@ struct xc_pool_geom {
   bool adaptive, count_include_pad; int64_t divisor;
 };
 
+// one pooled dim's window at output coordinate o: first coordinate lo, step, taps [ta, tb) inside
+// the input, and the count torch divides by when padding counts (avg, count_include_pad)
+struct xc_pool_win { int64_t lo, step, ta, tb, padded; };
+static inline xc_pool_win xc_pool_window(const xc_pool_geom& g, int d, int64_t o, int mode) {
+  xc_pool_win w;
+  if (g.adaptive) {
+    w.lo = (o * g.in[d]) / g.out[d]; w.step = 1; w.ta = 0;
+    w.tb = ((o + 1) * g.in[d] + g.out[d] - 1) / g.out[d] - w.lo; w.padded = w.tb;
+    return w;
+  }
+  w.lo = o * g.stride[d] - g.pad[d]; w.step = mode == 0 ? g.dil[d] : 1;
+  const int64_t hi = std::min(w.lo + (g.k[d] - 1) * w.step + 1, g.in[d] + g.pad[d]);
+  w.padded = (hi - w.lo + w.step - 1) / w.step;
+  w.ta = w.lo < 0 ? (-w.lo + w.step - 1) / w.step : 0;
+  const int64_t last = g.in[d] - 1 - w.lo;  // taps t with lo + t * step <= in - 1
+  w.tb = last < 0 ? 0 : std::min<int64_t>(g.k[d], last / w.step + 1);
+  if (w.tb < w.ta) w.tb = w.ta;
+  return w;
+}
+
+// the columns [a, b) of one float output row whose last-dim windows lie wholly inside the input:
+// each tap a contiguous (or strided) pass over the row, accumulated in a vectorizable buffer
+template <typename T>
+static bool xc_pool_row_inner(T*, const T*, const xc_pool_geom&, int, const xc_pool_win&, const xc_pool_win&,
+                              int64_t, int64_t) { return false; }
+static bool xc_pool_row_inner(float* yrow, const float* xp, const xc_pool_geom& h, int mode, const xc_pool_win& w0,
+                              const xc_pool_win& w1, int64_t a, int64_t b) {
+  const int64_t st = h.stride[2], step2 = mode == 0 ? h.dil[2] : 1, k2 = h.k[2];
+  const int64_t n = (w0.tb - w0.ta) * (w1.tb - w1.ta) * k2;
+  const float div = (float)(h.divisor ? h.divisor : (!h.count_include_pad ? n : w0.padded * w1.padded * k2));
+  for (int64_t c0 = a; c0 < b; c0 += 256) {
+    const int64_t len = std::min<int64_t>(256, b - c0);
+    float acc[256];
+    for (int64_t i = 0; i < len; ++i) acc[i] = mode == 0 ? -INFINITY : 0.0f;
+    for (int64_t t0 = w0.ta; t0 < w0.tb; ++t0)
+      for (int64_t t1 = w1.ta; t1 < w1.tb; ++t1) {
+        const float* xr = xp + ((w0.lo + t0 * w0.step) * h.in[1] + w1.lo + t1 * w1.step) * h.in[2] + c0 * st - h.pad[2];
+        for (int64_t t2 = 0; t2 < k2; ++t2) {
+          const float* xk = xr + t2 * step2;
+          if (mode == 0 && st == 1) {
+#pragma omp simd
+            for (int64_t i = 0; i < len; ++i) { const float v = xk[i]; acc[i] = (v > acc[i] || v != v) ? v : acc[i]; }
+          } else if (mode == 0) {
+            for (int64_t i = 0; i < len; ++i) { const float v = xk[i * st]; acc[i] = (v > acc[i] || v != v) ? v : acc[i]; }
+          } else if (st == 1) {
+#pragma omp simd
+            for (int64_t i = 0; i < len; ++i) acc[i] += xk[i];
+          } else {
+            for (int64_t i = 0; i < len; ++i) acc[i] += xk[i * st];
+          }
+        }
+      }
+    for (int64_t i = 0; i < len; ++i) yrow[c0 + i] = mode == 0 ? acc[i] : acc[i] / div;
+  }
+  return true;
+}
+
 template <typename T>
 static void xc_pool(T* y, int64_t* yidx, const T* x, const xc_pool_geom& g, int mode) {
-  int64_t O = 1, I = 1;
-  for (int d = 0; d < g.nsp; ++d) { O *= g.out[d]; I *= g.in[d]; }
-  xc_parallel_for(g.P, 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p)
-      for (int64_t o = 0; o < O; ++o) {
-        int64_t oc[3] = {0, 0, 0}, rem = o;
-        for (int d = g.nsp - 1; d >= 0; --d) { oc[d] = rem % g.out[d]; rem /= g.out[d]; }
-        int64_t lo[3] = {0, 0, 0}, cnt[3] = {1, 1, 1}, step[3] = {1, 1, 1};
-        int64_t padded = 1;
-        for (int d = 0; d < g.nsp; ++d) {
-          if (g.adaptive) {
-            lo[d] = (oc[d] * g.in[d]) / g.out[d];
-            const int64_t hi = ((oc[d] + 1) * g.in[d] + g.out[d] - 1) / g.out[d];
-            cnt[d] = hi - lo[d];
-          } else {
-            lo[d] = oc[d] * g.stride[d] - g.pad[d];
-            cnt[d] = g.k[d]; step[d] = mode == 0 ? g.dil[d] : 1;
-            const int64_t hi = std::min(lo[d] + (g.k[d] - 1) * step[d] + 1, g.in[d] + g.pad[d]);
-            padded *= (hi - lo[d] + step[d] - 1) / step[d];
-          }
-        }
-        int64_t total = 1;
-        for (int d = 0; d < g.nsp; ++d) total *= cnt[d];
-        double acc = mode == 0 ? -INFINITY : 0.0; int64_t best = -1, n = 0; bool nan = false;
-        for (int64_t t = 0; t < total; ++t) {
-          int64_t r2 = t, off = 0; bool inside = true;
-          for (int d = g.nsp - 1; d >= 0; --d) {
-            const int64_t c = lo[d] + (r2 % cnt[d]) * step[d]; r2 /= cnt[d];
-            if (c < 0 || c >= g.in[d]) { inside = false; break; }
-          }
-          if (!inside) continue;
-          r2 = t;
-          int64_t cc[3];
-          for (int d = g.nsp - 1; d >= 0; --d) { cc[d] = lo[d] + (r2 % cnt[d]) * step[d]; r2 /= cnt[d]; }
-          for (int d = 0; d < g.nsp; ++d) off = off * g.in[d] + cc[d];
-          const double v = xc_val(x[p * I + off]);
-          ++n;
-          if (mode == 0) {
-            if (v != v || (!nan && (v > acc || best < 0))) { acc = v; best = off; nan = v != v; }
-          } else acc += v;
-        }
-        double out;
-        if (mode == 0) out = acc;
-        else {
-          int64_t div = g.divisor ? g.divisor : (g.adaptive || !g.count_include_pad ? n : padded);
-          out = acc / (double)div;
-        }
-        y[p * O + o] = xc_from<T>(out);
-        if (yidx) yidx[p * O + o] = best;
+  // dims right-aligned to 3 (leading dims of size 1, one-tap windows); windows computed per dim
+  // once per output row and per output column, taps walked with pointer steps
+  xc_pool_geom h = g;
+  for (int d = 0; d < 3; ++d) {
+    const int s = d - (3 - g.nsp);
+    h.in[d] = s < 0 ? 1 : g.in[s]; h.out[d] = s < 0 ? 1 : g.out[s]; h.k[d] = s < 0 ? 1 : g.k[s];
+    h.stride[d] = s < 0 ? 1 : g.stride[s]; h.pad[d] = s < 0 ? 0 : g.pad[s]; h.dil[d] = s < 0 ? 1 : g.dil[s];
+  }
+  h.nsp = 3;
+  const int64_t O = h.out[0] * h.out[1] * h.out[2], I = h.in[0] * h.in[1] * h.in[2];
+  const int64_t rows = g.P * h.out[0] * h.out[1];
+  xc_parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(h.out[2] * h.k[0] * h.k[1] * h.k[2], 1)),
+                  [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t o1 = r % h.out[1], o0 = (r / h.out[1]) % h.out[0], p = r / (h.out[0] * h.out[1]);
+      const xc_pool_win w0 = xc_pool_window(h, 0, o0, mode), w1 = xc_pool_window(h, 1, o1, mode);
+      const T* xp = x + p * I;
+      const int64_t ybase = p * O + (o0 * h.out[1] + o1) * h.out[2];
+      // interior columns [a, b): whole window inside the row (float, not adaptive, no indices)
+      int64_t a = 0, b = 0;
+      if (!g.adaptive && !yidx) {
+        const int64_t st = h.stride[2], reach = (h.k[2] - 1) * (mode == 0 ? h.dil[2] : 1);
+        a = std::min(h.out[2], (h.pad[2] + st - 1) / st);
+        const int64_t lim = h.in[2] - 1 + h.pad[2] - reach;
+        b = lim < 0 ? a : std::max(a, std::min(h.out[2], lim / st + 1));
+        if (!xc_pool_row_inner(y + ybase, xp, h, mode, w0, w1, a, b)) a = b = 0;
       }
+      for (int64_t o2 = 0; o2 < h.out[2]; ++o2) {
+        if (o2 == a && b > a) { o2 = b - 1; continue; }
+        const xc_pool_win w2 = xc_pool_window(h, 2, o2, mode);
+        const int64_t n = (w0.tb - w0.ta) * (w1.tb - w1.ta) * (w2.tb - w2.ta);
+        double acc = mode == 0 ? -INFINITY : 0.0; int64_t best = -1; bool nan = false;
+        for (int64_t t0 = w0.ta; t0 < w0.tb; ++t0)
+          for (int64_t t1 = w1.ta; t1 < w1.tb; ++t1) {
+            const int64_t row = ((w0.lo + t0 * w0.step) * h.in[1] + w1.lo + t1 * w1.step) * h.in[2];
+            if (mode == 0) {
+              for (int64_t t2 = w2.ta; t2 < w2.tb; ++t2) {
+                const int64_t off = row + w2.lo + t2 * w2.step;
+                const double v = xc_val(xp[off]);
+                if (v != v || (!nan && (v > acc || best < 0))) { acc = v; best = off; nan = v != v; }
+              }
+            } else {
+              for (int64_t t2 = w2.ta; t2 < w2.tb; ++t2) acc += xc_val(xp[row + w2.lo + t2 * w2.step]);
+            }
+          }
+        if (mode != 0) {
+          const int64_t div = g.divisor ? g.divisor
+                            : (g.adaptive || !g.count_include_pad ? n : w0.padded * w1.padded * w2.padded);
+          acc /= (double)div;
+        }
+        y[ybase + o2] = xc_from<T>(acc);
+        if (yidx) yidx[ybase + o2] = best;
+      }
+    }
   });
 }
 
