@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.table import Expr, helper, lowers, names
 from xcomp.ops.elementwise import bessel_i, digamma
@@ -160,5 +160,5 @@ lowers("cast", ".astype", lambda a, i, o: {"dtype": Expr(f"mx.{mx_name(a['dtype'
 
 def mx_name(dtype) -> str:
     """The MLX dtype name of an IR dtype (`DType.BOOL` -> `"bool_"`)."""
-    from xcomp.backends.mlx.dtypes import MX_NAMES
+    from xcomp.backends.mlx.table import MX_NAMES
     return MX_NAMES[dtype]

@@ -1,7 +1,7 @@
 """MLX lowerings of factory ops."""
 from __future__ import annotations
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.elementwise import mx_name
 from xcomp.backends.mlx.table import Expr, lowers

@@ -1,7 +1,7 @@
 """MLX lowerings of host-value ops (TorchScript lists and kept asserts): plain Python on the host."""
 from __future__ import annotations
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.table import MLX_OPS, lowers
 

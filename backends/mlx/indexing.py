@@ -4,7 +4,7 @@ MLX indexes with int32; index tensors are cast, negative indices wrapped where M
 """
 from __future__ import annotations
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 import numpy as np
 
 from xcomp.backends.mlx.table import lowers

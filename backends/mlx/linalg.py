@@ -6,7 +6,7 @@ is a stride-1 correlation of the stride-dilated input (`input_dilation`) with th
 """
 from __future__ import annotations
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.table import choose, lowers, rule
 from xcomp.ops.linalg import conv_geometry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.table import Expr, choose, lowers, rule
 

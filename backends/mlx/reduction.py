@@ -2,7 +2,7 @@
 decompose pass writes it with mean, sub, mul and sum.)"""
 from __future__ import annotations
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.table import Expr, lowers, names
 from xcomp.ops.reduction import normalize_axes

@@ -1,7 +1,7 @@
 """MLX lowerings of shape ops: one table entry per op. Result shapes come from the IR types."""
 from __future__ import annotations
 
-import mlx.core as mx
+from xcomp.backends.mlx.table import mx  # None where MLX is missing: source emission needs no MLX
 
 from xcomp.backends.mlx.table import lowers
 from xcomp.ops.shape import PadMode, pad_widths

@@ -22,6 +22,19 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from xcomp.ir.types import DType
+
+try:
+    import mlx.core as mx
+except ImportError:   # the table still serves the mlx-source emitter, which needs no MLX
+    mx = None
+
+MX_NAMES = {
+    DType.F64: "float64", DType.F32: "float32", DType.F16: "float16", DType.BF16: "bfloat16",
+    DType.I64: "int64", DType.I32: "int32", DType.I16: "int16", DType.I8: "int8",
+    DType.U8: "uint8", DType.BOOL: "bool_",
+}
+
 MLX_RULES: dict[str, "Rule"] = {}
 MLX_OPS: dict[str, Callable] = {}
 HELPERS: dict[str, Callable] = {}
@@ -182,7 +195,6 @@ def names(table: dict[str, str], params: Callable | None = None, cast: str = "")
 
 def resolve(text: str):
     """`"mx.float32"` (or `"float32"`) as the MLX object it names."""
-    import mlx.core as mx
     obj = mx
     if text == "mx":
         return mx
@@ -217,7 +229,10 @@ def eager(rule: Rule) -> Callable:
         def fn(x, *rest, **kw):
             return getattr(x, method)(*rest, **kw)
     else:
-        fn = resolve(rule.callee)
+        name = rule.callee
+
+        def fn(*args, **kw):   # looked up when called: registering needs no MLX
+            return resolve(name)(*args, **kw)
 
     def run(args, attrs, out_types):
         ins = [_shape_of(a) for a in args]
@@ -230,7 +245,6 @@ def eager(rule: Rule) -> Callable:
 def _shape_of(a):
     if not hasattr(a, "shape") or not hasattr(a, "dtype"):
         return a
-    import mlx.core as mx
     return Shape(a.shape, mx.issubdtype(a.dtype, mx.floating))
 
 

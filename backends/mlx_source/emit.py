@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xcomp.backends.lowering import Lowering, call_func
+from xcomp.backends.mlx.table import MX_NAMES
 from xcomp.backends.mlx_source.names import MODULE_ATTRIBUTES, Namer
 from xcomp.backends.mlx_source.regions import emit_fused, emit_if, emit_loop
 from xcomp.errors import LoweringError
@@ -27,11 +28,6 @@ from xcomp.ir.types import DType, TensorType
 LINE_LENGTH = 110   # longer calls are written one argument per line
 BIG_CONSTANT = 8    # dense constants with more elements are stored with the weights (short lines)
 
-_MX_NAMES = {
-    DType.F64: "float64", DType.F32: "float32", DType.F16: "float16", DType.BF16: "bfloat16",
-    DType.I64: "int64", DType.I32: "int32", DType.I16: "int16", DType.I8: "int8",
-    DType.U8: "uint8", DType.BOOL: "bool_",
-}
 
 
 def _rules():
@@ -116,7 +112,7 @@ class MLXSourceLowering(Lowering):
         rule = self.rules[op.name].select(op.attrs, ins, outs)
         passed, pos, kw = rule.arguments(args, op.attrs, ins, outs)
         head, parts = self._call(rule, passed, pos, kw)
-        cast = f".astype(mx.{_MX_NAMES[op.results[0].type.dtype]})" if _needs_cast(rule, op) else ""
+        cast = f".astype(mx.{MX_NAMES[op.results[0].type.dtype]})" if _needs_cast(rule, op) else ""
         expr = (f"{head}{', '.join(parts)})" if parts is not None else head) + cast
         if op.opdef.is_structural and not op.operands and len(op.results) == 1:
             return [expr]   # constants and host values are written where they are used
@@ -264,7 +260,7 @@ def emit_module(program: Program, origin: str = "") -> EmittedModule:
 
 def _type_text(t) -> str:
     if isinstance(t, TensorType):
-        return "x".join(str(d) for d in t.shape) + (":" if t.shape else "") + _MX_NAMES[t.dtype]
+        return "x".join(str(d) for d in t.shape) + (":" if t.shape else "") + MX_NAMES[t.dtype]
     return str(t)
 
 
@@ -295,7 +291,7 @@ def _module_text(lw: MLXSourceLowering, main, params: list[str], body: list[str]
     casts = []
     for p in lw.params:
         shape = tuple(int(d) for d in p.type.shape)
-        stored = "float32" if p.type.dtype is DType.BF16 else _MX_NAMES[p.type.dtype]
+        stored = "float32" if p.type.dtype is DType.BF16 else MX_NAMES[p.type.dtype]
         init.append(f"        self.{p.attr} = mx.zeros({shape!r}, dtype=mx.{stored})  # {_comment(p.source)}")
         if p.type.dtype is DType.BF16:
             casts.append(f"    model.{p.attr} = model.{p.attr}.astype(mx.bfloat16)")

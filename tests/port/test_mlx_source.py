@@ -169,3 +169,17 @@ def test_control_flow_is_python(tmp_path):
     text = open(os.path.join(out, "model.py")).read()
     assert "while go:" in text and "if as_bool(" in text
     assert "def __call__(self, a, tol=1e-05, cap=20):" in text
+
+
+def test_export_needs_no_mlx(tmp_path):
+    """mlx-source export where MLX cannot be imported writes the same bytes."""
+    import subprocess
+    import sys
+    code = ("import sys, warnings; warnings.filterwarnings('ignore'); sys.modules['mlx'] = None; "
+            "sys.modules['mlx.core'] = None; import xcomp; "
+            f"xcomp.export('zoo:mlp', target='mlx-source', path={str(tmp_path / 'no')!r})")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    xcomp.export("zoo:mlp", target="mlx-source", path=str(tmp_path / "yes"))
+    for f in ("model.py", "weights.safetensors"):
+        assert (tmp_path / "no" / f).read_bytes() == (tmp_path / "yes" / f).read_bytes(), f
