@@ -229,10 +229,12 @@ def eager(rule: Rule) -> Callable:
         def fn(x, *rest, **kw):
             return getattr(x, method)(*rest, **kw)
     else:
-        name = rule.callee
+        name, found = rule.callee, []
 
-        def fn(*args, **kw):   # looked up when called: registering needs no MLX
-            return resolve(name)(*args, **kw)
+        def fn(*args, **kw):   # looked up on the first call: registering needs no MLX
+            if not found:
+                found.append(resolve(name))
+            return found[0](*args, **kw)
 
     def run(args, attrs, out_types):
         ins = [_shape_of(a) for a in args]
