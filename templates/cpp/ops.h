@@ -377,76 +377,90 @@ static void xc_conv_direct_f32(float* y, const float* x, const float* w, const f
 // (rows Hp x Wp per channel, wide enough for the last tile) or, when xp is null, from x itself
 // (unpadded, and every tile's reads fit in the image). Hp, Wp, V (8 or 16) come from the rule.
 typedef float xc_f8 __attribute__((vector_size(32), aligned(4), __may_alias__));
+typedef float xc_f16v __attribute__((vector_size(64), aligned(4), __may_alias__));
+#ifdef __AVX512F__
+#define XC_CONV_OCB 8
+typedef xc_f16v xc_conv_vec16;
+#else
 #define XC_CONV_OCB 4
+typedef xc_f8 xc_conv_vec16;
+#endif
 
-template <int OCB, int NV, int S>
+template <int OCB, typename VEC, int W, int S>
 static inline void xc_conv2d_tile(float* yq, int64_t O, const float* xs, int64_t cs, int64_t rs,
                                   const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW,
                                   int64_t dl1, int64_t dl2, int64_t st2, const float* bias, int64_t nvalid) {
-  xc_f8 acc[OCB][NV];
+  // W pixels as NV vectors of L lanes (one 16-lane vector with AVX-512, two 8-lane ones with AVX2)
+  constexpr int L = (int)(sizeof(VEC) / sizeof(float)), NV = W / L;
+  VEC acc[OCB][NV];
 #pragma GCC unroll 8
-  for (int j = 0; j < OCB; ++j) {
-    const float b = bias ? bias[j] : 0.0f;
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[j][v] = xc_f8{} + b;
-  }
+  for (int j = 0; j < OCB; ++j)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[j][v] = VEC{} + (bias ? bias[j] : 0.0f);
   for (int64_t c = 0; c < cpg; ++c)
     for (int64_t k1 = 0; k1 < KH; ++k1) {
       const float* xr = xs + c * cs + k1 * dl1 * rs;
       const float* wr = w + (c * KH + k1) * KW;
       for (int64_t k2 = 0; k2 < KW; ++k2) {
         const float* xk = xr + k2 * dl2;
-        xc_f8 xv[NV];
-#pragma GCC unroll 2
+        VEC xv[NV];
+#pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
-          if (S == 1) xv[v] = *(const xc_f8*)(xk + 8 * v);
+          if (S == 1) std::memcpy(&xv[v], xk + v * L, sizeof(VEC));  // unaligned load
           else {
             const int64_t s = S ? S : st2;
-            for (int e = 0; e < 8; ++e) xv[v][e] = xk[(8 * v + e) * s];
+            for (int e = 0; e < L; ++e) xv[v][e] = xk[(v * L + e) * s];
           }
         }
 #pragma GCC unroll 8
         for (int j = 0; j < OCB; ++j) {
           const float wv = wr[j * wco + k2];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
           for (int v = 0; v < NV; ++v) acc[j][v] += wv * xv[v];
         }
       }
     }
   for (int j = 0; j < OCB; ++j) {
     float* q = yq + j * O;
-    if (nvalid == 8 * NV) {
-      for (int v = 0; v < NV; ++v) *(xc_f8*)(q + 8 * v) = acc[j][v];
-    } else {
-      float tmp[8 * NV];
-      for (int v = 0; v < NV; ++v) *(xc_f8*)(tmp + 8 * v) = acc[j][v];
+    if (nvalid == W) std::memcpy(q, &acc[j][0], sizeof(VEC) * NV);
+    else {
+      float tmp[W];
+      std::memcpy(tmp, &acc[j][0], sizeof(VEC) * NV);
       for (int64_t e = 0; e < nvalid; ++e) q[e] = tmp[e];
     }
   }
 }
 
-template <int OCB, int NV>
+template <int OCB, typename VEC, int W>
 static void xc_conv2d_tiles(float* yrow, int64_t O, int64_t out2, const float* xs, int64_t cs, int64_t rs,
                             const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
                             int64_t dl2, int64_t st2, const float* bias) {
-  for (int64_t o2 = 0; o2 < out2; o2 += 8 * NV) {
-    const int64_t nvalid = std::min<int64_t>(8 * NV, out2 - o2);
+  for (int64_t o2 = 0; o2 < out2; o2 += W) {
+    const int64_t nvalid = std::min<int64_t>(W, out2 - o2);
     const float* xt = xs + o2 * st2;
-    if (st2 == 1) xc_conv2d_tile<OCB, NV, 1>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
-    else if (st2 == 2) xc_conv2d_tile<OCB, NV, 2>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
-    else xc_conv2d_tile<OCB, NV, 0>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+    if (st2 == 1) xc_conv2d_tile<OCB, VEC, W, 1>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+    else if (st2 == 2) xc_conv2d_tile<OCB, VEC, W, 2>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+    else xc_conv2d_tile<OCB, VEC, W, 0>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
   }
 }
 
-template <int NV>
+template <typename VEC, int W>
 static void xc_conv2d_rows(float* yrow, int64_t O, int64_t out2, int nch, const float* xs, int64_t cs, int64_t rs,
                            const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
                            int64_t dl2, int64_t st2, const float* bias) {
-  switch (nch) {
-    case 4: xc_conv2d_tiles<4, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
-    case 3: xc_conv2d_tiles<3, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
-    case 2: xc_conv2d_tiles<2, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
-    default: xc_conv2d_tiles<1, NV>(yrow, O, out2, xs, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias); break;
+  // nch output channels (XC_CONV_OCB, or the group's last few) from one row of tiles
+  int done = 0;
+  while (done < nch) {
+    const int left = nch - done;
+    const int m = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+    const float* bm = bias ? bias + done : nullptr;
+    float* ym = yrow + done * O;
+    const float* wm = w + done * wco;
+    if (m == 8) xc_conv2d_tiles<8, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
+    else if (m == 4) xc_conv2d_tiles<4, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
+    else if (m == 2) xc_conv2d_tiles<2, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
+    else xc_conv2d_tiles<1, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
+    done += m;
   }
 }
 
@@ -488,8 +502,8 @@ static void xc_conv2d_direct_f32(float* y, const float* x, const float* w, const
       float* yrow = y + (n * g.Cout + co) * O + o1 * out2;
       const float* wc = w + co * cpg * KH * KW;
       const float* bc = bias ? bias + co : nullptr;
-      if (V == 8) xc_conv2d_rows<1>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
-      else xc_conv2d_rows<2>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
+      if (V == 8) xc_conv2d_rows<xc_f8, 8>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
+      else xc_conv2d_rows<xc_conv_vec16, 16>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
     }
   });
 }
