@@ -27,29 +27,23 @@ def exit_code(e: BaseException) -> int:
 
 
 class Steps:
-    """A tqdm progress bar over the conversion steps, silent when stderr is not a terminal."""
+    """The conversion steps as one progress bar (`xcomp.progress`: tqdm on a terminal, silent
+    otherwise or with XCOMP_PROGRESS=0)."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, file=sys.stderr, leave=False, bar_format="{desc} {bar} {n}/{total}")
-            except ImportError:
-                self.bar = None
+    def __init__(self, total: int):
+        from xcomp.progress import progress
+        self.bar = progress(total=total, desc="convert")
 
     def step(self, what: str) -> None:
-        if self.bar is not None:
-            self.bar.set_description_str(what)
-            self.bar.update(1)
+        self.bar.set_description(what)
+        self.bar.update(1)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def convert(source: str, to: str, out: str, inputs: Sequence[str], check: bool = False,
-            say: Callable[[str], None] = print, progress: bool | None = None) -> int:
+            say: Callable[[str], None] = print) -> int:
     """Convert `source` for `--to` target `to` into `out`; prints the report through `say`.
     Returns 0 or raises an XcompError (whose `exit_code` the CLI returns)."""
     import xcomp
@@ -62,7 +56,7 @@ def convert(source: str, to: str, out: str, inputs: Sequence[str], check: bool =
     if target_name not in TARGETS:
         raise UsageError(f"--to {to}: target '{target_name}' is not available in this build")
     specs = [parse_input(s) for s in inputs]
-    steps = Steps(5 if check else 4, sys.stderr.isatty() if progress is None else progress)
+    steps = Steps(5 if check else 4)
     try:
         src = resolve_source(source)
         steps.step("loading")
