@@ -102,6 +102,22 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
     R, L, specs = row_inputs(g, full, k, em, [tuple(b.shape) for b in ins])
     if R == 0:
         return
+    # every buffer as a local pointer of the task: a pointer captured by reference is re-read at
+    # each element (GCC then vectorizes stores as scatters through a gathered pointer)
+    local: dict[str, str] = {}
+    pointers = []
+
+    def local_ptr(b: Buf, const: bool) -> str:
+        if b.ptr not in local:
+            local[b.ptr] = f"lp{len(local)}"
+            pointers.append({"name": local[b.ptr], "ptr": b.ptr, "sty": b.sty, "const": const})
+        elif not const:
+            pointers[int(local[b.ptr][2:])]["const"] = False
+        return local[b.ptr]
+    for b in outs:
+        local_ptr(b, False)
+    ins = [Buf(local_ptr(b, True), b.dtype, b.shape) for b in ins]
+    outs = [Buf(local[b.ptr], b.dtype, b.shape) for b in outs]
     inputs = []
     for spec, b in zip(specs, ins):
         var = spec["var"]
@@ -149,7 +165,7 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
     row_stores = [f"{b.ptr}[row * {L} + col] = {store(b.dtype, em.ref(o))};" for o, b in row_outs]
     red_stores = [f"{b.ptr}[row] = {store(b.dtype, em.ref(o))};" for o, b in red_outs]
     grain = max(1, ROW_ELEMENTS_PER_TASK // max(L, 1))
-    lw.emit(render("cpp", "row", comment=comment, R=R, L=L, grain=grain,
+    lw.emit(render("cpp", "row", comment=comment, R=R, L=L, grain=grain, pointers=pointers,
                    inputs=[dict(i, node=None) for i in inputs], phases=phases, final=final,
                    row_outputs=row_stores, red_outputs=red_stores).rstrip("\n"))
 

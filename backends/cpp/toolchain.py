@@ -37,7 +37,9 @@ _ENV = ("CXX", "XCOMP_CXXFLAGS", "XCOMP_MARCH", "XCOMP_OPENMP", "XCOMP_BLAS")
 # -O2 plus GCC's full (-O3) vectorizer: the loops vectorize as at -O3 for less than half the compile time
 # (GPT block: 0.75 s against 1.74 s of CPU time with g++ 12); clang vectorizes at -O2 already.
 OPT_FLAGS = ("-O2",)
-VECTORIZE_FLAGS = ("-ftree-vectorize", "-fvect-cost-model=dynamic")
+# -fno-trapping-math: without it GCC keeps the clamps and NaN selects of xc_vexp as branches on AVX2
+# (no masked compares), so softmax's exp loop stayed scalar; xcomp never reads floating-point flags
+VECTORIZE_FLAGS = ("-ftree-vectorize", "-fvect-cost-model=dynamic", "-fno-trapping-math")
 BASE_FLAGS = ("-std=c++17", "-fPIC", "-shared", "-fno-math-errno", "-w")
 
 INSTALL_HINT = ("install a C++17 compiler: `apt-get install g++` (Debian/Ubuntu), `dnf install gcc-c++` "
@@ -170,7 +172,7 @@ def _cpu_features_uncached() -> str:
 def _toolchain(cxx: str, env: tuple, cpu: str, openblas_origin: str, root: str) -> Toolchain:
     st = os.stat(cxx)
     key = content_key("toolchain", _PROBE_VERSION, cxx, str(st.st_size), str(st.st_mtime_ns), repr(env), cpu,
-                      openblas_origin, sys.platform)
+                      openblas_origin, sys.platform, repr((BASE_FLAGS, OPT_FLAGS, VECTORIZE_FLAGS)))
     path = os.path.join(root, "probes", f"cpp-{key[:32]}.json")
     try:
         with open(path) as f:
