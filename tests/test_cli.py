@@ -54,3 +54,18 @@ def test_demo_rows_are_accurate():
         assert r["eager_ms"] > 0 and r["compiled_ms"] > 0
     table = format_table(rows)
     assert "reference" in table and "max |err| vs eager" in table
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    import json
+    from xcomp.cache import Cache
+    monkeypatch.setenv("XCOMP_CACHE_DIR", str(tmp_path))
+    cache = Cache("cpp")
+    cache.get("k" * 64, lambda d: open(os.path.join(d, "lib.so"), "wb").write(b"x" * 100))
+    assert main(["cache", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    cpp = next(n for n in info["namespaces"] if n["namespace"] == "cpp")
+    assert info["root"] == str(tmp_path) and cpp["entries"] == 1 and cpp["bytes"] >= 100
+    assert main(["cache", "clear"]) == 0
+    assert "cleared 1 entries" in capsys.readouterr().out
+    assert cache.info().entries == 0

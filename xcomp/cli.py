@@ -211,6 +211,32 @@ def _bench(args) -> int:
     return 0
 
 
+def _cache(args) -> int:
+    """`xcomp cache info|clear`: the on-disk build cache, namespace by namespace (xcomp.cache)."""
+    import json
+    import os
+    from xcomp.cache import Cache, default_root
+    root = default_root()
+    names = sorted(n for n in (os.listdir(root) if os.path.isdir(root) else [])
+                   if os.path.isdir(os.path.join(root, n)))
+    caches = [Cache(n, root) for n in names]
+    if args.action == "clear":
+        removed = {c.namespace: c.clear() for c in caches}
+        print(json.dumps(removed) if args.json else
+              f"cleared {sum(removed.values())} entries under {root}")
+        return 0
+    infos = [c.info() for c in caches]
+    if args.json:
+        print(json.dumps({"root": root, "namespaces": [vars(i) for i in infos]}, indent=2))
+    else:
+        print(f"cache root: {root} (XCOMP_CACHE_DIR)")
+        for i in infos:
+            print(f"  {i}")
+        if not infos:
+            print("  empty")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xcomp", description="A cross-framework ML compiler.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -241,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("targets", help="list targets")
     p.add_argument("--json", action="store_true", help="a JSON list of {name, runs_here, reason}")
     p.set_defaults(run=_targets)
+    p = sub.add_parser("cache", help="the on-disk build cache: info (entries and size per namespace) or clear")
+    p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(run=_cache)
     p = sub.add_parser("ir", help="print or save a model's IR, as captured or optimized for a target")
     p.add_argument("model", help="MODULE:FACTORY (e.g. zoo:mlp), a directory written by xcomp.save, or an .mlir file")
     p.add_argument("--target", help="optimize with this target's pipeline first")
