@@ -375,11 +375,11 @@ class Compiled:
 
     def source(self) -> str:
         """The generated kernel source of the last signature called, for targets that generate
-        source (`metal`, `cuda`); XcompError for targets that have none."""
+        source (`metal`, `cuda`, `cpp`); XcompError for targets that have none."""
         emit = getattr(self.target, "source", None)
         if emit is None:
             raise XcompError(f"target '{self.target.name}' generates no kernel source; "
-                             "targets with generated source: metal, cuda")
+                             "targets with generated source: metal, cuda, cpp")
         return emit(self._current().optimized)
 
     def explain(self):
@@ -465,20 +465,22 @@ def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None
 
 
 def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "reference", path: str = "xcomp_out",
-           **target_options) -> str:
+           dynamic=False, **target_options) -> str:
     """Capture, optimize and write `target`'s artifact to `path` (works where the target cannot run).
 
     `fn` is what `compile` takes, or a SOURCE as `xcomp convert` takes it: a `.pt` or `.mlxfn` path,
     or `"module:attr"` naming a factory of an nn.Module or of `(module, example_inputs)` (whose
     inputs are used when `example_inputs` is None). `target_options` configure the target (for
-    `coreml`: `compute_precision`, `minimum_deployment_target`, `compute_units`, as in `ct.convert`)."""
+    `coreml`: `compute_precision`, `minimum_deployment_target`, `compute_units`, as in `ct.convert`;
+    `shape_bounds`/`enumerated` for symbolic sizes). `dynamic` marks input dims symbolic as in
+    `capture` (the artifact then serves every size the target supports; default: static)."""
     from xcomp.backends import get_target
     from xcomp.convert.sources import annotate, resolve_source
     t = get_target(target).with_options(**target_options)
     src = resolve_source(fn, example_inputs)
     if src.inputs is None and src.kind != "mlx":
         raise XcompError(f"export of {src.description} needs example_inputs")
-    program = capture(src.fn, src.inputs or [])
+    program = capture(src.fn, src.inputs or [], dynamic=dynamic)
     annotate(program, src, src.inputs)
     optimized, _ = optimize(program, target)
     return t.export(optimized, path)
