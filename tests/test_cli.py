@@ -53,7 +53,9 @@ def test_demo_rows_are_accurate():
         assert r["max_error"] < 1e-4, r
         assert r["eager_ms"] > 0 and r["compiled_ms"] > 0
     table = format_table(rows)
-    assert "reference" in table and "max |err| vs eager" in table
+    assert "reference" in table and "max |err| vs eager" in table and "vs eager" in table
+    ref = next(r for r in ok if r["target"] == "reference")
+    assert f"{ref['eager_ms'] / ref['compiled_ms']:.2f}x" in table   # the speedup column
 
 
 def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):

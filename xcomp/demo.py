@@ -1,5 +1,6 @@
 """The main job: compile a small transformer block written in PyTorch for every target that runs on
-this machine and print (target, max error vs eager, eager time, compiled time)."""
+this machine and print (target, max error vs eager, eager time, compiled time, speedup over eager:
+eager time / compiled time, above 1 when the compiled program is faster)."""
 from __future__ import annotations
 
 import time
@@ -56,14 +57,16 @@ def run(model_name: str = "gpt_block", repeat: int = 20) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'target':<10} {'max |err| vs eager':>19} {'eager ms':>9} {'compiled ms':>12} {'ops':>5}"
+    head = (f"{'target':<10} {'max |err| vs eager':>19} {'eager ms':>9} {'compiled ms':>12} "
+            f"{'vs eager':>9} {'ops':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"{r['target']:<10} {r['status']}")
         else:
+            speedup = f"{r['eager_ms'] / r['compiled_ms']:.2f}x"
             lines.append(f"{r['target']:<10} {r['max_error']:>19.3e} {r['eager_ms']:>9.3f} "
-                         f"{r['compiled_ms']:>12.3f} {r['ops']:>5}")
+                         f"{r['compiled_ms']:>12.3f} {speedup:>9} {r['ops']:>5}")
     return "\n".join(lines)
 
 
