@@ -12,6 +12,7 @@ from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program as MILProgram, get_new_symbol, types
 
 from xcomp.backends.coreml.elementwise import as_bool, as_dtype
+from xcomp.backends.coreml.flexible import flexible_inputs
 from xcomp.backends.coreml.lowering import CoreMLLowering, mil_name
 from xcomp.backends.coreml.table import MIL_DTYPE
 from xcomp.errors import LoweringError
@@ -34,8 +35,9 @@ def _interface(t, what: str) -> dict:
             "shape": list(t.shape) or [1], "dtype": "int32" if mil == "bool" else mil}
 
 
-def build_mil(program: Program, opset):
-    """(MIL program, flexible `ct.TensorType` inputs or None, the IR signature as plain data)."""
+def build_mil(program: Program, opset, shape_bounds=None, enumerated=None):
+    """(MIL program, flexible `ct.TensorType` inputs or None, the IR signature as plain data).
+    Symbolic dims become MIL symbols; `flexible.py` turns them into RangeDims or EnumeratedShapes."""
     import coremltools as ct
     func = program.main
     taken: set[str] = set()
@@ -56,20 +58,12 @@ def build_mil(program: Program, opset):
         mil_func.set_outputs([_wrap(v, s, named) for v, s in zip(results, outs)])
     mil = MILProgram()
     mil.add_function("main", mil_func)
-    flexible = None
-    if symbols:
-        flexible = [ct.TensorType(name=s["name"], dtype=np.dtype(_np(s["dtype"])),
-                                  shape=ct.Shape([ct.RangeDim(1, RANGE_UPPER, 1) if isinstance(d, str) else d
-                                                  for d in s["shape"]]))
-                    for s in ins]
-    return mil, flexible, {"inputs": ins, "outputs": outs}
+    guards = list(getattr(program, "guards", ()))
+    flexible = flexible_inputs(ct, _NP, ins, guards, shape_bounds, enumerated)
+    return mil, flexible, {"inputs": ins, "outputs": outs, "guards": [str(g) for g in guards]}
 
 
-RANGE_UPPER = 4096
-
-
-def _np(dtype: str):
-    return {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}[dtype]
+_NP = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}
 
 
 def _unwrap(v, spec: dict, t):

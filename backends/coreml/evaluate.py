@@ -36,18 +36,68 @@ class PackageCheckError(XcompError):
 _NP = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}
 
 
-def load_package(path: str):
-    """(MIL program, IR signature or None) of a saved package, with its weights read back."""
+def load_package(path: str, shapes: dict | None = None):
+    """(MIL program, IR signature or None) of a saved package, with its weights read back.
+
+    `shapes` (input name -> shape) specializes a package with flexible inputs the way Core ML does
+    at a prediction: the shapes are checked against the package's `shapeRange`/`enumeratedShapes`
+    (`check_flexible`), set as the MIL inputs' types, and every op's type is inferred again for them."""
     ct = coremltools()
     from coremltools.converters.mil.frontend.milproto.load import load
     if not os.path.isdir(path):
         raise FormatError(f"{path}: not an .mlpackage directory")
     model = ct.models.MLModel(path, skip_model_load=True)
     spec = ct.utils.load_spec(path)
+    if shapes:
+        check_flexible(spec, shapes)
+        _specialize(spec, shapes)
     program = load(spec, spec.specificationVersion, model.weights_dir)
     meta = spec.description.metadata.userDefined
     signature = json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else None
     return program, signature
+
+
+def flexible_shapes(spec) -> dict:
+    """Input name -> ("range", [(lo, hi), ...]) (hi -1: unbounded), ("enumerated", [shape, ...]) or
+    ("fixed", shape), as the saved model description declares them."""
+    out = {}
+    for inp in spec.description.input:
+        arr = inp.type.multiArrayType
+        kind = arr.WhichOneof("ShapeFlexibility")
+        if kind == "shapeRange":
+            out[inp.name] = ("range", [(r.lowerBound, r.upperBound) for r in arr.shapeRange.sizeRanges])
+        elif kind == "enumeratedShapes":
+            out[inp.name] = ("enumerated", [tuple(s.shape) for s in arr.enumeratedShapes.shapes])
+        else:
+            out[inp.name] = ("fixed", tuple(arr.shape))
+    return out
+
+
+def check_flexible(spec, shapes: dict) -> None:
+    """Raise PackageCheckError for an input shape the package does not accept (Core ML's own check
+    at a prediction: a size outside its `RangeDim`, or not one of its enumerated shapes)."""
+    for name, (kind, allowed) in flexible_shapes(spec).items():
+        shape = tuple(int(n) for n in shapes.get(name, ()))
+        if name not in shapes:
+            continue
+        if kind == "range":
+            ok = len(shape) == len(allowed) and all(lo <= n and (hi < 0 or n <= hi) for n, (lo, hi) in zip(shape, allowed))
+        elif kind == "enumerated":
+            ok = shape in allowed
+        else:
+            ok = shape == tuple(allowed)
+        if not ok:
+            raise PackageCheckError(f"input '{name}' of shape {shape} is outside the package's shapes "
+                                    f"({kind}: {allowed})")
+
+
+def _specialize(spec, shapes: dict) -> None:
+    """Set the MIL main function's input dims to `shapes` (in place)."""
+    for inp in spec.mlProgram.functions["main"].inputs:
+        if inp.name in shapes:
+            dims = inp.type.tensorType.dimensions
+            for d, n in zip(dims, shapes[inp.name]):
+                d.constant.size = int(n)
 
 
 class PackageEvaluator:
@@ -182,13 +232,33 @@ def from_package_outputs(signature: dict, outs: Sequence[np.ndarray]) -> list[np
     return res
 
 
+def check_guards(signature: dict, arrays: Sequence[np.ndarray]) -> None:
+    """Raise `xcomp.GuardError` when the inputs break a guard the package assumes that Core ML does
+    not check itself (divisibility, equal dims: `flexible.py`); sizes bound from the IR input shapes."""
+    from types import SimpleNamespace
+    from xcomp.guards import Guard, GuardError, check
+    env: dict[str, int] = {}
+    for spec, a in zip(signature["inputs"], arrays):
+        for d, n in zip(spec["ir_shape"], np.shape(a)):
+            if isinstance(d, str) and d.isidentifier():
+                if env.setdefault(d, int(n)) != int(n):
+                    raise GuardError(f"input '{spec['name']}': size {d} is {n} here and {env[d]} in another dim")
+    guards = [Guard.parse(t) for t in signature.get("guards", ())]
+    check(SimpleNamespace(guards=[g for g in guards if g.names() <= set(env)]), env)  # stale names: skipped
+
+
 def evaluate_package(path: str, inputs: Sequence[np.ndarray]):
     """(outputs in the IR's shapes and dtypes, the evaluator) of the package at `path` on `inputs`."""
-    program, signature = load_package(path)
-    if signature is None:
+    ct = coremltools()
+    meta = ct.utils.load_spec(path).description.metadata.userDefined if os.path.isdir(path) else {}
+    if METADATA_KEY not in meta:
         raise FormatError(f"{path}: not written by xcomp (no '{METADATA_KEY}' metadata)")
+    signature = json.loads(meta[METADATA_KEY])
+    check_guards(signature, inputs)
+    feeds = to_package_inputs(signature, inputs)
+    program, signature = load_package(path, {k: v.shape for k, v in feeds.items()})
     ev = PackageEvaluator(program)
-    outs = ev.run(to_package_inputs(signature, inputs))
+    outs = ev.run(feeds)
     return from_package_outputs(signature, [outs[s["name"]] for s in signature["outputs"]]), ev
 
 

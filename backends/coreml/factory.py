@@ -6,7 +6,8 @@ from coremltools.converters.mil import Builder as mb
 
 from xcomp.backends.coreml.elementwise import as_dtype, select
 from xcomp.backends.coreml.shape import slice_axis
-from xcomp.backends.coreml.table import const, dtype_name, lowers, scalar_like, unsupported
+from xcomp.backends.coreml.sizes import has_symbolic, run_sizes
+from xcomp.backends.coreml.table import const, dtype_name, lowers, mil_dtype, scalar_like, unsupported
 from xcomp.ir.types import TensorType
 
 
@@ -28,14 +29,35 @@ def _scalar(args, attrs, out):
 
 @lowers("full")
 def _full(args, attrs, out):
-    return mb.const(val=const(np.full(_static(out[0], "full"), attrs["value"]), out[0]))
+    if not has_symbolic(out[0].shape):
+        return mb.const(val=const(np.full(_static(out[0], "full"), attrs["value"]), out[0]))
+    # a symbolic shape: mb.fill at run time (bools filled as int32 and cast: fill has no bool)
+    value = const(attrs["value"], out[0])
+    shape = run_sizes().shape(out[0].shape, one_unknown_as_minus_one=False)
+    if value.dtype == np.bool_:
+        return mb.cast(x=mb.fill(shape=shape, value=np.int32(value)), dtype="bool")
+    return mb.fill(shape=shape, value=value)
 
 
 @lowers("arange")
 def _arange(args, attrs, out):
-    n = _static(out[0], "arange")[0]
     a = attrs
-    return mb.const(val=const(a["start"] + a["step"] * np.arange(n, dtype=np.float64), out[0]))
+    if not any(isinstance(a[k], str) for k in ("start", "end")):
+        n = _static(out[0], "arange")[0]
+        return mb.const(val=const(a["start"] + a["step"] * np.arange(n, dtype=np.float64), out[0]))
+    # symbolic bounds (integers, op definition): mb.range_1d on int32 sizes, cast to the result dtype
+    sizes = run_sizes()
+    y = mb.range_1d(start=sizes.scalar(a["start"]), end=sizes.scalar(a["end"]), step=np.int32(a["step"]))
+    return as_dtype(y, mil_dtype(out[0]))
+
+
+@lowers("size")
+def _size(args, attrs, out):
+    """A size as a 0-d value: a constant, or the int32 arithmetic of its names (`sizes.py`)."""
+    v = run_sizes().scalar(attrs["value"]) if isinstance(attrs["value"], str) else np.int32(attrs["value"])
+    if isinstance(v, np.integer):
+        return mb.const(val=const(int(v), out[0]))
+    return as_dtype(v, mil_dtype(out[0]))
 
 
 def _wrap(idx, n: int):

@@ -14,6 +14,7 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from xcomp.backends.coreml.elementwise import as_bool, as_dtype
+from xcomp.backends.coreml.sizes import RunSizes
 from xcomp.backends.coreml.table import COREML_OPS, const
 from xcomp.backends.lowering import Lowering, call_func, inline_body
 from xcomp.errors import LoweringError, XcompError
@@ -77,6 +78,13 @@ class CoreMLLowering(Lowering):
         self.split_of: dict[Operation, tuple[int, int]] = {}   # slice op -> (split group, index)
         self.splits: list[tuple] = []                           # (source, axis, sizes) per group
         self.split_outs: dict[int, list] = {}
+        self.run_sizes: RunSizes | None = None   # symbolic sizes as MIL values (sizes.py)
+
+    def run(self, inputs, func: str = "main"):
+        """Lower `func`; its symbolic sizes are read from the inputs' shapes first."""
+        self.run_sizes = RunSizes()
+        self.run_sizes.bind(inputs, [a.type for a in self.program.funcs[func].args])
+        return super().run(inputs, func)
 
     def block(self, block, env):
         self._plan_splits(block)
@@ -88,7 +96,7 @@ class CoreMLLowering(Lowering):
         for op in block.ops:
             if op.name == "xc.slice" and op.attrs["step"] == 1 and op not in self.split_of:
                 src = op.operands[0]
-                if isinstance(src.type, TensorType) and src.type.is_static:
+                if isinstance(src.type, TensorType) and isinstance(src.type.shape[op.attrs["axis"] % src.type.rank], int):
                     groups.setdefault((src, op.attrs["axis"] % src.type.rank), []).append(op)
         for (src, axis), ops in groups.items():
             ops = sorted(ops, key=lambda o: o.attrs["start"])

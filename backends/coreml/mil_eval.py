@@ -103,3 +103,9 @@ def _pool(ref, is_max: bool):
 
 MIL_EVAL["max_pool"] = _pool(_max_pool_ref, True)
 MIL_EVAL["avg_pool"] = _pool(_avg_pool_ref, False)
+
+
+@evaluates("shape")
+def _shape(vals, shapes):
+    """The run-time shape (coremltools' value_inference gives the declared one, symbols included)."""
+    return [np.array(np.shape(vals["x"]), np.int32)]

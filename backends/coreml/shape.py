@@ -5,21 +5,17 @@ import numpy as np
 from coremltools.converters.mil import Builder as mb
 
 from xcomp.backends.coreml.elementwise import select
+from xcomp.backends.coreml.sizes import has_symbolic, run_sizes
 from xcomp.backends.coreml.table import lowers, scalar_like, unsupported
 from xcomp.ops.shape import PadMode, pad_widths
 
 
-def target_shape(shape, name: str) -> list[int]:
-    """A static shape, or one with a single symbolic dim as -1 (MIL infers it)."""
-    dyn = [i for i, d in enumerate(shape) if isinstance(d, str)]
-    if len(dyn) > 1:
-        raise unsupported(name, f"shape {shape} has more than one symbolic dim")
-    return [-1 if isinstance(d, str) else int(d) for d in shape]
-
-
 @lowers("reshape")
 def _reshape(args, attrs, out):
-    return mb.reshape(x=args[0], shape=np.array(target_shape(out[0].shape, "reshape"), np.int32))
+    """A constant target shape (one symbolic dim as -1), or one built from the input sizes."""
+    shape = out[0].shape
+    target = run_sizes().shape(shape) if has_symbolic(shape) else np.array(shape, np.int32)
+    return mb.reshape(x=args[0], shape=target)
 
 
 @lowers("transpose")
@@ -30,23 +26,24 @@ def _transpose(args, attrs, out):
 @lowers("broadcast_to")
 def _broadcast_to(args, attrs, out):
     x, shape = args[0], out[0].shape
-    if any(isinstance(d, str) for d in shape):
-        raise unsupported("broadcast_to", "to a symbolic shape")
     if x.rank < len(shape):
-        x = mb.reshape(x=x, shape=np.array((1,) * (len(shape) - x.rank) + tuple(x.shape), np.int32))
-    reps = [int(s) if d == 1 else 1 for d, s in zip(x.shape, shape)]
-    return x if all(r == 1 for r in reps) else mb.tile(x=x, reps=reps)
+        x = mb.expand_dims(x=x, axes=list(range(len(shape) - x.rank)))
+    reps = [s if d == 1 else 1 for d, s in zip(x.shape, shape)]   # MIL's static 1s are broadcast
+    if all(r == 1 for r in reps):
+        return x
+    return mb.tile(x=x, reps=run_sizes().shape(reps, False) if has_symbolic(reps) else np.array(reps, np.int32))
 
 
-def slice_axis(x, axis: int, start: int, end: int, step: int = 1):
-    """x[start:end:step] along `axis` (normalized bounds)."""
+def slice_axis(x, axis: int, start, end, step: int = 1):
+    """x[start:end:step] along `axis` (normalized bounds; a symbolic bound is built at run time)."""
     rank = x.rank
     begin, stop = [0] * rank, [0] * rank
     begin[axis], stop[axis] = start, end
     stride = [1] * rank
     stride[axis] = step
     mask = [i != axis for i in range(rank)]
-    return mb.slice_by_index(x=x, begin=np.array(begin, np.int32), end=np.array(stop, np.int32),
+    bound = lambda b: run_sizes().shape(b, False) if has_symbolic(b) else np.array(b, np.int32)  # noqa: E731
+    return mb.slice_by_index(x=x, begin=bound(begin), end=bound(stop),
                              stride=np.array(stride, np.int32), begin_mask=mask, end_mask=mask)
 
 

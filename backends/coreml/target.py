@@ -5,8 +5,11 @@
 Options (named as in `ct.convert`): `compute_precision` "float16" (default, like coremltools:
 fp32 inputs and outputs, casts to fp16 only at the edges) or "float32"; `minimum_deployment_target`
 (`ct.target.iOS16` by default, or a name such as "iOS17"); `compute_units` ("ALL" by default, or
-"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"). Symbolic dims become MIL symbols with `ct.RangeDim`
-inputs, so the saved package accepts any size there. Predictions (`xcomp.compile`) need macOS; the
+"CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE"). A program captured with symbolic sizes
+(`dynamic=`) builds one package for every size: its sizes are computed in the MIL program from the
+input shapes, and each symbolic input dim is a `ct.RangeDim` (`shape_bounds={"S": (1, 512)}`;
+default: the program's range guards, else 1..4096) or, with `enumerated={"S": [16, 32, 64]}`, part of
+`ct.EnumeratedShapes` (see `flexible.py`). Predictions (`xcomp.compile`) need macOS; the
 package evaluator (`xcomp.backends.coreml.evaluate`) checks packages everywhere.
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ from xcomp.errors import LoweringError, TargetError
 from xcomp.ir.core import Program
 from xcomp.passes.manager import DEFAULT_PIPELINE
 
-OPTIONS = ("compute_precision", "minimum_deployment_target", "compute_units")
+OPTIONS = ("compute_precision", "minimum_deployment_target", "compute_units", "shape_bounds", "enumerated")
 # The MIL passes xcomp runs in ct.convert (coremltools' default pipeline has ~90, most of which
 # redo what xcomp's own passes did: folding, CSE, DCE, canonicalization): MIL's fusions that the IR
 # does not express (matmul + bias -> linear, transpose + matmul), reshape/transpose merging, the
@@ -39,7 +42,6 @@ MIL_PASSES = (
     "common::topological_reorder", "common::dead_code_elimination",
 )
 METADATA_KEY = "xcomp.signature"    # the IR input/output names, shapes and dtypes, as JSON
-RANGE_UPPER = 4096                   # upper bound of a symbolic dim's RangeDim (-1: unbounded)
 
 
 def coremltools():
@@ -101,7 +103,8 @@ class CoreMLTarget(Target):
         _quiet_progress()
         from xcomp.backends.coreml.build import build_mil
         opts = resolve_options(ct, self.options)
-        mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"])
+        mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"],
+                                             self.options.get("shape_bounds"), self.options.get("enumerated"))
         kwargs = {"inputs": flexible} if flexible else {}
         kwargs["pass_pipeline"] = ct.PassPipeline(pass_names=list(MIL_PASSES), pipeline_name="xcomp")
         gc.freeze()   # ct.convert ends with gc.collect(): skip the heap that existed before it (torch, the model)
@@ -129,7 +132,7 @@ class CoreMLTarget(Target):
     def build(self, program: Program):
         """Predictions through `MLModel.predict` (macOS only)."""
         import tempfile
-        from xcomp.backends.coreml.evaluate import from_package_outputs, to_package_inputs
+        from xcomp.backends.coreml.evaluate import check_guards, from_package_outputs, to_package_inputs
         reason = self.unavailable_reason()
         if reason:
             raise TargetError(f"target 'coreml' cannot run on this machine: {reason}")
@@ -140,7 +143,9 @@ class CoreMLTarget(Target):
         signature = json.loads(model.user_defined_metadata[METADATA_KEY])
 
         def run(inputs):
-            feeds = to_package_inputs(signature, [np.asarray(x) for x in inputs])
+            arrays = [np.asarray(x) for x in inputs]
+            check_guards(signature, arrays)   # Core ML checks only the ranges / enumerated shapes
+            feeds = to_package_inputs(signature, arrays)
             outs = model.predict(feeds)
             return from_package_outputs(signature, [outs[o["name"]] for o in signature["outputs"]])
         return run
