@@ -78,7 +78,7 @@ class CoreMLLowering(Lowering):
         self.split_of: dict[Operation, tuple[int, int]] = {}   # slice op -> (split group, index)
         self.splits: list[tuple] = []                           # (source, axis, sizes) per group
         self.split_outs: dict[int, list] = {}
-        self.run_sizes: RunSizes | None = None   # symbolic sizes as MIL values (sizes.py)
+        self.run_sizes = RunSizes()   # symbolic sizes as MIL values (sizes.py), bound by `run`
 
     def run(self, inputs, func: str = "main"):
         """Lower `func`; its symbolic sizes are read from the inputs' shapes first."""
@@ -126,6 +126,7 @@ class CoreMLLowering(Lowering):
         empty = [t for t in (r.type for r in op.results) if isinstance(t, TensorType) and 0 in t.shape]
         if empty:
             raise LoweringError(f"coreml cannot lower {op.name}: Core ML tensors have no zero-size dims ({empty[0]})")
+        self.run_sizes.operand_types = [v.type for v in op.operands]   # for rules over symbolic sizes
         try:
             return super().apply(op, args)
         except XcompError:

@@ -13,12 +13,14 @@ result's type is refused by the driver):
 - `f(reshape(x))` for a unary elementwise f -> `reshape(f(x))`;
 - `layer_norm(reshape(x), ...)` over the kept last dim -> `reshape(layer_norm(x, ...))`;
 - `reshape(reshape(x))` -> `reshape(x)`, and a reshape to x's own shape -> x;
-- `not(any(not(s == -inf)))` (torch's fully-masked-row guard of softmax) -> `amax(s) == -inf`.
+- `not(any(not(s == -inf)))` (torch's fully-masked-row guard of softmax) -> `amax(s) == -inf`;
+- `logical_and(x, full(true))` -> x (the causal mask of a symbolic-length program).
 """
 from __future__ import annotations
 
 import math
 
+from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Program
 from xcomp.ir.types import TensorType
 from xcomp.ops.registry import Trait
@@ -30,7 +32,9 @@ RX, RY = Pat("reshape", X, name="rx"), Pat("reshape", Y, name="ry")
 
 
 def _static(*vals) -> bool:
-    return all(isinstance(v.type, TensorType) and v.type.is_static for v in vals)
+    """Tensors of known rank: static sizes or symbolic ones (canonical size expressions compare
+    equal exactly when the sizes are equal, so the rules hold for programs with symbolic sizes)."""
+    return all(isinstance(v.type, TensorType) for v in vals)
 
 
 def _keeps_last(m) -> bool:
@@ -57,8 +61,8 @@ def _matmul(m):
         return None
     if x.type.shape[-1] != k:
         lead = next((x.type.shape[:i] for i in range(x.type.rank - 1, 1, -1)
-                     if math.prod(x.type.shape[i:]) == k), None)
-        if lead is None or math.prod(lead) != rows:
+                     if sym.product(x.type.shape[i:]) == k), None)
+        if lead is None or sym.product(lead) != rows:
             return None
         x = m.b.op("reshape", x, shape=tuple(lead) + (k,))
     return _back(m, m.b.op("matmul", x, m.w, transpose_b=m.op.attrs["transpose_b"]))
@@ -138,6 +142,16 @@ def _all_minus_inf(m):
     return m.b.op("eq", top, m.b.op("constant", value=-math.inf, dtype=s.type.dtype))
 
 
+def _and_all_true(m):
+    """logical_and(x, full(true)) -> x when x already has the result's type (torch's causal mask
+    `ones(t, t).tril()` over a symbolic t: the `full` would be an `mb.fill` at run time)."""
+    for keep, other in ((m.x, m.y), (m.y, m.x)):
+        op = other.op
+        if op is not None and op.name == "xc.full" and op.attrs["value"] is True and keep.type == m.op.results[0].type:
+            return keep
+    return None
+
+
 def _binary(v) -> bool:
     return len(v.op.operands) == 2
 
@@ -157,6 +171,7 @@ LIFT = PatternSet([
     (Pat(Trait.ELEMENTWISE, RX, where=_unary_ew), _unary),
     (Pat("layer_norm", RX, each=None), _layer_norm),
     (Pat("logical_not", Pat("any", Pat.var("a"))), _all_minus_inf),
+    (Pat("logical_and", X, Y), _and_all_true),
 ])
 
 

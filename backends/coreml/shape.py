@@ -14,8 +14,10 @@ from xcomp.ops.shape import PadMode, pad_widths
 def _reshape(args, attrs, out):
     """A constant target shape (one symbolic dim as -1), or one built from the input sizes."""
     shape = out[0].shape
-    target = run_sizes().shape(shape) if has_symbolic(shape) else np.array(shape, np.int32)
-    return mb.reshape(x=args[0], shape=target)
+    if not has_symbolic(shape):
+        return mb.reshape(x=args[0], shape=np.array(shape, np.int32))
+    sizes = run_sizes()
+    return mb.reshape(x=args[0], shape=sizes.reshape_target(shape, sizes.operand_types[0].shape))
 
 
 @lowers("transpose")

@@ -37,7 +37,8 @@ class RunSizes:
 
     def __init__(self):
         self.names: dict[str, object] = {}   # name -> 0-d int32 Var
-        self.built: dict[tuple, object] = {}  # (MIL block id, expression) -> 0-d int32 Var
+        self.built: dict[tuple, object] = {}  # (MIL block id, expression or shape) -> int32 Var
+        self.operand_types: list = []          # IR types of the operands of the op being lowered
 
     def bind(self, inputs, types) -> None:
         """Read every named size from the first input (MIL Var) whose IR type has it as a dim."""
@@ -78,6 +79,25 @@ class RunSizes:
             return np.array(dims, np.int32)
         if len(symbolic) == 1 and one_unknown_as_minus_one:
             return np.array([-1 if isinstance(d, str) else d for d in dims], np.int32)
+        from coremltools.converters.mil.mil.block import curr_block
+        key = (id(curr_block()), tuple(dims))
+        if key not in self.built:
+            self.built[key] = self._concat(dims)
+        return self.built[key]
+
+    def reshape_target(self, dims, source_dims):
+        """The shape operand of `mb.reshape` from `source_dims` to `dims`: with equal ranks, symbolic
+        dims equal to the source's dim at that position become 0 (copied from the input: the same in
+        iOS15-16 and iOS17 reshape when the ranks agree) if that leaves a constant shape (at most one
+        symbolic dim, as -1); else `shape`."""
+        dims = list(dims)
+        if len(dims) == len(source_dims):
+            copied = [0 if isinstance(d, str) and d == s else d for d, s in zip(dims, source_dims)]
+            if sum(isinstance(d, str) for d in copied) <= 1:   # a constant shape (MIL's type
+                return self.shape(copied)                     # inference reads 0 only in constants)
+        return self.shape(dims)
+
+    def _concat(self, dims):
         parts, run = [], []
         for d in dims:
             if isinstance(d, str):
