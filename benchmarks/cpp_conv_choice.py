@@ -1,5 +1,8 @@
 """How the cpp target picks a convolution kernel per shape: the direct kernel against im2col + GEMM
-on a few shapes (depthwise, thin stem, regular 3x3), interleaved rounds, medians.
+on a few shapes (depthwise, thin stem, regular 3x3), with torch eager's conv2d as the reference
+column, interleaved rounds, medians; then the zoo ResNet-style CNN (xcomp/zoo.py cnn) at batch 1 and
+8, torch eager against xcomp cpp. Everything is compiled before any timing; 2 threads each
+(torch.set_num_threads(2), XCOMP_NUM_THREADS=2).
 
 Run: python benchmarks/cpp_conv_choice.py  (writes benchmarks/results/cpp_conv_choice.{json,md})
 """
@@ -7,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+
+os.environ.setdefault("XCOMP_NUM_THREADS", "2")
 import platform
 import statistics
+import tempfile
 import time
 
 import torch
@@ -25,48 +31,88 @@ SHAPES = {
     "regular 3x3, 16 -> 16 ch, 32x32": ((1, 16, 32, 32), (16, 16, 3, 3), 1, 1),
     "regular 3x3, 32 -> 32 ch, 32x32": ((1, 32, 32, 32), (32, 32, 3, 3), 1, 1),
     "regular 3x3, 64 -> 64 ch, 16x16, batch 4": ((4, 64, 16, 16), (64, 64, 3, 3), 1, 1),
+    "regular 3x3, 16 -> 16 ch, 16x16, batch 8": ((8, 16, 16, 16), (16, 16, 3, 3), 1, 1),
+    "regular 3x3, 128 -> 128 ch, 8x8, batch 4": ((4, 128, 8, 8), (128, 128, 3, 3), 1, 1),
+    "regular 3x3, 256 -> 256 ch, 14x14": ((1, 256, 14, 14), (256, 256, 3, 3), 1, 1),
 }
 ROUNDS, CALLS = 9, 5
+SETTLE_S = 0.2  # OpenBLAS and pool workers spin ~0.1 s after a call: let them sleep first
 CHOSEN = ops_linalg.DIRECT_MAX_TAPS
 
 
 def compiled(x, w, groups, pad, taps):
+    # a cache root of its own: the program cache is keyed by the IR text, not by DIRECT_MAX_TAPS, so
+    # a shared root would hand the second variant the first one's library
+    os.environ["XCOMP_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"xcomp-conv-choice-{taps}-")
     ops_linalg.DIRECT_MAX_TAPS = taps
     fn = xcomp.compile(lambda t: F.conv2d(t, w, padding=pad, groups=groups), target="cpp")
     fn(x)
     return fn
 
 
+def timed(fns: dict, x, rounds: int = ROUNDS, calls: int = CALLS) -> dict:
+    """Median ms per call of each function, in interleaved rounds."""
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            time.sleep(SETTLE_S)  # the column before's spinning worker threads go idle first
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn(x)
+            times[label].append((time.perf_counter() - t0) / calls * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main():
     torch.manual_seed(0)
-    rows = []
+    torch.set_num_threads(2)
+    built = {}
     for name, (xs, ws, groups, pad) in SHAPES.items():
         x, w = torch.randn(xs), torch.randn(ws)
-        direct, im2col = compiled(x, w, groups, pad, 10 ** 9), compiled(x, w, groups, pad, 0)
-        ops_linalg.DIRECT_MAX_TAPS = CHOSEN
-        times = {"direct": [], "im2col": []}
-        for _ in range(ROUNDS):
-            for label, fn in (("direct", direct), ("im2col", im2col)):
-                t0 = time.perf_counter()
-                for _ in range(CALLS):
-                    fn(x)
-                times[label].append((time.perf_counter() - t0) / CALLS * 1e3)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        built[name] = (x, {"eager": lambda t, w=w, g=groups, p=pad: F.conv2d(t, w, padding=p, groups=g),
+                           "direct": compiled(x, w, groups, pad, 10 ** 9), "im2col": compiled(x, w, groups, pad, 0)})
+    ops_linalg.DIRECT_MAX_TAPS = CHOSEN
+    rows = []
+    for name, (xs, ws, groups, pad) in SHAPES.items():
+        x, fns = built[name]
+        with torch.no_grad():
+            med = timed(fns, x)
         taps = ws[1] * ws[2] * ws[3]
-        rows.append({"shape": name, "taps": taps, "direct_ms": round(med["direct"], 4),
-                     "im2col_ms": round(med["im2col"], 4), "faster": min(med, key=med.get),
+        rows.append({"shape": name, "taps": taps, "eager_ms": round(med["eager"], 4), "direct_ms": round(med["direct"], 4),
+                     "im2col_ms": round(med["im2col"], 4), "faster": min(("direct", "im2col"), key=med.get),
                      "chosen": "direct" if taps <= CHOSEN else "im2col"})
         print(rows[-1])
+    from xcomp.zoo import cnn
+    models = []
+    for batch in (1, 8):
+        model, (x,) = cnn(batch=batch)
+        models.append((batch, model, x, xcomp.compile(model, target="cpp")))
+        models[-1][3](x)
+    cnn_rows = []
+    for batch, model, x, fn in models:
+        with torch.no_grad():
+            med = timed({"eager": model, "cpp": fn}, x, rounds=15, calls=20 if batch == 1 else 5)
+        cnn_rows.append({"batch": batch, "eager_ms": round(med["eager"], 4), "cpp_ms": round(med["cpp"], 4),
+                         "eager_over_cpp": round(med["eager"] / med["cpp"], 2)})
+        print(cnn_rows[-1])
     out = {"machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
-           "load_average": os.getloadavg(), "rounds": ROUNDS, "calls_per_round": CALLS, "rows": rows}
+           "load_average": os.getloadavg(), "rounds": ROUNDS, "calls_per_round": CALLS, "rows": rows,
+           "zoo_cnn": cnn_rows}
     base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "cpp_conv_choice")
     with open(base + ".json", "w") as f:
         json.dump(out, f, indent=1)
     with open(base + ".md", "w") as f:
-        f.write(f"Convolution kernel choice on cpp ({out['machine']}, load average {out['load_average'][0]:.1f})\n\n"
-                "| shape | taps (cin/groups x k) | direct ms | im2col+GEMM ms | faster | chosen |\n|---|---:|---:|---:|---|---|\n")
+        f.write(f"Convolution kernel choice on cpp ({out['machine']}, load average {out['load_average'][0]:.1f}, "
+                "2 threads; median ms per call)\n\n"
+                "| shape | taps (cin/groups x k) | torch eager | direct | im2col+GEMM | faster | chosen |\n"
+                "|---|---:|---:|---:|---:|---|---|\n")
         for r in rows:
-            f.write(f"| {r['shape']} | {r['taps']} | {r['direct_ms']} | {r['im2col_ms']} | {r['faster']} | {r['chosen']} |\n")
+            f.write(f"| {r['shape']} | {r['taps']} | {r['eager_ms']} | {r['direct_ms']} | {r['im2col_ms']} | "
+                    f"{r['faster']} | {r['chosen']} |\n")
+        f.write("\nZoo ResNet-style CNN 3x32x32 (xcomp/zoo.py cnn)\n\n| batch | torch eager | xcomp cpp | eager / cpp |\n"
+                "|---:|---:|---:|---:|\n")
+        for r in cnn_rows:
+            f.write(f"| {r['batch']} | {r['eager_ms']} | {r['cpp_ms']} | {r['eager_over_cpp']} |\n")
 
 
 if __name__ == "__main__":

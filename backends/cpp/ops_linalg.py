@@ -1,8 +1,9 @@
 """C++ rules of matmul (batched GEMM through the runtime's `xc_sgemm`) and convolution.
 
-Convolution: a 1x1 stride-1 unpadded kernel is one GEMM over the input as it is (no copy); a small
-reduction per output (depthwise: channels per group x taps <= DIRECT_MAX_TAPS) the direct kernel;
-any other kernel im2col + GEMM per image and group; transposed convolutions scatter directly.
+Convolution: a 1x1 stride-1 unpadded kernel is one GEMM over the input as it is (no copy); 1-d/2-d
+kernels with channels per group x taps <= DIRECT_MAX_TAPS the register-blocked direct kernel, 3-d
+ones up to DIRECT_3D_MAX_TAPS the plain direct kernel; any other kernel im2col + GEMM per image and
+group; transposed convolutions scatter directly.
 Other dtypes than float32 compute in float32 copies (integer matmuls exactly, in double).
 """
 from __future__ import annotations
@@ -13,9 +14,12 @@ from xcomp.backends.cpp.lower import Buf, rule
 from xcomp.ir.types import DType
 from xcomp.ops.linalg import conv_geometry
 
-# reductions (input channels per group x kernel taps) up to this size run the direct kernel; larger
-# ones im2col + GEMM (benchmarks/cpp_conv_choice.py measured the crossover)
-DIRECT_MAX_TAPS = 160
+# reductions (input channels per group x kernel taps) up to this size run a direct kernel; larger
+# ones im2col + GEMM (benchmarks/cpp_conv_choice.py measured the crossover). The register-blocked
+# 1-d/2-d kernel beat im2col + GEMM on every measured shape up to 2304 taps (256 -> 256 ch 3x3);
+# the plain 3-d kernel loses from about 288.
+DIRECT_MAX_TAPS = 2304
+DIRECT_3D_MAX_TAPS = 160
 
 
 def to_f32(lw, x: Buf) -> Buf:
@@ -129,7 +133,7 @@ def _conv(lw, op, args):
         pointwise = K == 1 and all(s == 1 for s in stride) and all(p == 0 for p in lo) and tuple(out_sp) == tuple(in_sp)
         if not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS and nsp <= 2:
             _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, w.shape[2:], out_sp, stride, lo, dil, N * cin)
-        elif not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS:
+        elif not pointwise and (cin // G) * K <= min(DIRECT_MAX_TAPS, DIRECT_3D_MAX_TAPS):
             lw.emit(f"xc_conv_direct_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom});")
         else:
             col = "nullptr" if pointwise else lw.scratch(DType.F32, (cin // G * K, O)).ptr

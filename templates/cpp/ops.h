@@ -269,26 +269,36 @@ struct xc_conv_geom {
 };
 
 static void xc_im2col(float* col, const float* x, const xc_conv_geom& g, int64_t cpg) {
-  // col: (cpg * K) rows x (outputs) columns
-  int64_t K = 1, O = 1, I = 1;
-  for (int d = 0; d < g.nsp; ++d) { K *= g.k[d]; O *= g.out[d]; I *= g.in[d]; }
+  // col: (cpg * K) rows x (outputs) columns; dims right-aligned to 3, each output row of the last
+  // dim one run: zeros where the tap falls in the padding, a (strided) copy of the input between
+  int64_t in[3], out[3], k[3], st[3], pd[3], dl[3];
+  for (int d = 0; d < 3; ++d) {
+    const int s = d - (3 - g.nsp);
+    in[d] = s < 0 ? 1 : g.in[s]; out[d] = s < 0 ? 1 : g.out[s]; k[d] = s < 0 ? 1 : g.k[s];
+    st[d] = s < 0 ? 1 : g.stride[s]; pd[d] = s < 0 ? 0 : g.pad[s]; dl[d] = s < 0 ? 1 : g.dil[s];
+  }
+  const int64_t K = k[0] * k[1] * k[2], O = out[0] * out[1] * out[2], I = in[0] * in[1] * in[2];
   xc_parallel_for(cpg * K, std::max<int64_t>(1, 8192 / std::max<int64_t>(O, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t c = r / K;
-      int64_t kk = r % K, kc[3] = {0, 0, 0};
-      for (int d = g.nsp - 1; d >= 0; --d) { kc[d] = kk % g.k[d]; kk /= g.k[d]; }
+      const int64_t c = r / K, kk = r % K;
+      const int64_t k0 = kk / (k[1] * k[2]), k1 = (kk / k[2]) % k[1], k2 = kk % k[2];
+      const int64_t off2 = k2 * dl[2] - pd[2];
+      int64_t lo = 0, hi = out[2];  // o2 in [lo, hi): 0 <= o2 * st + off2 < in
+      if (off2 < 0) lo = std::min(out[2], (-off2 + st[2] - 1) / st[2]);
+      hi = in[2] - 1 - off2 < 0 ? lo : std::max(lo, std::min(out[2], (in[2] - 1 - off2) / st[2] + 1));
       float* dst = col + r * O;
-      for (int64_t o = 0; o < O; ++o) {
-        int64_t rem = o, off = 0; bool inside = true;
-        for (int d = g.nsp - 1; d >= 0; --d) {
-          const int64_t oc = rem % g.out[d]; rem /= g.out[d];
-          const int64_t ic = oc * g.stride[d] - g.pad[d] + kc[d] * g.dil[d];
-          if (ic < 0 || ic >= g.in[d]) inside = false;
-          int64_t mul = 1;
-          for (int e = d + 1; e < g.nsp; ++e) mul *= g.in[e];
-          off += ic * mul;
+      for (int64_t o0 = 0; o0 < out[0]; ++o0) {
+        const int64_t i0 = o0 * st[0] - pd[0] + k0 * dl[0];
+        for (int64_t o1 = 0; o1 < out[1]; ++o1) {
+          const int64_t i1 = o1 * st[1] - pd[1] + k1 * dl[1];
+          float* d = dst + (o0 * out[1] + o1) * out[2];
+          if (i0 < 0 || i0 >= in[0] || i1 < 0 || i1 >= in[1]) { std::memset(d, 0, sizeof(float) * out[2]); continue; }
+          const float* s = x + c * I + (i0 * in[1] + i1) * in[2] + off2;
+          std::memset(d, 0, sizeof(float) * lo);
+          if (st[2] == 1) std::memcpy(d + lo, s + lo, sizeof(float) * (hi - lo));
+          else for (int64_t o2 = lo; o2 < hi; ++o2) d[o2] = s[o2 * st[2]];
+          std::memset(d + hi, 0, sizeof(float) * (out[2] - hi));
         }
-        dst[o] = inside ? x[c * I + off] : 0.0f;
       }
     }
   });

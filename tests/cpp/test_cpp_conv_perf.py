@@ -6,6 +6,8 @@ convolutions, and max/avg/adaptive pooling (ceil mode, padding, dilation, indice
 Cases are compiled in groups (one program each) to keep the build count small."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,11 @@ CONV = [
     ((1, 6, 11, 40), (12, 1, 3, 3), dict(groups=6, padding=(0, 1), dilation=(2, 1))),  # multiplier 2
     ((2, 6, 40), (8, 3, 5), dict(groups=2, padding=3)),                    # 1-d
     ((1, 2, 19), (3, 2, 4), dict(stride=2, dilation=3)),                   # 1-d strided dilated
-    ((1, 32, 12, 12), (8, 32, 3, 3), dict(padding=1)),                     # 288 taps: im2col + GEMM
+    ((1, 32, 12, 12), (8, 32, 3, 3), dict(padding=1)),                     # 288 taps, direct
+    ((1, 260, 5, 6), (4, 260, 3, 3), dict(padding=1)),                     # 2340 taps: im2col + GEMM
+    ((1, 600, 9, 8), (6, 300, 3, 3), dict(stride=2, padding=(2, 1), dilation=(2, 1), groups=2)),  # im2col
+    ((1, 800, 10), (2, 800, 3), dict(padding=2, stride=2)),                # 1-d im2col
+    ((1, 8, 4, 5, 6), (3, 8, 3, 3, 3), dict(padding=(1, 0, 2), stride=(1, 2, 1))),  # 3-d im2col
     ((2, 16, 7, 9), (24, 16, 1, 1), dict()),                               # 1x1: one GEMM
     ((1, 2, 5, 6, 7), (4, 2, 3, 3, 3), dict(padding=1)),                   # 3-d direct
 ]
@@ -51,7 +57,8 @@ def _run_group(fn, inputs):
 
 def test_conv_paths_match_torch():
     torch.manual_seed(0)
-    params = [(torch.randn(ws), torch.randn(ws[0]), kw, len(ws) - 2) for _, ws, kw in CONV]
+    # weights scaled by 1/sqrt(fan-in), as initialized nets have them: outputs of order 1 whatever the reduction
+    params = [(torch.randn(ws) / math.prod(ws[1:]) ** 0.5, torch.randn(ws[0]), kw, len(ws) - 2) for _, ws, kw in CONV]
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
     def fn(*xs):
