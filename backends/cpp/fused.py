@@ -69,12 +69,17 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
     two_level = block is not None or (len(shape) > 1 and C >= MIN_SIMD_COLUMNS)
     R = block[1] if block else (n // C if two_level else 1)
     grow = f"{block[0]} + r" if block else "r"
-    inputs = []
+    inputs, pointers = [], {}
     for k, (node, b, s) in enumerate(zip(g.inputs, ins, st)):
-        i = {"var": em.ref(node), "cty": em.cty(node), "sty": b.sty, "ptr": b.ptr, "p": f"p{k}"}
         if b.numel == 1:
-            i.update(mode="scalar", load0=load(b.dtype, f"{b.ptr}[0]"))
-        elif two_level:
+            inputs.append({"var": em.ref(node), "cty": em.cty(node), "mode": "scalar",
+                           "load0": load(b.dtype, f"{b.ptr}[0]")})
+            continue
+        # a task-local copy of the pointer: one captured by reference is re-read at every element
+        pointers.setdefault(b.ptr, {"name": f"lp{len(pointers)}", "ptr": b.ptr, "sty": b.sty})
+        b = Buf(pointers[b.ptr]["name"], b.dtype, b.shape)
+        i = {"var": em.ref(node), "cty": em.cty(node), "sty": b.sty, "ptr": b.ptr, "p": f"p{k}"}
+        if two_level:
             base = index_expr(shape[:-1], s[:-1], "r" if (block and k == 0) else f"({grow})")
             if s[-1] == 0:
                 i.update(mode="perrow", load_row=load(b.dtype, f"{b.ptr}[{base}]"))
@@ -93,7 +98,8 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
             if i["mode"] == "row":
                 i["mode"] = "index"
     lw.emit(render("cpp", "elementwise", comment=comment, R=R if two_level else 1, C=C, grain=grain,
-                   inputs=inputs, outputs=outputs, stmts=stmts, flat=not two_level, grow=grow).rstrip("\n"))
+                   inputs=inputs, outputs=outputs, stmts=stmts, flat=not two_level, grow=grow,
+                   pointers=list(pointers.values())).rstrip("\n"))
 
 
 def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], outs: list[Buf],
