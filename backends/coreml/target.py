@@ -69,6 +69,7 @@ class CoreMLTarget(Target):
     # MIL fuses itself: no `fuse`; reshapes lifted so flatten/unflatten pairs cancel (passes.py)
     pipeline = tuple(p for p in DEFAULT_PIPELINE if p != "fuse") + ("coreml_lift_reshapes",)
     weight_layout = "nk"     # MIL's linear takes torch's (out, in) weights
+    symbolic_sizes = True    # one flexible package serves every size (RangeDim / EnumeratedShapes)
 
     def __init__(self, **options):
         unknown = set(options) - set(OPTIONS)
