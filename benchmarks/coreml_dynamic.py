@@ -29,14 +29,24 @@ warnings.filterwarnings("ignore")
 MODELS = {"gpt_block": "x", "encoder_layer": "src"}
 
 
-def xcomp_static(model, inputs, arg, path):
+def _xcomp(model, inputs, path, dynamic):
+    """xcomp.export's steps, timed apart: (path, {"capture": s, "passes + Core ML": s})."""
     import xcomp
-    return xcomp.export(model, inputs, target="coreml", path=path)
+    from xcomp.api import optimize
+    from xcomp.backends import get_target
+    t0 = time.perf_counter()
+    program = xcomp.capture(model, inputs, dynamic=dynamic)
+    t1 = time.perf_counter()
+    path = get_target("coreml").export(optimize(program, "coreml")[0], path)
+    return path, {"capture": t1 - t0, "passes + Core ML": time.perf_counter() - t1}
+
+
+def xcomp_static(model, inputs, arg, path):
+    return _xcomp(model, inputs, path, False)
 
 
 def xcomp_dynamic(model, inputs, arg, path):
-    import xcomp
-    return xcomp.export(model, inputs, target="coreml", path=path, dynamic={arg: {0: "B", 1: "S"}})
+    return _xcomp(model, inputs, path, {arg: {0: "B", 1: "S"}})
 
 
 def ct_dynamic(model, inputs, arg, path):
@@ -49,7 +59,7 @@ def ct_dynamic(model, inputs, arg, path):
     shape = ct.Shape([ct.RangeDim(1, 4096), ct.RangeDim(1, 4096), inputs[0].shape[2]])
     ct.convert(ep.run_decompositions({}), inputs=[ct.TensorType(name=arg, shape=shape)],
                convert_to="mlprogram").save(path)
-    return path
+    return path, None
 
 
 CONVERTERS = {"xcomp static": xcomp_static, "xcomp dynamic": xcomp_dynamic, "ct.convert dynamic": ct_dynamic}
@@ -60,6 +70,7 @@ def bench(name: str, rounds: int, workdir: str) -> dict:
     from xcomp.zoo import MODELS as ZOO
     model, inputs = ZOO[name]()
     times = {k: [] for k in CONVERTERS}
+    phases: dict = {}
     errors, paths = {}, {}
     for r in range(rounds):
         for k, fn in CONVERTERS.items():
@@ -68,12 +79,15 @@ def bench(name: str, rounds: int, workdir: str) -> dict:
             path = os.path.join(workdir, f"{name}-{k.replace(' ', '_').replace('.', '_')}-{r}.mlpackage")
             t0 = time.perf_counter()
             try:
-                paths[k] = fn(model, inputs, MODELS[name], path)
+                paths[k], split = fn(model, inputs, MODELS[name], path)
             except Exception as e:  # a converter failing is a result, recorded with its reason
                 errors[k] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''}"
                 continue
             times[k].append(time.perf_counter() - t0)
+            for phase, t in (split or {}).items():
+                phases.setdefault(k, {}).setdefault(phase, []).append(t)
     row = {"model": name, "shape": list(inputs[0].shape),
+           "phases": {k: {ph: statistics.median(v) for ph, v in d.items()} for k, d in phases.items()},
            "seconds": {k: statistics.median(v) for k, v in times.items() if v and k not in errors},
            "errors": errors, "mil_ops": {k: dict(mil_ops(p)) for k, p in paths.items() if k not in errors}}
     row["op_counts"] = {k: sum(v.values()) for k, v in row["mil_ops"].items()}
@@ -96,6 +110,10 @@ def markdown(rows: list, info: dict, rounds: int) -> str:
         ratio = f"{s['xcomp dynamic'] / s['xcomp static']:.2f}x" if {"xcomp dynamic", "xcomp static"} <= set(s) else "-"
         out.append(f"| {r['model']} {tuple(r['shape'])} | " + " | ".join(f"{s[k]:.2f}" if k in s else "fails" for k in ks)
                    + f" | {ratio} | " + " | ".join(str(c[k]) if k in c else "-" for k in ks) + " |")
+    out.append("\nxcomp's time by step (median s): capture (torch.export) / passes + MIL + ct.convert + save:\n")
+    for r in rows:
+        for k, ph in r["phases"].items():
+            out.append(f"- {r['model']}, {k}: " + " / ".join(f"{ph[p]:.2f}" for p in ("capture", "passes + Core ML")))
     out.append("\nFailures:\n")
     out += [f"- {r['model']}, {k}: {e}" for r in rows for k, e in r["errors"].items()] or ["- none"]
     out.append("\nMIL op kinds (non-const):\n")
