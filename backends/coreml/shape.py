@@ -17,7 +17,29 @@ def _reshape(args, attrs, out):
     if not has_symbolic(shape):
         return mb.reshape(x=args[0], shape=np.array(shape, np.int32))
     sizes = run_sizes()
-    return mb.reshape(x=args[0], shape=sizes.reshape_target(shape, sizes.operand_types[0].shape))
+    source = list(sizes.operand_types[0].shape)
+    unit = _unit_dims_only(source, list(shape))
+    if unit is not None:    # only 1-dims added or removed: no shape to build
+        kind, axes = unit
+        return mb.squeeze(x=args[0], axes=axes) if kind == "squeeze" else mb.expand_dims(x=args[0], axes=axes)
+    return mb.reshape(x=args[0], shape=sizes.reshape_target(shape, source))
+
+
+def _unit_dims_only(source: list, target: list):
+    """("squeeze" | "expand_dims", axes) when `target` is `source` with only size-1 dims removed or
+    inserted (one direction), else None."""
+    longer, shorter, kind = (source, target, "squeeze") if len(source) > len(target) else (target, source, "expand_dims")
+    if len(longer) == len(shorter):
+        return None
+    axes, j = [], 0
+    for i, d in enumerate(longer):
+        if j < len(shorter) and d == shorter[j]:
+            j += 1
+        elif d == 1:
+            axes.append(i)
+        else:
+            return None
+    return (kind, axes) if j == len(shorter) else None
 
 
 @lowers("transpose")

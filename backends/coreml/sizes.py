@@ -97,6 +97,14 @@ class RunSizes:
                 return self.shape(copied)                     # inference reads 0 only in constants)
         return self.shape(dims)
 
+    def _vector(self, dim):
+        """A symbolic size as a 1-element int32 vector (one per block)."""
+        from coremltools.converters.mil.mil.block import curr_block
+        key = (id(curr_block()), "[]", dim)
+        if key not in self.built:
+            self.built[key] = mb.expand_dims(x=self.scalar(dim), axes=[0])
+        return self.built[key]
+
     def _concat(self, dims):
         parts, run = [], []
         for d in dims:
@@ -104,7 +112,7 @@ class RunSizes:
                 if run:
                     parts.append(np.array(run, np.int32))
                     run = []
-                parts.append(mb.expand_dims(x=self.scalar(d), axes=[0]))
+                parts.append(self._vector(d))
             else:
                 run.append(int(d))
         if run:
