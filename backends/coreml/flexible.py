@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 
 from xcomp.errors import TargetError
-from xcomp.guards import Guard
 
 RANGE_UPPER = 4096        # default upper bound of a symbolic dim's RangeDim
 MAX_ENUMERATED = 128      # shapes per input with EnumeratedShapes
@@ -114,7 +113,3 @@ def _enumerate(input_name: str, dims, enumerated: dict, guards) -> list[list[int
     if len(shapes) > MAX_ENUMERATED:
         raise TargetError(f"input '{input_name}': {len(shapes)} enumerated shapes (at most {MAX_ENUMERATED})")
     return shapes
-
-
-def parse_guards(texts) -> list[Guard]:
-    return [Guard.parse(t) for t in texts]

@@ -143,12 +143,25 @@ def _tile(args, attrs, out):
 
 def _tri(lower: bool):
     def rule(args, attrs, out):
-        x = args[0]
-        n, m = x.shape[-2], x.shape[-1]
-        keep = (np.tri(n, m, attrs["diagonal"], dtype=bool) if lower
-                else ~np.tri(n, m, attrs["diagonal"] - 1, dtype=bool))
-        return select(cond=keep, a=x, b=scalar_like(0, x))
+        x, k = args[0], attrs["diagonal"]
+        n, m = out[0].shape[-2], out[0].shape[-1]
+        if isinstance(n, int) and isinstance(m, int):    # a constant mask
+            keep = np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
+            return select(cond=keep, a=x, b=scalar_like(0, x))
+        return _band(x, k, lower)
     return rule
+
+
+def _band(x, k: int, lower: bool):
+    """tril/triu over symbolic sizes with `mb.band_part` (keeps j - i <= upper and i - j <= lower):
+    tril(k >= 0) and triu(k <= 0) are one band; the others keep the complement of a band of ones."""
+    if lower and k >= 0:
+        return mb.band_part(x=x, lower=np.int32(-1), upper=np.int32(k))
+    if not lower and k <= 0:
+        return mb.band_part(x=x, lower=np.int32(-k), upper=np.int32(-1))
+    lo, up = (-k - 1, -1) if lower else (-1, k - 1)
+    band = mb.band_part(x=mb.fill(shape=mb.shape(x=x), value=np.int32(1)), lower=np.int32(lo), upper=np.int32(up))
+    return select(cond=mb.equal(x=band, y=np.int32(0)), a=x, b=scalar_like(0, x))
 
 
 lowers("tril")(_tri(True))

@@ -148,6 +148,31 @@ def test_sizes_used_as_values_slices_and_arange(tmp_path):
         assert_close(evaluate_package(path, [x.numpy()])[0][0], m(x), msg=f"B={b} S={s}")
 
 
+BANDS = """
+module {
+  func.func @main(%x: tensor<?x?xf32, ["S", "T"]>) -> (tensor<?x?xf32, ["S", "T"]>, tensor<?x?xf32, ["S", "T"]>, tensor<?x?xf32, ["S", "T"]>, tensor<?x?xf32, ["S", "T"]>) {
+    %0 = "xc.tril"(%x) {diagonal = 0} : (tensor<?x?xf32, ["S", "T"]>) -> tensor<?x?xf32, ["S", "T"]>
+    %1 = "xc.triu"(%x) {diagonal = 1} : (tensor<?x?xf32, ["S", "T"]>) -> tensor<?x?xf32, ["S", "T"]>
+    %2 = "xc.tril"(%x) {diagonal = -1} : (tensor<?x?xf32, ["S", "T"]>) -> tensor<?x?xf32, ["S", "T"]>
+    %3 = "xc.triu"(%x) {diagonal = -2} : (tensor<?x?xf32, ["S", "T"]>) -> tensor<?x?xf32, ["S", "T"]>
+    func.return %0, %1, %2, %3 : tensor<?x?xf32, ["S", "T"]>, tensor<?x?xf32, ["S", "T"]>, tensor<?x?xf32, ["S", "T"]>, tensor<?x?xf32, ["S", "T"]>
+  }
+}
+"""
+
+
+def test_tril_triu_over_symbolic_sizes(tmp_path):
+    """IR tril/triu (torch.export decomposes them into arange masks) over symbolic sizes: band_part."""
+    path = xcomp.export(xcomp.parse(BANDS), [], target="coreml", path=str(tmp_path / "bands"),
+                        compute_precision="float32")
+    assert "band_part" in _mil_ops(path)
+    for s, t in ((4, 4), (3, 7), (6, 2)):
+        x = np.random.default_rng(s).standard_normal((s, t)).astype(np.float32)
+        outs, _ = evaluate_package(path, [x])
+        for got, want in zip(outs, (np.tril(x), np.triu(x, 1), np.tril(x, -1), np.triu(x, -2))):
+            assert_close(got, want, msg=f"S={s} T={t}")
+
+
 def test_encoder_layer_package_at_two_lengths(tmp_path):
     model, inputs = zoo.encoder_layer(batch=2, seq=8, dim=32, heads=2)
     path = xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "enc"),
