@@ -175,10 +175,26 @@ def test_tril_triu_over_symbolic_sizes(tmp_path):
 
 def test_encoder_layer_package_at_two_lengths(tmp_path):
     model, inputs = zoo.encoder_layer(batch=2, seq=8, dim=32, heads=2)
-    path = xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "enc"),
-                        dynamic={"src": {0: "B", 1: "S"}}, compute_precision="float32")
+    program, _ = optimize(xcomp.capture(model, inputs, dynamic={"src": {0: "B", 1: "S"}}), "coreml")
+    path = _export(program, tmp_path / "enc", compute_precision="float32")
     assert flexible_shapes(ct.utils.load_spec(path))["src"][0] == "range"
     assert "fill" in _mil_ops(path)                   # a zero mask of shape (B, heads, S, S) at run time
     for b, s in ((1, 3), (2, 13)):
         x = torch.randn(b, s, 32)
         assert_close(evaluate_package(path, [x.numpy()])[0][0], _eager(model, x), msg=f"B={b} S={s}")
+    path16 = _export(program, tmp_path / "enc16", compute_precision="float16")
+    x = torch.randn(2, 5, 32)
+    assert_close(evaluate_package(path16, [x.numpy()])[0][0], _eager(model, x), dtype="float16")
+
+
+@pytest.mark.slow
+def test_full_size_gpt_block_package_at_eight_lengths_up_to_512(tmp_path):
+    """The zoo's GPT block at its own dims (batch 2, dim 128, 4 heads): one package, 8 lengths 1..512
+    (the default tier runs the same model at small dims)."""
+    model, inputs = zoo.gpt_block()
+    path = xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "gpt_full"), dynamic=GPT_DIMS,
+                        compute_precision="float32", shape_bounds={"S": (1, 512)})
+    assert flexible_shapes(ct.utils.load_spec(path))["x"] == ("range", [(1, 4096), (1, 512), (128, 128)])
+    for seq in (1, 2, 7, 32, 100, 128, 300, 512):
+        x = torch.randn(2, seq, 128)
+        assert_close(evaluate_package(path, [x.numpy()])[0][0], _eager(model, x), msg=f"S={seq}")
