@@ -8,6 +8,7 @@ from xcomp.backends.coreml.elementwise import as_dtype, select
 from xcomp.backends.coreml.shape import slice_axis
 from xcomp.backends.coreml.sizes import has_symbolic, run_sizes
 from xcomp.backends.coreml.table import const, dtype_name, lowers, mil_dtype, scalar_like, unsupported
+from xcomp.ir import symbolic as sym
 from xcomp.ir.types import TensorType
 
 
@@ -60,10 +61,16 @@ def _size(args, attrs, out):
     return as_dtype(v, mil_dtype(out[0]))
 
 
-def _wrap(idx, n: int):
-    """Negative indices counted from the end (int32)."""
+def _wrap(idx, n):
+    """Negative indices counted from the end (int32); `n` an int or a symbolic size (IR dim)."""
     idx = as_dtype(idx, "int32")
-    return select(cond=mb.less(x=idx, y=np.int32(0)), a=mb.add(x=idx, y=np.int32(n)), b=idx)
+    n = run_sizes().scalar(n) if isinstance(n, str) else np.int32(n)
+    return select(cond=mb.less(x=idx, y=np.int32(0)), a=mb.add(x=idx, y=n), b=idx)
+
+
+def _ir_dim(axis: int):
+    """The IR size of the first operand's `axis` (symbolic or not) of the op being lowered."""
+    return run_sizes().operand_types[0].shape[axis]
 
 
 def _gather_any(x, idx, axis):
@@ -77,7 +84,7 @@ def _gather_any(x, idx, axis):
 def _take(args, attrs, out):
     x, idx = args
     axis = attrs["axis"] % x.rank
-    return _gather_any(x, _wrap(idx, x.shape[axis]), axis)
+    return _gather_any(x, _wrap(idx, _ir_dim(axis)), axis)
 
 
 @lowers("gather")
@@ -86,10 +93,11 @@ def _gather(args, attrs, out):
     if 0 in idx.shape:
         raise unsupported("gather", "empty index")
     axis = attrs["axis"] % x.rank
+    x_dims, idx_dims = (t.shape for t in run_sizes().operand_types[:2])   # IR sizes (maybe symbolic)
     for d in range(x.rank):
-        if d != axis and idx.shape[d] != x.shape[d]:
-            x = slice_axis(x, d, 0, idx.shape[d])
-    idx = _wrap(idx, x.shape[axis])
+        if d != axis and idx_dims[d] != x_dims[d]:
+            x = slice_axis(x, d, 0, idx_dims[d])
+    idx = _wrap(idx, _ir_dim(axis))
     if dtype_name(x) == "bool":
         y = mb.gather_along_axis(x=mb.cast(x=x, dtype="int32"), indices=idx, axis=axis)
         return mb.cast(x=y, dtype="bool")
@@ -101,21 +109,21 @@ def _index(args, attrs, out):
     """x[i0, i1, ...] on `axes`: the indexed axes moved to the front and merged, one gather of the
     flat index (sum of index * stride, broadcast), and the index dims moved where numpy puts them."""
     x, idxs, axes = args[0], list(args[1:]), [a % args[0].rank for a in attrs["axes"]]
-    if any(isinstance(d, str) for d in x.shape):
-        raise unsupported("index", "symbolic input dims")
+    dims = list(run_sizes().operand_types[0].shape)       # IR sizes: ints or symbolic expressions
     rest = [d for d in range(x.rank) if d not in axes]
     if axes != list(range(len(axes))):
         x = mb.transpose(x=x, perm=axes + rest)
-    sizes = [args[0].shape[a] for a in axes]
     flat = None
     stride = 1
-    for idx, n in reversed(list(zip(idxs, sizes))):
+    for idx, n in reversed(list(zip(idxs, [dims[a] for a in axes]))):
         term = _wrap(idx, n)
-        term = term if stride == 1 else mb.mul(x=term, y=np.int32(stride))
+        if stride != 1:
+            term = mb.mul(x=term, y=run_sizes().scalar(stride))
         flat = term if flat is None else mb.add(x=flat, y=term)
-        stride *= n
-    rest_shape = [args[0].shape[d] for d in rest]
-    merged = mb.reshape(x=x, shape=np.array([stride] + rest_shape, np.int32)) if len(axes) != 1 else x
+        stride = sym.mul(stride, n)
+    target = [stride] + [dims[d] for d in rest]
+    merged = x if len(axes) == 1 else mb.reshape(x=x, shape=run_sizes().shape(target)) if has_symbolic(target) \
+        else mb.reshape(x=x, shape=np.array(target, np.int32))
     y = _gather_any(merged, flat, 0)
     adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
     k = y.rank - len(rest)
