@@ -15,10 +15,10 @@ from xcomp.ir.types import DType
 from xcomp.ops.linalg import conv_geometry
 
 # reductions (input channels per group x kernel taps) up to this size run a direct kernel; larger
-# ones im2col + GEMM (benchmarks/cpp_conv_choice.py measured the crossover). The register-blocked
-# 1-d/2-d kernel beat im2col + GEMM on every measured shape up to 2304 taps (256 -> 256 ch 3x3);
-# the plain 3-d kernel loses from about 288.
-DIRECT_MAX_TAPS = 2304
+# ones im2col + GEMM (benchmarks/cpp_conv_choice.py measured the crossover): the register-blocked
+# 1-d/2-d kernel won clearly up to 576 taps (1.5-2.6x) and tied with the row-run im2col + GEMM at
+# 1152 and 2304; the plain 3-d kernel loses from about 288.
+DIRECT_MAX_TAPS = 1024
 DIRECT_3D_MAX_TAPS = 160
 
 

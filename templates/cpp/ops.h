@@ -519,33 +519,44 @@ static void xc_conv2d_direct_f32(float* y, const float* x, const float* w, const
 }
 
 // transposed convolution: y (N, Cout, out...) from x (N, Cin, in...), w (Cin, Cout/G, k...), by
-// scattering each input element (direct loops; pad = low padding)
+// scattering each input element (direct loops; pad = low padding), output planes over threads
 static void xc_conv_transpose_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g) {
+  // tasks: (image, group, block of output channels); each input element's tap offset is computed
+  // once and scattered to the block's channels, so tasks never write the same plane
   int64_t K = 1, O = 1, I = 1;
   for (int d = 0; d < g.nsp; ++d) { K *= g.k[d]; O *= g.out[d]; I *= g.in[d]; }
   const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G;
-  for (int64_t i = 0; i < g.N * g.Cout * O; ++i) y[i] = bias ? bias[(i / O) % g.Cout] : 0.0f;
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t ci = 0; ci < g.Cin; ++ci) {
-      const int64_t gr = ci / cpg;
-      for (int64_t ii = 0; ii < I; ++ii) {
-        const float xv = x[(n * g.Cin + ci) * I + ii];
-        int64_t ic[3] = {0, 0, 0}, rem = ii;
-        for (int d = g.nsp - 1; d >= 0; --d) { ic[d] = rem % g.in[d]; rem /= g.in[d]; }
-        for (int64_t kk = 0; kk < K; ++kk) {
-          int64_t kc[3] = {0, 0, 0}, r2 = kk, off = 0; bool inside = true;
-          for (int d = g.nsp - 1; d >= 0; --d) { kc[d] = r2 % g.k[d]; r2 /= g.k[d]; }
-          for (int d = 0; d < g.nsp; ++d) {
-            const int64_t oc = ic[d] * g.stride[d] - g.pad[d] + kc[d] * g.dil[d];
-            if (oc < 0 || oc >= g.out[d]) { inside = false; break; }
-            off = off * g.out[d] + oc;
-          }
-          if (!inside) continue;
-          for (int64_t co = 0; co < opg; ++co)
-            y[(n * g.Cout + gr * opg + co) * O + off] += xv * w[((ci * opg) + co) * K + kk];
-        }
+  const int64_t nblk = std::min<int64_t>(opg, std::max<int64_t>(1, 4 / std::max<int64_t>(1, g.N * g.G)));
+  const int64_t bs = (opg + nblk - 1) / nblk;
+  xc_parallel_for(g.N * g.G * nblk, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t blk = t % nblk, gr = (t / nblk) % g.G, n = t / nblk / g.G;
+      const int64_t c0 = blk * bs, c1 = std::min(opg, c0 + bs);
+      float* yb = y + (n * g.Cout + gr * opg) * O;
+      for (int64_t co = c0; co < c1; ++co) {
+        const float b = bias ? bias[gr * opg + co] : 0.0f;
+        for (int64_t o = 0; o < O; ++o) yb[co * O + o] = b;
       }
+      for (int64_t ci = gr * cpg; ci < (gr + 1) * cpg; ++ci)
+        for (int64_t ii = 0; ii < I; ++ii) {
+          const float xv = x[(n * g.Cin + ci) * I + ii];
+          int64_t ic[3] = {0, 0, 0}, rem = ii;
+          for (int d = g.nsp - 1; d >= 0; --d) { ic[d] = rem % g.in[d]; rem /= g.in[d]; }
+          for (int64_t kk = 0; kk < K; ++kk) {
+            int64_t kc[3] = {0, 0, 0}, r2 = kk, off = 0; bool inside = true;
+            for (int d = g.nsp - 1; d >= 0; --d) { kc[d] = r2 % g.k[d]; r2 /= g.k[d]; }
+            for (int d = 0; d < g.nsp; ++d) {
+              const int64_t oc = ic[d] * g.stride[d] - g.pad[d] + kc[d] * g.dil[d];
+              if (oc < 0 || oc >= g.out[d]) { inside = false; break; }
+              off = off * g.out[d] + oc;
+            }
+            if (!inside) continue;
+            const float* wk = w + (ci * opg) * K + kk;
+            for (int64_t co = c0; co < c1; ++co) yb[co * O + off] += xv * wk[co * K];
+          }
+        }
     }
+  });
 }
 
 // -- pooling over the last nsp dims of (P, in...) --------------------------------------------------
