@@ -23,6 +23,7 @@ from xcomp.backends.kernels.exprs import CPP_DIALECT, flit
 from xcomp.backends.kernels.graph import IDENTITY, ROW_OPS, Graph, build_graph, reduced_trailing
 from xcomp.errors import LoweringError
 from xcomp.ir.core import Block, Operation
+from xcomp.ir.types import DType
 from xcomp.ops import registry
 from xcomp.ops.structural import FusionKind
 
@@ -51,6 +52,19 @@ def merge_dims(shape: tuple, strides: list[list[int]]) -> tuple[list[int], list[
     return out_shape or [1], [o or [0] for o in out_st]
 
 
+def loop_sty(b: Buf) -> str:
+    """The element type a vectorized loop reads or writes `b` through: bool storage as unsigned char
+    (GCC does not vectorize loads or stores of `bool`; a masked softmax's exp loop stayed scalar)."""
+    return "unsigned char" if b.dtype is DType.BOOL else b.sty
+
+
+def loop_ptr(b: Buf, const: bool) -> str:
+    """`b.ptr` as a pointer to loop_sty(b)."""
+    if b.dtype is not DType.BOOL:
+        return b.ptr
+    return f"({'const ' if const else ''}unsigned char*)({b.ptr})"
+
+
 def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf], outs: list[Buf],
                      comment: str, block: tuple[str, str] | None = None) -> None:
     """`block` = (first row, row count) C expressions: only those rows of a 2-d output, whose first
@@ -76,9 +90,9 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
                            "load0": load(b.dtype, f"{b.ptr}[0]")})
             continue
         # a task-local copy of the pointer: one captured by reference is re-read at every element
-        pointers.setdefault(b.ptr, {"name": f"lp{len(pointers)}", "ptr": b.ptr, "sty": b.sty})
+        pointers.setdefault(b.ptr, {"name": f"lp{len(pointers)}", "ptr": loop_ptr(b, True), "sty": loop_sty(b)})
         b = Buf(pointers[b.ptr]["name"], b.dtype, b.shape)
-        i = {"var": em.ref(node), "cty": em.cty(node), "sty": b.sty, "ptr": b.ptr, "p": f"p{k}"}
+        i = {"var": em.ref(node), "cty": em.cty(node), "sty": loop_sty(b), "ptr": b.ptr, "p": f"p{k}"}
         if two_level:
             base = index_expr(shape[:-1], s[:-1], "r" if (block and k == 0) else f"({grow})")
             if s[-1] == 0:
@@ -89,7 +103,8 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
         else:
             i.update(mode="index", load_index=load(b.dtype, f"{b.ptr}[{index_expr(shape, s, 'c')}]"))
         inputs.append(i)
-    outputs = [{"sty": b.sty, "ptr": b.ptr, "store": store(b.dtype, em.ref(o))} for o, b in zip(g.outputs, outs)]
+    outputs = [{"sty": loop_sty(b), "ptr": loop_ptr(b, False), "store": store(b.dtype, em.ref(o))}
+               for o, b in zip(g.outputs, outs)]
     if two_level:
         grain = max(1, ELEMENTS_PER_TASK // C)
     else:
@@ -116,7 +131,7 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
     def local_ptr(b: Buf, const: bool) -> str:
         if b.ptr not in local:
             local[b.ptr] = f"lp{len(local)}"
-            pointers.append({"name": local[b.ptr], "ptr": b.ptr, "sty": b.sty, "const": const})
+            pointers.append({"name": local[b.ptr], "ptr": loop_ptr(b, const), "sty": loop_sty(b), "const": const})
         elif not const:
             pointers[int(local[b.ptr][2:])]["const"] = False
         return local[b.ptr]
@@ -127,7 +142,7 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
     inputs = []
     for spec, b in zip(specs, ins):
         var = spec["var"]
-        inputs.append({"mode": spec["mode"], "var": var, "cty": spec["cty"], "sty": b.sty, "ptr": b.ptr,
+        inputs.append({"mode": spec["mode"], "var": var, "cty": spec["cty"], "sty": loop_sty(b), "ptr": b.ptr,
                        "base": spec["base"], "node": spec["node"],
                        "load_row": load(b.dtype, f"{b.ptr}[{spec['base']}]"),
                        "load_vec": load(b.dtype, f"p_{var}[col]"),
