@@ -37,7 +37,23 @@ def select(cond, a, b):
             else:
                 zeros = np.zeros(full, MIL_NUMPY[dtype_name(a)])
                 a = mb.logical_or(x=a, y=zeros) if dtype_name(a) == "bool" else mb.add(x=a, y=zeros)
+    elif _cond_wider(*shapes):   # symbolic sizes: `a` given cond's shape at run time
+        zeros = mb.fill(shape=mb.shape(x=cond), value=np.int32(0))
+        a = mb.logical_or(x=a, y=mb.cast(x=zeros, dtype="bool")) if dtype_name(a) == "bool" \
+            else mb.add(x=a, y=zeros if dtype_name(a) == "int32" else mb.cast(x=zeros, dtype=dtype_name(a)))
     return mb.select(cond=cond, a=a, b=b)
+
+
+def _cond_wider(cond, a, b) -> bool:
+    """Whether cond has a dim (from the right) that neither branch has: coremltools would declare
+    the select with the branches' smaller shape."""
+    for i in range(1, len(cond) + 1):
+        d = cond[-i]
+        has = [s[-i] for s in (a, b) if len(s) >= i]
+        if not (isinstance(d, (int, np.integer)) and d == 1) and all(
+                isinstance(h, (int, np.integer)) and h == 1 for h in has):
+            return True
+    return False
 
 
 def _c(v, x):
@@ -111,7 +127,7 @@ for _name, _fn in UNARY.items():
 def _fmod(a, b):
     r = mb.mod(x=a, y=b)           # sign of the divisor (python); fmod takes the dividend's
     wrong = mb.logical_and(x=mb.not_equal(x=r, y=_c(0, r)),
-                           y=mb.not_equal(x=mb.less(x=r, y=_c(0, r)), y=mb.less(x=a, y=_c(0, a))))
+                           y=mb.logical_xor(x=mb.less(x=r, y=_c(0, r)), y=mb.less(x=a, y=_c(0, a))))
     return select(cond=wrong, a=mb.sub(x=r, y=b), b=r)
 
 
