@@ -40,7 +40,7 @@ SHAPES = {
 ROUNDS, CALLS = 9, 5
 NOTE = (
     "\nOn the shared 2-core box (other sessions' builds and tests running) torch eager's column is not "
-    "trustworthy: its 2-thread OpenMP barriers wait for descheduled threads, and one shape's median moved "
+    "trustworthy (likely its 2-thread OpenMP barriers waiting for descheduled threads; not verified): one shape's median moved "
     "between 0.2 and 45 ms from run to run (the CNN: 0.95-32 ms at batch 1). The direct/im2col columns are "
     "interleaved against each other; quiet-machine peer figures are in cpp_cpu.md.\n")
 SETTLE_S = 0.2  # OpenBLAS and pool workers spin ~0.1 s after a call: let them sleep first
