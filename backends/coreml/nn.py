@@ -47,9 +47,12 @@ def _conv(args, attrs, out):
     kw = {"bias": bias} if bias is not None and is_const(bias) else {}
     if attrs["transposed"]:
         shape = out[0].shape if not added else (1,) + tuple(out[0].shape)
+        symbolic = any(isinstance(d, str) for d in shape)   # output_shape must be constant: left to MIL
         y = mb.conv_transpose(x=x, weight=w, strides=list(stride), pad_type="custom", pad=pad,
                               dilations=list(dil), groups=attrs["groups"],
-                              output_shape=np.array(shape, np.int32), **kw)
+                              **({} if symbolic else {"output_shape": np.array(shape, np.int32)}), **kw)
+        if symbolic and list(y.shape[2:]) != list(shape[2:]):
+            raise unsupported("conv", f"transposed with output padding over symbolic sizes ({shape})")
     else:
         y = mb.conv(x=x, weight=w, strides=list(stride), pad_type="custom", pad=pad,
                     dilations=list(dil), groups=attrs["groups"], **kw)
