@@ -51,7 +51,9 @@ def convert(x: Any, kind: str, type: TensorType | None = None) -> Any:
         from xcomp.frontends.torch_export import XCOMP_TO_TORCH
         a = to_numpy(x)
         t = torch.from_numpy(np.ascontiguousarray(a).reshape(a.shape))  # keeps 0-d arrays 0-d
-        return t.to(XCOMP_TO_TORCH[type.dtype]) if type is not None else t
+        if type is None or t.dtype == XCOMP_TO_TORCH[type.dtype]:
+            return t
+        return t.to(XCOMP_TO_TORCH[type.dtype])
     a = to_numpy(x)
     if type is not None and a.dtype != type.dtype.np:
         a = a.astype(type.dtype.np)
