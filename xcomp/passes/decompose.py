@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from xcomp.ir import symbolic as sym
+
 from xcomp.ir.core import Program, Value
 from xcomp.ir.types import DType
 from xcomp.ops import registry
@@ -73,8 +75,13 @@ def _var(m):
     d = b.op("sub", x, b.op("mean", x, axes=a["axes"], keepdim=True))
     s = b.op("sum", b.op("mul", d, d), axes=a["axes"], keepdim=a["keepdim"])
     axes = a["axes"] or tuple(range(x.type.rank))
-    n = int(np.prod([x.type.shape[i] for i in axes]))
-    return b.op("div", s, _c(b, max(n - a["correction"], 0), x.type.dtype))
+    n = sym.product([x.type.shape[i] for i in axes])
+    if isinstance(n, int):
+        return b.op("div", s, _c(b, max(n - a["correction"], 0), x.type.dtype))
+    # a symbolic count: max(n - correction, 0) at run time, as a size value
+    count = b.op("sub", b.op("cast", b.op("size", value=n), dtype=x.type.dtype), _c(b, a["correction"], x.type.dtype))
+    count = b.op("maximum", count, _c(b, 0, x.type.dtype))
+    return b.op("div", s, count)
 
 
 def _normalize(b, x: Value, axes, eps: float, center: bool = True) -> Value:
