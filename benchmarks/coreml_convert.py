@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -22,6 +21,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from host import host  # noqa: E402  (benchmarks/host.py: the machine record every benchmark writes)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "coreml"))
@@ -128,15 +128,7 @@ def bench(name: str, rounds: int, workdir: str) -> dict:
 def machine() -> dict:
     import coremltools as ct
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "torch": torch.__version__, "coremltools": ct.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return host(torch=torch.__version__, coremltools=ct.__version__)
 
 
 def markdown(rows: list, info: dict, rounds: int) -> str:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from host import host  # noqa: E402  (benchmarks/host.py: the machine record every benchmark writes)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUNDS = 5
@@ -258,15 +258,7 @@ def machine(threads: int) -> dict:
     import torch
 
     from xcomp.backends.cpp.toolchain import toolchain
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": threads,
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    info = host(threads=threads, torch=torch.__version__)
     try:
         info["load_average"] = os.getloadavg()
     except OSError:

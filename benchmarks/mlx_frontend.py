@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
-import time
 
 import numpy as np
 
@@ -27,20 +25,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from models_cpu import interleaved  # noqa: E402  (interleaved rounds, medians: one timing method)
+from host import host  # noqa: E402  (benchmarks/host.py: the machine record every benchmark writes)
 
 
 def machine() -> dict:
     import mlx.core as mx
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "mlx": mx.__version__, "mlx_device": str(mx.default_device()),
-            "load_average_1m": round(os.getloadavg()[0], 1),  # the machine is shared: context for the timings
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return host(mlx=mx.__version__, mlx_device=str(mx.default_device()),
+                load_average_1m=round(os.getloadavg()[0], 1))  # the machine is shared: context for the timings
 
 
 def coverage() -> dict:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
+from host import host  # noqa: E402  (benchmarks/host.py: the machine record every benchmark writes)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,15 +46,7 @@ def interleaved(cols: dict, repeat: int) -> dict:
 def machine() -> dict:
     import mlx.core as mx
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "torch": torch.__version__, "mlx": mx.__version__,
-            "mlx_device": str(mx.default_device()), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return host(torch=torch.__version__, mlx=mx.__version__, mlx_device=str(mx.default_device()))
 
 
 def bench_model(name: str, repeat: int, inductor: bool) -> dict:
