@@ -8,7 +8,6 @@ ops in `conformance.OP_TOL_SCALE`).
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -16,7 +15,7 @@ pytest.importorskip("expecttest")
 
 from xcomp import conformance as C  # noqa: E402
 
-from helpers import assert_close  # noqa: E402
+from opinfo_cases import groups, helpers_check, in_table_opinfos  # noqa: E402
 
 TARGETS = ["reference", "mlx"]
 # the first-sample check also runs on cpp (one C++ build per group of OpInfos; builds are cached)
@@ -24,28 +23,11 @@ FIRST_SAMPLE_TARGETS = TARGETS + ["cpp"]
 DEFAULT_SAMPLES = 1
 
 
-def helpers_check(name: str):
-    """`assert_close` with the op's tolerance scale, plus exact dtype equality."""
-    scale = C.OP_TOL_SCALE.get(name, (1.0, ""))[0]
-
-    def check(actual: np.ndarray, expected: np.ndarray):
-        assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
-        assert_close(actual, expected, scale=scale)
-    return check
-
-
-def _opinfos():
-    import warnings
-    warnings.filterwarnings("ignore")
-    return {C.full_name(o): o for o in C.load_op_db() if C.in_table(o) and not C.skip_reason(o)}
-
-
-OPINFOS = _opinfos()
+OPINFOS = in_table_opinfos()
 
 
 GROUP = 12  # OpInfos captured together in one program (one torch.export per group)
-_names = sorted(OPINFOS)
-GROUPS = {f"{g[0]}..{g[-1]}": g for g in (_names[i:i + GROUP] for i in range(0, len(_names), GROUP))}
+GROUPS = groups(OPINFOS, GROUP)
 
 
 @pytest.mark.parametrize("group", GROUPS)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -21,30 +20,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from xcomp import conformance as C  # noqa: E402
 
-from helpers import assert_close  # noqa: E402
+from opinfo_cases import groups, helpers_check, in_table_opinfos  # noqa: E402
 
 TARGETS = ["coreml"]
 GROUP = 16
 
 
-def helpers_check(name: str):
-    scale = C.OP_TOL_SCALE.get(name, (1.0, ""))[0]
-
-    def check(actual: np.ndarray, expected: np.ndarray):
-        assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
-        assert_close(actual, expected, scale=scale)
-    return check
-
-
-def _opinfos():
-    import warnings
-    warnings.filterwarnings("ignore")
-    return {C.full_name(o): o for o in C.load_op_db() if C.in_table(o) and not C.skip_reason(o)}
-
-
-OPINFOS = _opinfos()
-_names = sorted(OPINFOS)
-GROUPS = {f"{g[0]}..{g[-1]}": g for g in (_names[i:i + GROUP] for i in range(0, len(_names), GROUP))}
+OPINFOS = in_table_opinfos()
+GROUPS = groups(OPINFOS, GROUP)
 
 
 # The default tier: a cross-section of every family (one capture and one package per group); the
