@@ -113,3 +113,22 @@ def test_cache_component_logs_misses_and_hits(tmp_path, capsys):
     assert first == again
     err = capsys.readouterr().err
     assert "[xcomp.cache] miss logtest/kkkk" in err and "[xcomp.cache] hit logtest/kkkk" in err
+
+
+def test_cpp_build_and_coreml_export_draw_their_steps(monkeypatch, tmp_path, capsys):
+    """A C++ build (cache miss) and a Core ML export each draw a two-step bar when bars are on."""
+    monkeypatch.setenv("XCOMP_PROGRESS", "1")
+    monkeypatch.setenv("XCOMP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)
+    from xcomp.backends import get_target
+    cpp = get_target("cpp")
+    if cpp.unavailable_reason() is None:
+        runner = cpp.build(_program())
+        np.testing.assert_array_equal(runner([np.arange(4, dtype=np.float32)])[0], np.arange(4))
+        err = capsys.readouterr().err
+        assert "xcomp C++ build" in err and "compiling with" in err   # the second step was drawn
+    pytest.importorskip("coremltools")
+    from xcomp.backends.coreml.target import CoreMLTarget
+    CoreMLTarget().export(_program(), str(tmp_path / "m.mlpackage"))
+    err = capsys.readouterr().err
+    assert "xcomp Core ML export" in err and "saving m.mlpackage" in err

@@ -124,10 +124,16 @@ class CoreMLTarget(Target):
         """Write `program` as an ML program package at `path` (`.mlpackage` is appended if missing)."""
         if not path.endswith(".mlpackage"):
             path = path.rstrip("/") + ".mlpackage"
-        model = self.convert(program)
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        model.save(path)
+        from xcomp.progress import progress
+        with progress(total=2, desc="Core ML export", unit="step") as bar:   # drawn only past half a second
+            bar.set_postfix_str("lowering to MIL")
+            model = self.convert(program)
+            bar.update(1)
+            bar.set_postfix_str(f"saving {os.path.basename(path)}")
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+            model.save(path)
+            bar.update(1)
         return path
 
     def build(self, program: Program):

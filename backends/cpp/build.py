@@ -24,6 +24,7 @@ from xcomp.backends.cpp.unit import CppUnit
 from xcomp.cache import Cache, content_key
 from xcomp.errors import CompileError
 from xcomp.ir.types import DType
+from xcomp.progress import progress
 
 LIBRARY = "libmodel.so"
 SOURCE = "model.cpp"
@@ -156,8 +157,13 @@ def build_program(program_text: str, emit: Callable[[], CppUnit]) -> tuple[CppUn
         if lib_dir:
             unit = _unit_from_json(unit_dict, open(os.path.join(lib_dir, SOURCE)).read())
             return unit, os.path.join(lib_dir, LIBRARY)
-    unit = emit()
-    library = build(unit)
+    with progress(total=2, desc="C++ build", unit="step") as bar:   # drawn only past half a second
+        bar.set_postfix_str("generating code")
+        unit = emit()
+        bar.update(1)
+        bar.set_postfix_str(f"compiling with {os.path.basename(tc.cxx)}")
+        library = build(unit)
+        bar.update(1)
     lib_key = os.path.basename(os.path.dirname(library))
 
     def write_index(d: str) -> None:
