@@ -25,61 +25,25 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 warnings.filterwarnings("ignore")
 
 
-def check_op(opinfo, workdir: str) -> tuple[str, str]:
-    import xcomp
-    from xcomp import conformance as cf
-    from xcomp.api import optimize
-    from xcomp.backends.coreml.evaluate import evaluate_package
-    from xcomp.backends.coreml.target import CoreMLTarget
-    from xcomp.dynamic_conformance import _grown
-    from xcomp.errors import CaptureError, LoweringError, UnsupportedOpError, XcompError
-    from xcomp.guards import GuardError
-    if cf.skip_reason(opinfo):
-        return "skip", cf.skip_reason(opinfo)
-    picked, why = None, "no float32 sample"
-    for sample in cf.float32_samples(opinfo, limit=8):
-        try:
-            fn, tensors = cf._bind_sample(opinfo, sample)
-            if not tensors or tensors[0].dim() == 0 or tensors[0].shape[0] == 0:
-                why = "no sample has a first dim to make dynamic"
-                continue
-            picked = fn, tensors, cf._eager(fn, tensors)
-            break
-        except cf._Skip as e:
-            why = str(e)
-    if picked is None:
-        return "skip", why
-    fn, tensors, expected = picked
-    check = cf.default_check(cf.full_name(opinfo))
-    arrays = lambda ts: [t.detach().numpy() for t in ts]  # noqa: E731
-    try:
+def package_build(workdir: str):
+    """`xcomp.dynamic_conformance`'s builder with the package in place of `xcomp.compile`: optimized
+    for coreml, saved once as a flexible float32 package, run by the package evaluator."""
+    def build(fn, tensors):
+        import xcomp
+        from xcomp.api import optimize
+        from xcomp.backends.coreml.evaluate import evaluate_package
+        from xcomp.backends.coreml.target import CoreMLTarget
+        from xcomp.dynamic_conformance import Built
         program, _ = optimize(xcomp.capture(fn, tensors, dynamic={0: [0]}), "coreml")
         path = CoreMLTarget(compute_precision="float32").export(program, os.path.join(workdir, "op.mlpackage"))
-        first = cf.compare(evaluate_package(path, arrays(tensors))[0], expected, check)
-    except CaptureError as e:
-        return "refused", cf._first_line(e)
-    except (UnsupportedOpError, LoweringError) as e:
-        return "unsupported", cf._first_line(e)
-    except Exception as e:  # noqa: BLE001  (a crash is an outcome to report)
-        return "error", f"{type(e).__name__}: {cf._first_line(e)}"
-    if first.status != cf.PASS:
-        return first.status, first.reason
-    if not isinstance(program.main.args[0].type.shape[0], str):
-        return "static", "torch.export made dim 0 static"
-    bigger = [_grown(tensors[0])] + list(tensors[1:])
-    try:
-        expected2 = cf._eager(fn, bigger)
-    except cf._Skip:
-        return "symbolic", "the second size is invalid for torch eager too"
-    try:
-        second = cf.compare(evaluate_package(path, arrays(bigger))[0], expected2, check)
-    except GuardError as e:
-        return "guarded", cf._first_line(e)
-    except (XcompError, Exception) as e:  # noqa: BLE001
-        return "error", f"at the second size: {type(e).__name__}: {cf._first_line(e)}"
-    if second.status != cf.PASS:
-        return second.status, "at the second size: " + second.reason
-    return "symbolic", ""
+        return Built(lambda ts: evaluate_package(path, [t.detach().numpy() for t in ts])[0],
+                     lambda: isinstance(program.main.args[0].type.shape[0], str))
+    return build
+
+
+def check_op(opinfo, workdir: str) -> tuple[str, str]:
+    from xcomp.dynamic_conformance import check_op as check
+    return check(opinfo, build=package_build(workdir))
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Sequence
 
 from xcomp import conformance as cf
-from xcomp.errors import CaptureError, LoweringError, UnsupportedOpError, XcompError
+from xcomp.errors import CaptureError, LoweringError, UnsupportedOpError
 from xcomp.guards import GuardError
 
 OUTCOMES = ("symbolic", "guarded", "static", "refused", "unsupported", "fail", "error", "skip")
@@ -36,40 +36,64 @@ def _grown(t):
     return torch.cat([t, t[:1]], 0)
 
 
-def check_op(opinfo, target: str = "reference") -> tuple[str, str]:
-    """(outcome, reason) for the first sample of `opinfo` with dim 0 of its first input dynamic."""
-    import xcomp
-    if cf.skip_reason(opinfo):
-        return "skip", cf.skip_reason(opinfo)
-    picked, why = None, "no float32 sample"
-    for sample in cf.float32_samples(opinfo, limit=8):  # the first sample with a first dim
+class Built:
+    """A program built for one op with dim 0 dynamic: `run(tensors) -> outputs`, whether dim 0 stayed
+    `symbolic()`, and how many `captures()` it took (None: not counted)."""
+
+    def __init__(self, run, symbolic, captures=lambda: None):
+        self.run, self.symbolic, self.captures = run, symbolic, captures
+
+
+def compiled_build(target: str):
+    """The default builder: `xcomp.compile(fn, target, dynamic={0: [0]})`."""
+    def build(fn, tensors) -> Built:
+        import xcomp
+        compiled = xcomp.compile(fn, target=target, dynamic={0: [0]})
+        return Built(lambda ts: list(_outs(compiled(*ts))),
+                     lambda: isinstance(compiled.program().main.args[0].type.shape[0], str),
+                     lambda: compiled.stats.captures)
+    return build
+
+
+def _pick_sample(opinfo):
+    """(fn, tensors, torch eager's outputs) of the first float32 sample with a first dim, or
+    (None, why, None)."""
+    why = "no float32 sample"
+    for sample in cf.float32_samples(opinfo, limit=8):
         try:
             fn, tensors = cf._bind_sample(opinfo, sample)
             if not tensors or tensors[0].dim() == 0 or tensors[0].shape[0] == 0:
                 why = "no sample has a first dim to make dynamic"
                 continue
-            picked = fn, tensors, cf._eager(fn, tensors)
-            break
+            return fn, tensors, cf._eager(fn, tensors)
         except cf._Skip as e:
             why = str(e)
-    if picked is None:
-        return "skip", why
-    fn, tensors, expected = picked
+    return None, why, None
+
+
+def check_op(opinfo, target: str = "reference", build=None) -> tuple[str, str]:
+    """(outcome, reason) for the first sample of `opinfo` with dim 0 of its first input dynamic.
+
+    `build(fn, tensors) -> Built` makes the program (default: `xcomp.compile` for `target`); the
+    Core ML benchmark passes one that saves a flexible package and runs the package evaluator."""
+    if cf.skip_reason(opinfo):
+        return "skip", cf.skip_reason(opinfo)
+    fn, tensors, expected = _pick_sample(opinfo)
+    if fn is None:
+        return "skip", tensors
     check = cf.default_check(cf.full_name(opinfo))
     try:
-        compiled = xcomp.compile(fn, target=target, dynamic={0: [0]})
-        first = cf.compare(list(_outs(compiled(*tensors))), expected, check)
+        built = (build or compiled_build(target))(fn, tensors)
+        first = cf.compare(built.run(tensors), expected, check)
     except CaptureError as e:
         return "refused", cf._first_line(e)
     except (UnsupportedOpError, LoweringError) as e:
         return "unsupported", cf._first_line(e)
-    except XcompError as e:
-        return "error", f"{type(e).__name__}: {cf._first_line(e)}"
     except Exception as e:  # noqa: BLE001  (a crash is an outcome to report, not to hide)
         return "error", f"{type(e).__name__}: {cf._first_line(e)}"
     if first.status != cf.PASS:
         return first.status, first.reason
-    if not isinstance(compiled.program().main.args[0].type.shape[0], str):
+    if not built.symbolic():
         return "static", "torch.export made dim 0 static"
     bigger = [_grown(tensors[0])] + list(tensors[1:])
     try:
@@ -77,15 +101,15 @@ def check_op(opinfo, target: str = "reference") -> tuple[str, str]:
     except cf._Skip:
         return "symbolic", "the second size is invalid for torch eager too"
     try:
-        second = cf.compare(list(_outs(compiled(*bigger))), expected2, check)
+        second = cf.compare(built.run(bigger), expected2, check)
     except GuardError as e:
         return "guarded", cf._first_line(e)
     except Exception as e:  # noqa: BLE001
         return "error", f"at the second size: {type(e).__name__}: {cf._first_line(e)}"
     if second.status != cf.PASS:
         return second.status, "at the second size: " + second.reason
-    if compiled.stats.captures != 1:
-        return "error", f"{compiled.stats.captures} captures for two sizes"
+    if built.captures() not in (None, 1):
+        return "error", f"{built.captures()} captures for two sizes"
     return "symbolic", ""
 
 
