@@ -8,7 +8,7 @@ empty Inductor cache), ONNX Runtime (`torch.onnx.export`, then an InferenceSessi
 optimizations), MLX CPU eager and `mx.compile` (the rows MLX has hand-written here: elementwise, norms,
 softmax), and xcomp `cpp` called through `xcomp.compile` (torch tensors in and out). Threads pinned for
 every column: torch.set_num_threads, ORT intra_op_num_threads, OMP_NUM_THREADS and XCOMP_NUM_THREADS
-all = --threads. Times: median ms per call over ROUNDS interleaved rounds (every column in turn after
+all = --threads. Times: median ms per call over models_cpu.ROUNDS interleaved rounds (every column in turn after
 warm-up). Also measured: the GPT block's cold `cpp` build (capture, passes, code generation and the
 compiler, empty cache) against torch.compile's cold compile, and its cached start in a fresh process.
 Writes cpp_cpu.json and cpp_cpu.md (with the machine) into --out.
@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from host import host  # noqa: E402  (benchmarks/host.py: the machine record every benchmark writes)
+from host import host  # noqa: E402
+from models_cpu import interleaved  # noqa: E402  (one timing method for the CPU benchmarks)  (benchmarks/host.py: the machine record every benchmark writes)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROUNDS = 5
 # Every library here keeps its worker threads spinning for a while after a call (OpenMP, ONNX
 # Runtime, xcomp's pool); on 2 cores those threads would slow whichever column is timed next.
 SETTLE_S = 0.2
@@ -36,23 +35,6 @@ def pin_threads(n: int) -> None:
     """Thread counts for every library, set before any of them starts its pools."""
     for var in ("OMP_NUM_THREADS", "XCOMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
-
-
-def interleaved(cols: dict, repeat: int) -> dict:
-    """Median seconds per call of each column over ROUNDS rounds, each timing every column in turn
-    (after SETTLE_S of sleep)."""
-    per_round = max(1, repeat // ROUNDS)
-    times = {k: [] for k in cols}
-    for _ in range(ROUNDS):
-        for k, fn in cols.items():
-            time.sleep(SETTLE_S)  # let the previous column's spinning worker threads go idle first
-            for _ in range(2):
-                fn()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 # -- workloads: (torch module, inputs, MLX function or None) --------------------------------------
@@ -204,7 +186,7 @@ def bench_workload(key: str, args, torch, F) -> dict:
             for k, v in old.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         cols[name] = lambda variant=variant: variant(*inputs)
-    for k, v in interleaved(cols, args.repeat).items():
+    for k, v in interleaved(cols, args.repeat, SETTLE_S).items():
         row["ms"][k] = v * 1e3
     peers = {k: v for k, v in row["ms"].items() if k in ("torch eager", "torch.compile", "ONNX Runtime")}
     best = min(peers, key=peers.get)

@@ -26,14 +26,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROUNDS = 5
 
 
-def interleaved(cols: dict, repeat: int) -> dict:
+def interleaved(cols: dict, repeat: int, settle_s: float = 0.0) -> dict:
     """Seconds per call of each column: ROUNDS rounds, each timing every column in turn (so load
     from other processes and clock changes hit all columns alike) over `repeat` // ROUNDS calls after
-    warm-up; the median over all calls."""
+    warm-up; the median over all calls. `settle_s`: sleep before each column (lets the previous
+    column's spinning worker threads go idle)."""
     per_round = max(1, repeat // ROUNDS)
     times = {k: [] for k in cols}
     for _ in range(ROUNDS):
         for k, fn in cols.items():
+            if settle_s:
+                time.sleep(settle_s)
             for _ in range(2):
                 fn()
             for _ in range(per_round):
