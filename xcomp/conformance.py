@@ -14,11 +14,8 @@ needs neither.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import functools
-import json
 import sys
 import time
 import traceback
@@ -28,6 +25,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from xcomp.conformance_scope import (RANDOM_OPS, SKIP_OPS, SKIP_PREFIXES, UNINITIALIZED_OPS,  # noqa: F401
+                                     aten_candidates, float32_samples, full_name, in_table, load_op_db,
+                                     skip_reason)  # (re-exported: the harness's scope is part of its API)
 from xcomp.errors import LoweringError, UnsupportedOpError, XcompError
 from xcomp.tolerances import tolerance
 
@@ -65,33 +65,6 @@ OP_TOL_SCALE: dict[str, tuple[float, str]] = {
 XFAIL: dict[tuple[str, str], str] = {
 }
 
-# OpInfos skipped outright, with the reason (everything else is tried).
-SKIP_OPS: dict[str, str] = {
-    "item": "returns a Python number, not a tensor (graph break in torch.export)",
-    "equal": "returns a Python bool (data-dependent control flow)",
-    "allclose": "returns a Python bool (data-dependent control flow)",
-    "broadcast_shapes": "works on shapes, not tensors",
-    "hash_tensor": "hashes bit patterns (no numerical meaning)",
-}
-# Random ops draw from torch's generator (op_db wraps them to reseed, so eager looks deterministic);
-# `empty*` ops return uninitialized memory. Neither has values to compare.
-RANDOM_OPS = {"bernoulli", "cauchy", "exponential", "geometric", "log_normal", "multinomial", "normal",
-              "uniform", "rand_like", "randint", "randint_like", "randn", "randn_like",
-              "nn.functional.dropout", "nn.functional.dropout2d", "nn.functional.dropout3d",
-              "nn.functional.alpha_dropout", "nn.functional.feature_alpha_dropout", "nn.functional.rrelu",
-              "nn.functional.fractional_max_pool2d", "nn.functional.fractional_max_pool3d",
-              "svd_lowrank", "pca_lowrank", "native_dropout_backward"}
-UNINITIALIZED_OPS = {"empty", "empty_like", "empty_permuted", "empty_strided", "new_empty", "new_empty_strided"}
-# Name fragments of OpInfos that are not in the scope of float32 conformance.
-SKIP_PREFIXES: dict[str, str] = {
-    "fft.": "complex results",
-    "sparse.": "sparse tensors",
-    "jiterator_": "CUDA-only jiterator ops",
-    "torch._scaled_mm": "float8 matmul (CUDA only)",
-    "torch.ops.aten._efficient_attention": "CUDA-only attention kernels",
-    "torch.ops.aten._flash_attention": "CUDA-only attention kernels",
-}
-
 
 @dataclass
 class SampleOutcome:
@@ -125,67 +98,6 @@ class Report:
 
     def counts(self, target: str) -> Counter:
         return Counter(r.status.get(target) for r in self.results)
-
-
-# -- opinfos and samples ---------------------------------------------------------------------------
-def load_op_db():
-    """PyTorch's OpInfo list (imports torch and its internal test utilities)."""
-    from torch.testing._internal.common_methods_invocations import op_db
-    return op_db
-
-
-def full_name(opinfo) -> str:
-    return opinfo.name + (f".{opinfo.variant_test_name}" if opinfo.variant_test_name else "")
-
-
-def skip_reason(opinfo) -> str | None:
-    """Why an OpInfo is outside float32 functional conformance, or None."""
-    import torch
-    name = opinfo.name
-    if name in SKIP_OPS:
-        return SKIP_OPS[name]
-    for prefix, why in SKIP_PREFIXES.items():
-        if name.startswith(prefix):
-            return why
-    if name in RANDOM_OPS:
-        return "random op (no deterministic values to compare)"
-    if name in UNINITIALIZED_OPS:
-        return "returns uninitialized memory"
-    if name.endswith("_") and not name.endswith("__"):
-        return "in-place op (xcomp compiles functional programs; in-place variants map to their functional op)"
-    if torch.float32 not in opinfo.supported_dtypes("cpu"):
-        return "no float32 support on CPU"
-    return None
-
-
-def float32_samples(opinfo, limit: int | None = None) -> list:
-    """The OpInfo's float32 CPU sample inputs, without autograd (xcomp compiles inference)."""
-    import torch
-    out = []
-    gen = opinfo.sample_inputs("cpu", torch.float32, requires_grad=False)
-    try:
-        for s in gen:
-            out.append(s)
-            if limit is not None and len(out) >= limit:
-                break
-    finally:
-        getattr(gen, "close", lambda: None)()  # finish its no_grad context now, not at GC time
-    return out
-
-
-def aten_candidates(opinfo) -> set[str]:
-    """aten op names an OpInfo most likely lowers to (for a quick static coverage check)."""
-    names = {opinfo.name.split(".")[-1], opinfo.aten_name or "", getattr(opinfo, "decomp_aten_name", None) or ""}
-    for a in getattr(opinfo, "aliases", ()) or ():
-        names.add(getattr(a, "name", str(a)).split(".")[-1])
-    return {n for n in names if n}
-
-
-def in_table(opinfo) -> bool:
-    """True when the aten table has a converter for an op named like this OpInfo."""
-    from xcomp.frontends.aten import ATEN
-    packets = {k.split(".")[1] for k in ATEN}
-    return bool(aten_candidates(opinfo) & packets)
 
 
 # -- one sample ------------------------------------------------------------------------------------
@@ -625,107 +537,10 @@ def _run(targets, wanted, limit, only_in_table, progress, make_check, results):
             progress(r)
 
 
-# -- reporting -------------------------------------------------------------------------------------
-def format_table(report: Report, markdown: bool = False, include_skips: bool = False) -> str:
-    """Per-op, per-target table followed by the totals."""
-    rows = [r for r in report.results if include_skips or any(s != SKIP for s in r.status.values())]
-    lines = []
-    if markdown:
-        lines.append("| OpInfo | samples | " + " | ".join(report.targets) + " | notes |")
-        lines.append("|---|---:|" + "---|" * len(report.targets) + "---|")
-    else:
-        w = max([len(r.name) for r in rows] + [6])
-        lines.append(f"{'OpInfo':<{w}} {'n':>3} " + " ".join(f"{t:<12}" for t in report.targets) + " notes")
-    for r in sorted(rows, key=lambda r: r.name):
-        note = "; ".join(sorted({f"{t}: {r.reason[t]}" if len(set(r.reason.values())) > 1 else r.reason[t]
-                                 for t in report.targets if r.reason.get(t)}))
-        if markdown:
-            note = note.replace("|", "\\|")
-            lines.append(f"| `{r.name}` | {r.samples} | " + " | ".join(r.status[t] for t in report.targets)
-                         + f" | {note} |")
-        else:
-            lines.append(f"{r.name:<{w}} {r.samples:>3} " + " ".join(f"{r.status[t]:<12}" for t in report.targets)
-                         + f" {note}")
-    lines.append("")
-    lines.append(summary(report, markdown))
-    return "\n".join(lines)
-
-
-def summary(report: Report, markdown: bool = False) -> str:
-    """Totals: ops passing per target and on all targets, status counts, top failure reasons."""
-    tested = [r for r in report.results if any(s != SKIP for s in r.status.values())]
-    out = []
-    bullet = "- " if markdown else ""
-    out.append(f"{bullet}OpInfos examined: {len(report.results)}; tested (not skipped): {len(tested)}; "
-               f"time {report.seconds:.0f} s")
-    for t in report.targets:
-        c = report.counts(t)
-        detail = ", ".join(f"{k} {c[k]}" for k in _ORDER if c.get(k) and k != SKIP)
-        out.append(f"{bullet}{t}: {len(report.passing(t))} ops passing ({detail})")
-    out.append(f"{bullet}passing on all of {', '.join(report.targets)}: {len(report.passing_all())} ops")
-    reasons = Counter()
-    for r in report.results:
-        for t in report.targets:
-            if r.status.get(t) in (FAIL, ERROR):
-                reasons[f"{r.status[t]}: {_reason_kind(r.reason[t])}"] += 1
-    missing = Counter(m for r in report.results for m in r.missing)
-    if reasons:
-        out.append(f"{bullet}top failure reasons (op x target): " +
-                   "; ".join(f"{k} ({n})" for k, n in reasons.most_common(8)))
-    if missing:
-        out.append(f"{bullet}most wanted aten ops: " + ", ".join(f"{k} ({n})" for k, n in missing.most_common(15)))
-    return "\n".join(out)
-
-
-def _reason_kind(reason: str) -> str:
-    """The leading words of a reason, numbers dropped, to group similar failures."""
-    import re
-    return re.sub(r"(?<![A-Za-z_0-9.])-?[0-9][0-9.]*(e[-+]?[0-9]+)?", "N", reason)[:70]
-
-
-def save_report(report: Report, path: str) -> None:
-    """Write a report as JSON (re-rendered later with `--load`)."""
-    with open(path, "w") as f:
-        json.dump({"targets": report.targets, "seconds": report.seconds,
-                   "results": [dataclasses.asdict(r) for r in report.results]}, f, indent=1)
-
-
-def load_report(path: str) -> Report:
-    with open(path) as f:
-        d = json.load(f)
-    return Report(d["targets"], [OpResult(**r) for r in d["results"]], d["seconds"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m xcomp.conformance", description=__doc__.splitlines()[0])
-    p.add_argument("--targets", nargs="+", default=["reference,mlx"], help="targets (space- or comma-separated)")
-    p.add_argument("--ops", nargs="+", default=None, help="OpInfo names, or name.variant (default: all of op_db)")
-    p.add_argument("--limit-samples", type=int, default=None, help="at most N samples per op")
-    p.add_argument("--in-table", action="store_true", help="only OpInfos named like an aten op in the table")
-    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    p.add_argument("--skips", action="store_true", help="list skipped OpInfos too")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    p.add_argument("--load", metavar="PATH", help="print the table of a saved JSON run instead of running")
-    p.add_argument("--verbose", action="store_true", help="print each op as it finishes (to stderr)")
-    a = p.parse_args(argv)
-    targets = [t for arg in a.targets for t in arg.split(",") if t]
-    ops = [o for arg in a.ops for o in arg.split(",") if o] if a.ops else None
-    if a.load:
-        report = load_report(a.load)
-    else:
-        from xcomp.backends import get_target
-        for t in targets:
-            get_target(t)
-
-        def progress(r: OpResult):
-            if a.verbose:
-                print(f"{r.name:<40} " + " ".join(f"{r.status[t]:<12}" for t in targets) +
-                      " " + "; ".join(sorted(set(r.reason.values())))[:150], file=sys.stderr, flush=True)
-        report = run(targets, ops, a.limit_samples, a.in_table, progress)
-    if a.json:
-        save_report(report, a.json)
-    print(format_table(report, a.markdown, a.skips))
-    return 0
+    """The command line, `python -m xcomp.conformance` (the reporting lives in xcomp.conformance_report)."""
+    from xcomp.conformance_report import main as report_main
+    return report_main(argv)
 
 
 if __name__ == "__main__":
