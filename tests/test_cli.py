@@ -71,3 +71,8 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert main(["cache", "clear"]) == 0
     assert "cleared 1 entries" in capsys.readouterr().out
     assert cache.info().entries == 0
+
+
+def test_conformance_verb_passes_its_options_through(capsys):
+    assert main(["conformance", "--ops", "sin", "--limit-samples", "1", "--targets", "reference"]) == 0
+    assert "reference: 1 ops passing" in capsys.readouterr().out

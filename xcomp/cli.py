@@ -300,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON (times, ratios, machine)")
     p.add_argument("--debug", action="store_true", help="print tracebacks")
     p.set_defaults(run=_bench)
-    args = parser.parse_args(argv)
+    # `conformance` hands every argument after it (--ops, --targets, ...) to xcomp.conformance's parser
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest = argv[1:] if argv[:1] == ["conformance"] else None
+    args = parser.parse_args(argv[:1] if rest is not None else argv)
+    if rest is not None:
+        args.rest = rest
     import warnings
     warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch's own pytree
     from xcomp.errors import XcompError
