@@ -114,7 +114,7 @@ def _claims_mlx(fn, args) -> bool:
 
 def _capture_mlx(fn, args, dynamic):
     mlx_frontend = _frontend("mlx", "MLX functions (mx.export_function)")
-    program, out_spec = mlx_frontend.capture_function(_bind(fn, args), _split_args(args)[0])
+    program, out_spec = mlx_frontend.capture_function(_bind(fn, args), _split_args(args)[0], dynamic)
     return Captured(program, out_spec, "mlx.export_function")
 
 
@@ -124,7 +124,7 @@ def _claims_torchscript(fn, args) -> bool:
 
 def _capture_torchscript(fn, args, dynamic):
     tensors = iter(_torch_inputs(_split_args(args)[0]))
-    return _frontend("torchscript", "TorchScript modules").capture(fn, [_fill(a, tensors) for a in args])
+    return _frontend("torchscript", "TorchScript modules").capture(fn, [_fill(a, tensors) for a in args], dynamic)
 
 
 def _prepare_torchscript(fn):

@@ -17,6 +17,7 @@ __all__ = ["PRIMITIVES", "IR_OPS", "build", "record", "capture", "capture_functi
            "read_signature"]
 
 
-def capture_function(fn, tensors):
-    """`(program, out_spec)` of an MLX function or module called on MLX arrays (xcomp.api's entry)."""
-    return capture(fn, tensors)
+def capture_function(fn, tensors, dynamic=None):
+    """`(program, out_spec)` of an MLX function or module called on MLX arrays (xcomp.api's entry);
+    `dynamic` (one {axis: name or None} per array) makes those dims symbolic (`dynamic.py`)."""
+    return capture(fn, tensors, dynamic)

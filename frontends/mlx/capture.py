@@ -37,11 +37,11 @@ TRACE_ERRORS = {
 }
 
 
-def record(fn, args: Sequence[Any], kwargs: dict | None = None) -> list[dict]:
+def record(fn, args: Sequence[Any], kwargs: dict | None = None, shapeless: bool = False) -> list[dict]:
     """The export events of `fn(*args, **kwargs)`, MLX's tracing errors translated to XcompError."""
     events: list[dict] = []
     try:
-        mx.export_function(lambda e: events.append(dict(e)), fn, *args, **(kwargs or {}))
+        mx.export_function(lambda e: events.append(dict(e)), fn, *args, shapeless=shapeless, **(kwargs or {}))
     except (ValueError, RuntimeError, TypeError) as e:
         for needle, why in TRACE_ERRORS.items():
             if needle in str(e):
@@ -51,7 +51,7 @@ def record(fn, args: Sequence[Any], kwargs: dict | None = None) -> list[dict]:
 
 
 def _tensor_type(shape, dtype) -> TensorType:
-    return TensorType(tuple(int(d) for d in shape), ir_dtype(dtype))
+    return TensorType(tuple(d if isinstance(d, str) else int(d) for d in shape), ir_dtype(dtype))
 
 
 class _Builder:
@@ -67,6 +67,7 @@ class _Builder:
         self.arg_names: list[str] = []
         self.unsupported: list[UnsupportedOp] = []
         self.outputs: list[tuple] = []
+        self.envs: list[dict] = []  # the size bindings a dynamic capture probed
 
     def inputs(self, event, keywords):
         by_name = {name: key for key, name in keywords}
@@ -115,12 +116,18 @@ class _Builder:
             raise XcompError(f"MLX {name} at {sig} with arguments {event['arguments']}: "
                              f"{type(e).__name__}: {e}") from None
         for (out_name, _, mx_dtype), v, t in zip(event["outputs"], results, out_types):
-            if tuple(v.type.shape) != t.shape:
+            if tuple(v.type.shape) != t.shape and not self._same_sizes(v.type.shape, t.shape):
                 raise XcompError(f"MLX {name} at {sig}: converted to {v.type}, MLX reports {t}")
             v = cx.cast(v, t.dtype)
             if name in WRAPPING and mx_dtype in WIDENED_BITS:  # unsigned wrap-around, kept exact
                 v = cx.op("bitwise_and", v, cx.const((1 << WIDENED_BITS[mx_dtype]) - 1, t.dtype))
             self.env[out_name] = v
+
+    def _same_sizes(self, ours, theirs) -> bool:
+        """Symbolic shapes equal at every binding the capture probed (`dynamic.py`)."""
+        from xcomp.ir import symbolic as sym
+        return bool(self.envs) and len(ours) == len(theirs) and all(
+            sym.evaluate(a, e) == sym.evaluate(b, e) for e in self.envs for a, b in zip(ours, theirs))
 
     def finish(self) -> Program:
         if self.unsupported:
@@ -131,10 +138,23 @@ class _Builder:
         return self.program
 
 
-def build(events: list[dict], weights: dict[str, np.ndarray] | None = None) -> Program:
+def build(events: list[dict], weights: dict[str, np.ndarray] | None = None, envs: list[dict] | None = None) -> Program:
     """A Program from `mx.export_function` callback events. Keyword inputs named in `weights` become
-    `xc.weight`s with those names and values; other inputs become function arguments."""
+    `xc.weight`s with those names and values; other inputs become function arguments. `envs`: the
+    size bindings of a dynamic capture (`dynamic.py`), whose shapes hold size expressions."""
+    if envs:
+        from xcomp import guards
+        from xcomp.guards import Guard
+        with guards.collect() as found:
+            program = _build(events, weights, envs)
+        program.guards = guards.merge([Guard(n, ">=", 1) for n in envs[0]], found)
+        return program
+    return _build(events, weights, [])
+
+
+def _build(events: list[dict], weights, envs: list[dict]) -> Program:
     pb = _Builder(weights or {})
+    pb.envs = envs
     by_type: dict[str, list] = {}
     for e in events:
         by_type.setdefault(e["type"], []).append(e)

@@ -33,9 +33,12 @@ def materialize(module: nn.Module) -> None:
     mx.eval(arrays)
 
 
-def capture(fn, args: Sequence[Any]) -> tuple[Program, OutSpec]:
+def capture(fn, args: Sequence[Any], dynamic=None) -> tuple[Program, OutSpec]:
     """Capture `fn(*args)` (MLX arrays in `args`); an `mlx.nn.Module` keeps its parameters as weights
-    named by their paths. Returns the program and the structure of the outputs."""
+    named by their paths. Returns the program and the structure of the outputs. `dynamic` (one
+    {axis: name or None} per array argument) makes those dims symbolic (`dynamic.py`)."""
+    if dynamic and any(dynamic):
+        return _capture_dynamic(fn, args, dynamic)
     spec: dict = {}
 
     def flat(*a, **kw):
@@ -66,3 +69,37 @@ def capture(fn, args: Sequence[Any]) -> tuple[Program, OutSpec]:
 def _out_spec(spec: dict, events: list[dict]) -> OutSpec:
     outs = [o for e in events if e["type"] == "outputs" for o in e["outputs"]]
     return OutSpec(spec.get("tree"), [d for _, _, d in outs])
+
+
+def _capture_dynamic(fn, args: Sequence[Any], dynamic) -> tuple[Program, OutSpec]:
+    """Shapeless exports at the example sizes and two probes, unified into one symbolic program."""
+    from xcomp.frontends.mlx.dynamic import bindings, inputs_at, size_names, unify
+    names = size_names(args, dynamic)
+    envs = bindings(args, names)
+    spec: dict = {}
+
+    def flat(*a, **kw):
+        leaves, spec["tree"] = flatten(fn(*a), _is_array)
+        if not leaves:
+            raise ValueError("the function returns no MLX arrays")
+        return leaves
+    module = find_module(fn)
+    streams = []
+    if module is None:
+        for env in envs:
+            streams.append(record(flat, inputs_at(args, names, env), shapeless=True))
+        return build(unify(streams, envs, names), None, envs), _out_spec(spec, streams[0])
+    materialize(module)
+    original = module.parameters()
+    params = dict(tree_flatten(original))
+
+    def with_params(*a, **kw):
+        module.update(tree_unflatten(list(kw.items())))
+        return flat(*a)
+    try:
+        for env in envs:
+            streams.append(record(with_params, inputs_at(args, names, env), params, shapeless=True))
+    finally:
+        module.update(original)
+    weights = {k: to_numpy(v) for k, v in params.items()}
+    return build(unify(streams, envs, names), weights, envs), _out_spec(spec, streams[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from xcomp.frontends.mlx.table import Unsupported, primitive
+from xcomp.ir import symbolic as sym
 from xcomp.ir.types import DType
 
 RESHAPES = ("Reshape", "Squeeze", "ExpandDims", "Flatten", "Unflatten")
@@ -52,6 +53,10 @@ def slice_axes(cx, x, starts, ends, strides):
         n = x.type.shape[ax]
         if st < 0:
             raise Unsupported("a slice with a negative stride")
+        if any(isinstance(v, str) for v in (s, e, n)):  # symbolic: bounds as given, guarded by inference
+            if (s, e, st) != (0, n, 1):
+                x = cx.op("slice", x, axis=ax, start=s, end=e, step=st)
+            continue
         s, e = max(0, min(s, n)), max(0, min(e, n))
         if (s, e, st) != (0, n, 1):
             x = cx.op("slice", x, axis=ax, start=s, end=max(s, e), step=st)
@@ -96,9 +101,14 @@ def pad(cx, inputs, args):
 def arange(cx, inputs, args):
     start, stop, step = args
     dt = cx.out.dtype
+    n = cx.out.shape[0]
+    if isinstance(n, str) or any(isinstance(v, str) for v in args):  # a symbolic length
+        if any(isinstance(v, float) and not v.is_integer() for v in (start, step)):
+            raise Unsupported("an arange of symbolic length with a fractional start or step")
+        start, step = int(start), int(step)
+        return [cx.op("arange", start=start, end=sym.add(start, sym.mul(step, n)), step=step, dtype=dt)]
     if dt.is_int and all(float(v).is_integer() for v in args):
         start, stop, step = int(start), int(stop), int(step)
-    n = cx.out.shape[0]
     return [cx.op("arange", start=start, end=start + step * n, step=step, dtype=dt)]
 
 
@@ -106,8 +116,9 @@ def arange(cx, inputs, args):
 def number_of_elements(cx, inputs, args):
     axes, inverted, _ = args
     shape = inputs[0].type.shape
-    if any(not isinstance(shape[a], int) for a in axes):
-        raise Unsupported("NumberOfElements of a symbolic dim")
+    if any(not isinstance(shape[a], int) for a in axes):  # a size known at run time (xc.size)
+        n = cx.cast(cx.op("size", value=sym.product([shape[a] for a in axes]), dtype=DType.I64), cx.out.dtype)
+        return [cx.op("div", cx.const(1, cx.out.dtype), n) if inverted else n]
     n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
     return [cx.const(1.0 / n if inverted else n, cx.out.dtype)]
 

@@ -40,8 +40,9 @@ def prepare(fn):
     return fn
 
 
-def capture(fn, args: Sequence[Any], dynamic: bool = False) -> Captured:
-    """Convert `fn` (a ScriptModule, ScriptFunction or `.pt` path) called with `args`."""
+def capture(fn, args: Sequence[Any], dynamic=None) -> Captured:
+    """Convert `fn` (a ScriptModule, ScriptFunction or `.pt` path) called with `args`; `dynamic`
+    (one {axis: name or None} per tensor input) makes those dims symbolic (`symbolic.py`)."""
     from xcomp.frontends.torchscript.bind import capture_script
     fn = prepare(fn)
-    return capture_script(fn, list(args))
+    return capture_script(fn, list(args), dynamic)

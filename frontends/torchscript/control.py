@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import torch
 
+from xcomp import guards
+from xcomp.ir import symbolic as sym
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Region, Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.frontends.torchscript import nodes as N
 from xcomp.frontends.torchscript import views
+from xcomp.frontends.torchscript.symbolic import is_size
 from xcomp.frontends.torchscript.convert import Converter, convert_block, functional, schema_name
 from xcomp.frontends.torchscript.values import (UNINITIALIZED, RegionTypeError, _Typed, flatten, is_static,
                                                 materialize, rebuild, same)
@@ -125,6 +128,8 @@ def convert_loop(cv: Converter, node, trip, cond, *init) -> list:
     list of tensors from empty, as `[f(t) for t in xs]` does) and runs a known, small number of times
     is unrolled, as TorchScript itself unrolls loops over module lists."""
     (body_jb,) = list(node.blocks())
+    if is_size(trip):  # `for i in range(x.size(1))` over a symbolic size: the count at run time
+        return _size_loop(cv, node, body_jb, trip, cond, init)
     if (not isinstance(cond, Value) and not cond) or (not isinstance(trip, Value) and trip <= 0):
         return list(init)
     constants, failures = dict(cv.constants), len(cv.unsupported)
@@ -137,9 +142,31 @@ def convert_loop(cv: Converter, node, trip, cond, *init) -> list:
         return _unrolled(cv, body_jb, trip, init)
 
 
-def _unrolled(cv: Converter, body_jb, trip: int, init) -> list:
+def _size_loop(cv: Converter, node, body_jb, trip, cond, init) -> list:
+    """A loop over a symbolic size: `xc.loop` with the size as its trip count. When a carried value
+    changes kind on the first iteration (an Optional state starting as None, as `nn.LSTMCell` stepped
+    from no state does), that iteration is peeled (the program then assumes the size is >= 1)."""
+    constants, failures = dict(cv.constants), len(cv.unsupported)
+    if not isinstance(cond, Value) and not cond:
+        return list(init)
+    try:
+        return _xc_loop(cv, node, body_jb, cv.cx.tensor(str(trip), DType.I64), cond, init)
+    except RegionTypeError:
+        if isinstance(cond, Value):
+            raise
+        cv.constants, cv.unsupported[failures:] = constants, []
+    guards.require(str(trip), ">=", 1, "a loop over a size whose first iteration is peeled")
+    vals = _unrolled(cv, body_jb, 1, init, with_cond=True)
+    cond, vals = vals[0], vals[1:]
+    rest = cv.cx.tensor(str(sym.sub(trip, 1)) if not isinstance(sym.sub(trip, 1), int) else sym.sub(trip, 1),
+                        DType.I64)
+    return _xc_loop(cv, node, body_jb, rest, cond, vals, offset=1)
+
+
+def _unrolled(cv: Converter, body_jb, trip: int, init, with_cond: bool = False) -> list:
     params = list(body_jb.inputs())
     vals = list(init)
+    cond = True
     for i in range(trip):
         env = cv.env
         env[params[0]] = i
@@ -147,14 +174,16 @@ def _unrolled(cv: Converter, body_jb, trip: int, init) -> list:
             env[p] = v
         outs = convert_block(cv, body_jb, env)
         cond, vals = outs[0], outs[1:]
+        if with_cond:
+            return [cond] + vals
         if isinstance(cond, Value):
             raise RegionTypeError("a loop that grows a list of tensors exits on a value known only at run time")
         if not cond:
             break
-    return vals
+    return [cond] + vals if with_cond else vals
 
 
-def _xc_loop(cv: Converter, node, body_jb, trip, cond, init) -> list:
+def _xc_loop(cv: Converter, node, body_jb, trip, cond, init, offset: int = 0) -> list:
     cx = cv.cx
     extra = mutated_outer([body_jb])
     templates = list(init) + [cv.env[v] for v in extra]
@@ -176,6 +205,10 @@ def _xc_loop(cv: Converter, node, body_jb, trip, cond, init) -> list:
     env = dict(cv.env)
     params = list(body_jb.inputs())
     env[params[0]] = body.args[0]
+    if offset:  # a peeled loop counts from `offset`
+        outer_b, cx.b = cx.b, Builder(body)
+        env[params[0]] = cx.op("add", body.args[0], cx.const(offset, DType.I64))
+        cx.b = outer_b
     for p, v in zip(params[1:], inner_templates):
         env[p] = v
     n = len(init)

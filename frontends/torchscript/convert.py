@@ -24,9 +24,11 @@ from xcomp.ir.core import Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.frontends.aten import ATEN
 from xcomp.frontends.context import ConvertContext
-from xcomp.frontends.torch_export import XCOMP_TO_TORCH, to_dtype
+from xcomp.frontends.torch_export import XCOMP_TO_TORCH, meta_type, to_dtype
 from xcomp.frontends.torchscript import nested, views
 from xcomp.frontends.torchscript import nodes as N
+from xcomp.frontends.aten.symbolic import same_sizes
+from xcomp.frontends.torchscript.symbolic import SymSize, has_size
 from xcomp.frontends.torchscript.values import RegionTypeError, _Typed, is_static, materialize, same
 
 POISON = type("Poison", (), {"__repr__": lambda self: "<unconverted>"})()
@@ -85,6 +87,7 @@ class Converter:
         self.notes: list[str] = []
         self.env_stack: list[dict] = []
         self.constants: dict[int, tuple] = {}
+        self.sizes = None  # symbolic.SizeEnv when input dims are symbolic (dynamic=)
 
     @property
     def env(self) -> dict:
@@ -102,6 +105,8 @@ class Converter:
         c = constant_value(v)
         if c is not None or v.op is None or not foldable_op(v.op) or len(v.op.results) != 1:
             return c
+        if v.op.name == "xc.size" and isinstance(v.op.attrs["value"], str):  # a size known at run time
+            return None
         args = [self.known(o) for o in v.op.operands]
         return None if any(a is None for a in args) else evaluate(v.op, args)
 
@@ -159,7 +164,8 @@ def convert_node(cv: Converter, node, ins: list) -> list:
         base = name.split("::", 1)[-1]
         if N.is_scalar_node(node):
             return N.scalar_op(cv, node, base, ins)
-        if is_static(ins) and not any(_has_tensor(o.type()) for o in node.outputs()) and overload is not None:
+        if is_static(ins) and not has_size(ins) and not any(_has_tensor(o.type()) for o in node.outputs()) \
+                and overload is not None:
             folded = fold_static(name, overload, ins)
             if folded is not None:
                 return folded
@@ -209,9 +215,13 @@ def convert_aten(cv: Converter, node, name: str, overload: str, ins: list) -> li
         raise NotImplementedError(f"no converter for {key}")
     schema = torch._C.parse_schema(node.schema())
     ins, keep = nested.unwrap(cv.cx, key, ins)
-    args, kwargs = _arguments(schema, ins)
+    args, kwargs = _arguments(schema, _plain(ins))
     cx = cv.cx
-    cx.types = _meta_types(key, schema, args, kwargs, node)
+    if cv.sizes is None:
+        cx.types = _meta_types(key, schema, args, kwargs, node)
+    else:  # torch's meta kernels on SymInt sizes (symbolic.SizeEnv)
+        with cv.sizes.active():
+            cx.types = _meta_types(key, schema, args, kwargs, node, cv.sizes)
     cx.used = {i for i, o in enumerate(node.outputs()) if o.uses()}
     cx.b.loc = None
     out = conv(cx, *args, **kwargs)
@@ -240,28 +250,43 @@ def _arguments(schema, ins: list):
     return [v for _, v in args], kwargs
 
 
-def _meta(x, scalar_kind: str | None = None):
+def _plain(x):
+    """Sizes (`SymSize`) as plain expression strings, as torch.export's converters receive them."""
+    if isinstance(x, SymSize):
+        return str(x)
+    if isinstance(x, list):
+        return [_plain(e) for e in x]
+    if isinstance(x, tuple):
+        return tuple(_plain(e) for e in x)
+    return x
+
+
+def _meta(x, scalar_kind: str | None = None, sizes=None):
     if isinstance(x, Value):
         t = x.type
         if isinstance(t, TensorType):
             if scalar_kind in ("int", "float", "bool", "number", "Scalar"):
                 return {DType.BOOL: True}.get(t.dtype, 1.0 if t.dtype.is_float else 1)
-            return torch.empty(tuple(t.shape), dtype=XCOMP_TO_TORCH[t.dtype], device="meta")
+            shape = tuple(t.shape) if sizes is None else tuple(sizes.symint(d) for d in t.shape)
+            return torch.empty(shape, dtype=XCOMP_TO_TORCH[t.dtype], device="meta")
         raise NotImplementedError(f"an IR {t} where torch wants a tensor or number")
     if isinstance(x, list):
-        return [_meta(e, scalar_kind) for e in x]
+        return [_meta(e, scalar_kind, sizes) for e in x]
     if isinstance(x, tuple):
-        return tuple(_meta(e, scalar_kind) for e in x)
+        return tuple(_meta(e, scalar_kind, sizes) for e in x)
+    if isinstance(x, str) and sizes is not None and "str" not in (scalar_kind or "str"):  # a size
+        return sizes.symint(x)
     return x
 
 
-def _meta_types(key: str, schema, args, kwargs, node) -> list:
-    """Torch's result types: the functional overload run on meta tensors of the operands' types."""
+def _meta_types(key: str, schema, args, kwargs, node, sizes=None) -> list:
+    """Torch's result types: the functional overload run on meta tensors of the operands' types
+    (on fake tensors with SymInt sizes when `sizes`, a `symbolic.SizeEnv`, is given)."""
     ns, op, overload = key.split(".")
     kinds = {a.name: str(a.type).rstrip("?") for a in schema.arguments}
     pos = [a for a in schema.arguments if not a.kwarg_only]
-    margs = [_meta(v, kinds[a.name]) for a, v in zip(pos, args)]
-    mkw = {k: _meta(v, kinds[k]) for k, v in kwargs.items()}
+    margs = [_meta(v, kinds[a.name], sizes) for a, v in zip(pos, args)]
+    mkw = {k: _meta(v, kinds[k], sizes) for k, v in kwargs.items()}
     try:
         fn = getattr(getattr(getattr(torch.ops, ns), op), overload)
         out = fn(*margs, **mkw)
@@ -269,8 +294,7 @@ def _meta_types(key: str, schema, args, kwargs, node) -> list:
         first = (str(e).strip().splitlines() or [""])[0]
         raise NotImplementedError(f"torch cannot infer its result types ({type(e).__name__}: {first})") from None
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
-    return [TensorType(tuple(o.shape), to_dtype(o.dtype)) if isinstance(o, torch.Tensor) else None
-            for o in outs]
+    return [meta_type(o) if isinstance(o, torch.Tensor) else None for o in outs]
 
 
 def _results(cx: ScriptContext, node, out) -> list:
@@ -285,7 +309,7 @@ def _results(cx: ScriptContext, node, out) -> list:
         if isinstance(o, Value) and isinstance(want, TensorType):
             if o.type.dtype != want.dtype:
                 o = cx.cast(o, want.dtype)
-            if tuple(o.type.shape) != tuple(want.shape):
+            if not same_sizes(tuple(o.type.shape), tuple(want.shape)):
                 raise ValueError(f"converter built shape {o.type.shape}, torch says {want.shape}")
         fixed.append(o)
     return fixed + [None] * (n - len(fixed))

@@ -17,6 +17,8 @@ import operator
 
 from xcomp.ir.core import Value
 from xcomp.ir.types import DType, TensorType
+from xcomp.ir import symbolic as sym
+from xcomp.frontends.torchscript.symbolic import has_size, is_size, size_arith, size_expr, size_of
 from xcomp.frontends.torchscript.values import JIT_SCALARS, UNINITIALIZED
 
 NODES: dict[str, object] = {}
@@ -158,7 +160,7 @@ def identity(cv, node, x, *rest):
 @node("aten::size.int", "aten::size")
 def size(cv, node, x, dim=None):
     """Static sizes fold to ints."""
-    shape = list(getattr(x, "dense", x).type.shape)
+    shape = [size_of(d) for d in getattr(x, "dense", x).type.shape]
     return [shape if dim is None else shape[dim]]
 
 
@@ -166,13 +168,18 @@ def size(cv, node, x, dim=None):
 def select(cv, node, x, dim, index):
     """`x[..., i, ...]`: the shared converter for a known index, `xc.take` for one known only at run
     time (a loop's iteration)."""
-    if not isinstance(index, Value):
+    if not isinstance(index, Value) and not isinstance(x.type.shape[dim % x.type.rank], str):
         from xcomp.frontends.torchscript.convert import convert_aten
         return convert_aten(cv, node, "aten::select", "int", [x, dim, index])
     cx = cv.cx
     dim = dim % x.type.rank
+    if not isinstance(index, Value):  # a known index on a symbolic axis: a one-element slice
+        n = x.type.shape[dim]
+        start = sym.add(n, index) if index < 0 else index
+        one = cx.op("slice", x, axis=dim, start=start, end=sym.add(start, 1), step=1)
+        return [cx.op("reshape", one, shape=tuple(d for i, d in enumerate(x.type.shape) if i != dim))]
     i = cx.cast(index, DType.I64)
-    n = cx.const(x.type.shape[dim], DType.I64)
+    n = cx.tensor(size_of(x.type.shape[dim]), DType.I64)
     i = cx.op("where", cx.op("lt", i, cx.const(0, DType.I64)), cx.op("add", i, n), i)
     return [cx.op("take", x, i, axis=dim)]
 
@@ -180,7 +187,7 @@ def select(cv, node, x, dim, index):
 @node("aten::len.Tensor")
 def tensor_len(cv, node, x):
     """`len(tensor)`: its first size."""
-    return [x.type.shape[0]]
+    return [size_of(x.type.shape[0])]
 
 
 @node("aten::type_as")
@@ -208,7 +215,7 @@ def tensor_query(cv, node, x):
     """rank, dtype, numel, device, floating-point: known from the IR type."""
     import torch
     t = getattr(x, "dense", x).type  # a nested tensor (kept dense) answers for its dense form
-    answers = {"aten::dim": lambda: t.rank, "aten::numel": lambda: t.numel,
+    answers = {"aten::dim": lambda: t.rank, "aten::numel": lambda: size_of(sym.product(t.shape)),
                "prim::dtype": lambda: TORCH_DTYPE_CODES.index(_torch_name(t.dtype)),
                "prim::device": lambda: torch.device("cpu"), "prim::layout": lambda: 0,
                "aten::is_floating_point": lambda: t.dtype.is_float}
@@ -255,6 +262,12 @@ def _to_scalar(cv, x, dt: DType):
 def to_number(cv, node, x):
     """Tensor or number to int/float/bool (a 0-d tensor at run time)."""
     dt = out_scalar_dtype(node)
+    if cv.sizes is not None and dt is DType.I64:  # a size carried as a tensor (traced graphs)
+        s = x if is_size(x) else size_expr(x)
+        if s is not None:
+            return [s]
+    if is_size(x):
+        return [cv.cx.tensor(str(x), dt or DType.I64)]
     if isinstance(x, Value) and cv.known(x) is not None:
         x = cv.known(x)
         x = x.item() if dt is None else x
@@ -270,6 +283,8 @@ def num_to_tensor(cv, node, x, *rest):
     """A number as a 0-d tensor (int64, float64 or bool, as torch makes it)."""
     if isinstance(x, Value):
         return [x]
+    if is_size(x):  # a size as a 0-d tensor (traced graphs: size -> NumToTensor -> arithmetic -> Int)
+        return [cv.cx.tensor(str(x), DType.I64)]
     dt = DType.BOOL if isinstance(x, bool) else DType.I64 if isinstance(x, int) else DType.F64
     return [cv.cx.const(x, dt)]
 
@@ -292,7 +307,11 @@ def scalar_op(cv, node, base: str, args: list):
     """int/float/bool arithmetic and comparisons: Python when every operand is known, else the IR
     op on 0-d tensors (operands promoted as Python does: bool < int < float)."""
     py, ir = (SCALAR_OPS.get(base) or SCALAR_UNARY[base])
-    if all(not isinstance(a, Value) for a in args):
+    if has_size(args):  # sizes: symbolic arithmetic, a decided comparison, or xc.size values below
+        out = size_arith(base, args)
+        if out is not None:
+            return [out]
+    elif all(not isinstance(a, Value) for a in args):
         return [py(*args)]
     def rank(a):
         if isinstance(a, Value):

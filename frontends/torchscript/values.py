@@ -19,6 +19,7 @@ import numpy as np
 from xcomp.errors import XcompError
 from xcomp.ir.core import Value
 from xcomp.ir.types import DType, ListType, TensorType
+from xcomp.frontends.torchscript.symbolic import SymSize
 
 UNINITIALIZED = type("Uninitialized", (), {"__repr__": lambda self: "<uninitialized>"})()
 
@@ -75,6 +76,9 @@ def materialize(cx, x, like: Any = None, jit_type=None) -> Value:
                 and x.type.shape == want.shape and x.type.dtype != want.dtype and x.type.rank == 0:
             return cx.cast(x, want.dtype)
         return x
+    if isinstance(x, SymSize):  # a size crossing a region: its value at run time
+        dt = want.dtype if isinstance(want, TensorType) else DType.I64
+        return cx.tensor(str(x), dt)
     if isinstance(x, (bool, int, float)) and not isinstance(x, np.ndarray):
         dt = want.dtype if isinstance(want, TensorType) else SCALAR_DTYPES[type(x)]
         return cx.const(x, dt)

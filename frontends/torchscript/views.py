@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from xcomp.ir.core import Value
 from xcomp.ir.types import DType
+from xcomp.frontends.torchscript.symbolic import size_of
 
 SCATTERS = ("aten::slice", "aten::select")
 ALIASES = ("aten::view", "aten::reshape", "aten::transpose", "aten::unsqueeze", "aten::squeeze", "aten::expand",
@@ -83,7 +84,7 @@ def write_back(cv, target, new: Value, writer=None) -> None:
         ax = args[1] % base_val.type.rank
         i = cx.cast(args[2], DType.I64)
         i = cx.op("where", cx.op("lt", i, cx.const(0, DType.I64)),
-                  cx.op("add", i, cx.const(base_val.type.shape[ax], DType.I64)), i)
+                  cx.op("add", i, cx.tensor(size_of(base_val.type.shape[ax]), DType.I64)), i)
         src = cx.op("reshape", cx.cast(new, base_val.type.dtype),
                     shape=tuple(base_val.type.shape[:ax]) + (1,) + tuple(base_val.type.shape[ax + 1:]))
         updated = cx.op("index_put", base_val, src, cx.op("reshape", i, shape=(1,)), axes=(ax,))

@@ -1,0 +1,132 @@
+"""Symbolic sizes through the TorchScript frontend: scripted and traced modules compiled once with
+`dynamic=`, called at several lengths on `reference` and `mlx`, compared with the TorchScript module."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "torchscript"))
+
+import xcomp  # noqa: E402
+from xcomp.backends import TARGETS, get_target  # noqa: E402
+from xcomp.errors import CaptureError  # noqa: E402
+from xcomp.tolerances import tolerance  # noqa: E402
+from xcomp.ir.types import DType  # noqa: E402
+from ts_cases import Cells, Encoder, Heads, seeded  # noqa: E402
+
+TARGETS_HERE = [t for t in ("reference", "mlx") if t in TARGETS and get_target(t).unavailable_reason() is None]
+nn = torch.nn
+
+
+class TinyGPT(nn.Module):
+    """A causal self-attention block whose sizes all come from the input: view/reshape with computed
+    sizes, an arange-built causal mask, a loop-free scripted forward."""
+
+    def __init__(self, d: int = 32, heads: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.size(0), x.size(1), x.size(2)
+        hd = d // self.heads
+        q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
+        q = q.view(b, t, self.heads, hd).transpose(1, 2)
+        k = k.view(b, t, self.heads, hd).transpose(1, 2)
+        v = v.view(b, t, self.heads, hd).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+        pos = torch.arange(t)
+        att = att.masked_fill(pos.view(1, t) > pos.view(t, 1), float("-inf"))
+        y = torch.softmax(att, dim=-1) @ v
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.ln2(x))
+
+
+def _quiet(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
+
+
+def _close(got, want):
+    got, want = np.asarray(got), want.detach().numpy()
+    assert got.shape == want.shape
+    rtol, atol = tolerance(DType.F32)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * 10)
+
+
+def _run_lengths(module, dynamic, shapes, target):
+    compiled = xcomp.compile(module, target=target, dynamic=dynamic)
+    for shape in shapes:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+        with torch.no_grad():
+            want = module(x)
+        got = compiled(x)
+        for g, w in zip(got if isinstance(got, tuple) else [got], want if isinstance(want, tuple) else [want]):
+            _close(g, w)
+    return compiled
+
+
+@pytest.mark.parametrize("target", TARGETS_HERE)
+def test_scripted_gpt_block_one_capture_at_every_length(target):
+    module = _quiet(torch.jit.script, seeded(TinyGPT).eval())
+    compiled = _run_lengths(module, {"x": {0: "B", 1: "S"}}, [(2, 5, 32), (1, 1, 32), (3, 17, 32), (2, 64, 32)], target)
+    assert (compiled.stats.captures, compiled.stats.builds, compiled.stats.calls) == (1, 1, 4)
+    arg = compiled.program().main.args[0].type
+    assert tuple(arg.shape) == ("B", "S", 32)
+
+
+@pytest.mark.parametrize("target", TARGETS_HERE)
+def test_scripted_encoder_dynamic_batch_and_sequence(target):
+    module = _quiet(torch.jit.script, seeded(Encoder).eval())
+    compiled = _run_lengths(module, {"x": {0: "B", 1: "S"}}, [(2, 5, 8), (3, 9, 8), (1, 1, 8), (2, 30, 8)], target)
+    assert compiled.stats.captures == 1 and compiled.stats.builds == 1
+
+
+@pytest.mark.parametrize("target", TARGETS_HERE)
+def test_loop_over_a_symbolic_size_with_optional_state_is_peeled(target):
+    module = _quiet(torch.jit.script, seeded(Cells).eval())
+    compiled = _run_lengths(module, {"xs": {1: "T"}}, [(2, 3, 4), (2, 7, 4), (2, 1, 4)], target)
+    assert compiled.stats.captures == 1
+    assert any(op.name == "xc.loop" for op in compiled.program(optimized=False).walk())
+
+
+def test_size_arithmetic_is_symbolic_in_the_ir():
+    module = _quiet(torch.jit.script, seeded(Heads).eval())
+    program = xcomp.capture(module, (torch.randn(2, 3, 8),), dynamic={"x": {0: "B", 1: "S"}})
+    assert tuple(program.main.result_types[0].shape) == ("B", "2*S", 4)
+    assert {str(g) for g in program.guards} == {"B >= 1", "S >= 1"}
+
+
+def test_dynamic_true_keeps_dims_the_program_pins_static():
+    module = _quiet(torch.jit.script, seeded(Heads).eval())  # Linear(8, 8): the last dim is 8
+    compiled = _run_lengths(module, True, [(2, 3, 8), (4, 7, 8)], "reference")
+    dims = compiled.program().main.args[0].type.shape
+    assert isinstance(dims[0], str) and isinstance(dims[1], str) and dims[2] == 8
+    assert compiled.stats.captures == 1
+
+
+def test_traced_size_arithmetic_stays_symbolic():
+    traced = _quiet(torch.jit.trace, seeded(Heads).eval(), (torch.randn(2, 3, 8),))
+    compiled = _run_lengths(traced, {"x": {1: "T"}}, [(2, 3, 8), (2, 11, 8)], "reference")
+    assert compiled.stats.captures == 1
+
+
+class _BakedSize(nn.Module):
+    def forward(self, x):
+        n = int(math.sqrt(x.shape[1])) ** 2  # Python arithmetic on a size: the tracer records 16
+        return x + torch.ones(n, 8)
+
+
+def test_traced_module_with_a_baked_size_raises_naming_scripting():
+    traced = _quiet(torch.jit.trace, _BakedSize(), (torch.randn(2, 16, 8),))
+    with pytest.raises(CaptureError, match=r"size 'T' must be 16.*torch\.jit\.script"):
+        xcomp.compile(traced, target="reference", dynamic={"x": {1: "T"}})(torch.randn(2, 16, 8))
