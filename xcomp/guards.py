@@ -130,6 +130,24 @@ def _implied(g: Guard, known: Sequence[Guard]) -> bool:
     return any(k.op == ">=" and k.lhs == g.lhs and isinstance(k.rhs, int) and k.rhs >= g.rhs for k in known)
 
 
+def pinned(found: Sequence[Guard]) -> dict[str, tuple[int, Guard]]:
+    """Size names the guards fix to one value (`S == 16`, `2*S == 32`): name -> (value, guard).
+    A frontend given `dynamic=True` captures such dims static."""
+    out: dict[str, tuple[int, Guard]] = {}
+    for g in found:
+        if g.op != "==":
+            continue
+        diff = sym.sub(g.lhs, g.rhs)
+        free = sym.names(diff)
+        if len(free) != 1:
+            continue
+        name = next(iter(free))
+        lin = sym.linear_in(diff, name)
+        if lin and isinstance(lin[1], int) and lin[0] and (-lin[1]) % lin[0] == 0:
+            out.setdefault(name, ((-lin[1]) // lin[0], g))
+    return out
+
+
 # -- binding and checking at call time ------------------------------------------------------------
 def symbolic_args(program) -> bool:
     """Whether `@main` of the program has any symbolic input size."""

@@ -143,11 +143,15 @@ def _shape(vals: list, uni: Unifier, local: Sequence, where: str) -> tuple:
     return out
 
 
+def same_graph(a: list[dict], b: list[dict]) -> bool:
+    """Whether two event streams hold the same primitives in the same order."""
+    return len(a) == len(b) and all(x["type"] == y["type"] and x.get("name") == y.get("name") for x, y in zip(a, b))
+
+
 def unify(streams: list[list[dict]], envs: list[dict[str, int]], names: list[dict[int, str]]) -> list[dict]:
     """One event stream with symbolic shapes and arguments from the streams at `envs`."""
     base = streams[0]
-    if any(len(s) != len(base) for s in streams) or any(
-            e0["type"] != e["type"] or e0.get("name") != e.get("name") for s in streams[1:] for e0, e in zip(base, s)):
+    if not all(same_graph(base, s) for s in streams[1:]):
         raise XcompError(f"the MLX function's graph changes with the sizes of {sorted(envs[0])} (Python code "
                          "branches on a shape): capture those dims static")
     uni = Unifier(envs)

@@ -72,10 +72,17 @@ def _out_spec(spec: dict, events: list[dict]) -> OutSpec:
 
 
 def _capture_dynamic(fn, args: Sequence[Any], dynamic) -> tuple[Program, OutSpec]:
-    """Shapeless exports at the example sizes and two probes, unified into one symbolic program."""
-    from xcomp.frontends.mlx.dynamic import bindings, inputs_at, size_names, unify
+    """Shapeless exports at the example sizes and two probes, unified into one symbolic program.
+    Dims `dynamic=True` left unnamed stay static where the function cannot take another size (its
+    export fails or its graph changes when that size alone changes) or where the program pins them
+    (a guard `x0_2 == 16` from a Linear layer); a named dim pinned so is an error."""
+    from xcomp.errors import CaptureError
+    from xcomp.frontends.mlx.dynamic import bindings, inputs_at, same_graph, size_names, unify
+    from xcomp.guards import pinned
+    from xcomp.errors import XcompError
     names = size_names(args, dynamic)
-    envs = bindings(args, names)
+    auto = {n for i, axes in enumerate(names) for a, n in axes.items()
+            if (dynamic[i] or {}).get(a, (dynamic[i] or {}).get(a - args[i].ndim)) is None}
     spec: dict = {}
 
     def flat(*a, **kw):
@@ -84,22 +91,55 @@ def _capture_dynamic(fn, args: Sequence[Any], dynamic) -> tuple[Program, OutSpec
             raise ValueError("the function returns no MLX arrays")
         return leaves
     module = find_module(fn)
-    streams = []
-    if module is None:
-        for env in envs:
-            streams.append(record(flat, inputs_at(args, names, env), shapeless=True))
-        return build(unify(streams, envs, names), None, envs), _out_spec(spec, streams[0])
-    materialize(module)
-    original = module.parameters()
-    params = dict(tree_flatten(original))
+    weights = None
+    if module is not None:
+        materialize(module)
+        original = module.parameters()
+        params = dict(tree_flatten(original))
+        weights = {k: to_numpy(v) for k, v in params.items()}
 
-    def with_params(*a, **kw):
-        module.update(tree_unflatten(list(kw.items())))
-        return flat(*a)
-    try:
-        for env in envs:
-            streams.append(record(with_params, inputs_at(args, names, env), params, shapeless=True))
-    finally:
-        module.update(original)
-    weights = {k: to_numpy(v) for k, v in params.items()}
-    return build(unify(streams, envs, names), weights, envs), _out_spec(spec, streams[0])
+    def record_at(env, names):
+        inputs = inputs_at(args, names, env)
+        if module is None:
+            return record(flat, inputs, shapeless=True)
+
+        def with_params(*a, **kw):
+            module.update(tree_unflatten(list(kw.items())))
+            return flat(*a)
+        try:
+            return record(with_params, inputs, params, shapeless=True)
+        finally:
+            module.update(original)  # a module left holding tracer arrays fails on its next call
+
+    def drop(names, gone):
+        return [{a: n for a, n in axes.items() if n not in gone} for axes in names]
+    if auto:  # which unnamed dims can change alone
+        base_env = bindings(args, names)[0]
+        base = record_at(base_env, names)
+        fixed = set()
+        for n in auto:
+            try:
+                if not same_graph(base, record_at({**base_env, n: base_env[n] * 2}, names)):
+                    fixed.add(n)
+            except XcompError:
+                fixed.add(n)
+        names = drop(names, fixed)
+    for _ in range(8):
+        if not any(names):
+            return capture(fn, args)
+        envs = bindings(args, names)
+        try:
+            streams = [record_at(env, names) for env in envs]
+        except XcompError as e:
+            raise XcompError(f"capturing with symbolic sizes at probe sizes {envs[1:]}: {e}") from None
+        program = build(unify(streams, envs, names), weights, envs)
+        pins = pinned(program.guards)
+        if not pins:
+            return program, _out_spec(spec, streams[0])
+        named = {n: p for n, p in pins.items() if n not in auto}
+        if named:
+            what = "; ".join(f"size '{n}' must be {v} ({g})" for n, (v, g) in named.items())
+            raise CaptureError(f"the MLX function is static in dims named in dynamic=: {what}. Leave those "
+                               "dims out of dynamic= (or use dynamic=True, which keeps them static)")
+        names = drop(names, set(pins))
+    raise XcompError("MLX capture with dynamic sizes did not settle which dims are static")

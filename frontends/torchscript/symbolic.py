@@ -28,7 +28,7 @@ import contextlib
 from typing import Any, Sequence
 
 from xcomp.errors import CaptureError
-from xcomp.guards import Guard
+from xcomp.guards import Guard, pinned  # noqa: F401  (pinned: re-exported for bind.py)
 from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Value
 from xcomp.ir.types import DType, TensorType
@@ -187,26 +187,9 @@ def input_type(t: TensorType, axes: dict | None, label: str) -> TensorType:
     return TensorType(tuple(shape), t.dtype)
 
 
-def pinned(guards: Sequence[Guard]) -> dict[str, tuple[int, Guard]]:
-    """Size names the guards fix to one value (`S == 16`, `2*S == 32`): name -> (value, guard)."""
-    out = {}
-    for g in guards:
-        if g.op != "==":
-            continue
-        diff = sym.sub(g.lhs, g.rhs)
-        free = sym.names(diff)
-        if len(free) != 1:
-            continue
-        name = next(iter(free))
-        lin = sym.linear_in(diff, name)
-        if lin and isinstance(lin[1], int) and lin[0] and (-lin[1]) % lin[0] == 0:
-            out.setdefault(name, ((-lin[1]) // lin[0], g))
-    return out
-
-
 def static_error(names: dict[str, tuple[int, str]], traced: bool) -> CaptureError:
     """The error for dims named in `dynamic=` that the program fixes (name -> (size, why))."""
-    what = "; ".join(f"size '{n}' must be {v} ({g})" for n, (v, g) in names.items())
+    what = "; ".join(f"size '{n}' must be {v} ({g})" for n, (v, g) in names.items())  # as the MLX frontend says it
     hint = (" A traced module bakes sizes computed in Python into constants (torch.jit.trace records "
             "values, not size arithmetic): script the model (torch.jit.script) for sizes that follow "
             "the input, or leave those dims out of dynamic=." if traced else
