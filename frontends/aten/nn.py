@@ -191,6 +191,14 @@ def batch_norm_functional(cx, x, weight, bias, running_mean, running_var, traini
     return [y, *saved, *blended]
 
 
+@aten("aten.dropout.default")
+def dropout(cx, x, p, train):
+    """Dropout as torch.export keeps it: the value itself at inference (random in training)."""
+    if train and p:
+        raise NotImplementedError("dropout in training mode (it would make results random)")
+    return cx.tensor(x)
+
+
 # -- attention -------------------------------------------------------------------------------------
 def sdpa(cx, q, k, v, mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
     """softmax(q k^T * scale + mask) v; dropout is refused (it would make results random)."""
