@@ -50,7 +50,12 @@ def build_mil(program: Program, opset, shape_bounds=None, enumerated=None):
         specs[spec["name"]] = mb.placeholder(shape=shape, dtype=_MIL_TYPES[spec["dtype"]])
     outs = [dict(_interface(v.type, f"output {i}"), name=mil_name(f"output_{i}", taken))
             for i, v in enumerate(func.outputs)]
-    lowering = CoreMLLowering(program)
+    import coremltools as ct
+    if opset is not None and opset >= ct.target.iOS18:   # attention as MIL's scaled_dot_product_attention
+        from xcomp.backends.coreml.passes import raise_attention
+        program = raise_attention(program)
+        func = program.main
+    lowering = CoreMLLowering(program, opset)
     with Function(specs, opset_version=opset) as mil_func:
         args = [_unwrap(mil_func.inputs[s["name"]], s, a.type) for s, a in zip(ins, func.args)]
         results = lowering.run(args)

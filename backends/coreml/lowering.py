@@ -15,7 +15,7 @@ from coremltools.converters.mil import Builder as mb
 
 from xcomp.backends.coreml.elementwise import as_bool, as_dtype
 from xcomp.backends.coreml.sizes import RunSizes
-from xcomp.backends.coreml.table import COREML_OPS, const
+from xcomp.backends.coreml.table import const, table_for
 from xcomp.backends.lowering import Lowering, call_func, inline_body
 from xcomp.errors import LoweringError, XcompError
 from xcomp.ir.core import Operation
@@ -72,8 +72,8 @@ class CoreMLLowering(Lowering):
     region_ops = {"xc.if": _emit_cond, "xc.loop": _emit_while, "xc.fused": inline_body,
                   "xc.call": call_func}
 
-    def __init__(self, program):
-        super().__init__(program, table=load_table())
+    def __init__(self, program, opset=None):
+        super().__init__(program, table=load_table(opset))
         self.names: set[str] = set()
         self.split_of: dict[Operation, tuple[int, int]] = {}   # slice op -> (split group, index)
         self.splits: list[tuple] = []                           # (source, axis, sizes) per group
@@ -137,7 +137,8 @@ class CoreMLLowering(Lowering):
                                 f"{str(e).splitlines()[0] if str(e) else ''}") from e
 
 
-def load_table() -> dict:
-    """Import every Core ML lowering family and return the filled table."""
+def load_table(opset=None) -> dict:
+    """Import every Core ML lowering family and return the filled table (with the rules of later
+    opsets up to deployment target `opset`)."""
     from xcomp.backends.coreml import elementwise, factory, nn, reduction, shape  # noqa: F401
-    return COREML_OPS
+    return table_for(opset)

@@ -5,6 +5,8 @@ parameters are constants, as MIL requires; otherwise the op is written out in MI
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 
@@ -76,6 +78,20 @@ def _affine(y, params, rank_tail: int):
     return y
 
 
+@lowers("sdpa", since="iOS18")
+def _sdpa(args, attrs, out):
+    """MIL's fused attention (iOS 18): softmax(q k^T / sqrt(E) + mask) v; another scale multiplies q
+    first. torch's causal and grouped-query forms are decomposed (the builder raises only plain ones)."""
+    q, k, v, *mask = args
+    if attrs["is_causal"] or attrs["enable_gqa"]:
+        raise unsupported("sdpa", "is_causal / enable_gqa on MIL's scaled_dot_product_attention")
+    scale, e = attrs["scale"], q.shape[-1]
+    if scale is not None and abs(scale * math.sqrt(e) - 1.0) > 1e-7:
+        q = mb.mul(x=q, y=scalar_like(scale * math.sqrt(e), q))
+    kw = {"attn_mask": mask[0]} if mask else {}
+    return mb.scaled_dot_product_attention(query=q, key=k, value=v, **kw)
+
+
 @lowers("layer_norm")
 def _layer_norm(args, attrs, out):
     x, params = args[0], list(args[1:])
@@ -140,6 +156,10 @@ def _adaptive(reduce: str):
         if attrs.get("with_indices"):
             raise unsupported("adaptive_max_pool", "indices of the maxima")
         x, sizes = args[0], attrs["output_size"]
+        whole = [a for a, size in zip(range(x.rank - len(sizes), x.rank), sizes)
+                 if size == 1 and x.shape[a] != 1]   # global pooling: one reduce over those axes
+        if whole:
+            x = getattr(mb, reduce)(x=x, axes=whole, keep_dims=True)
         for i, size in enumerate(sizes):
             axis = x.rank - len(sizes) + i
             n = x.shape[axis]

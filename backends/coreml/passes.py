@@ -15,17 +15,24 @@ result's type is refused by the driver):
 - `reshape(reshape(x))` -> `reshape(x)`, and a reshape to x's own shape -> x;
 - `not(any(not(s == -inf)))` (torch's fully-masked-row guard of softmax) -> `amax(s) == -inf`;
 - `logical_and(x, full(true))` -> x (the causal mask of a symbolic-length program).
+- `where(amax(s) == -inf, 0, softmax(s))` -> `softmax(s)` when no row of s can be all -inf while
+  the inputs are finite: scores from a matmul (scaled by finite constants, reshaped, transposed),
+  masked by a constant that keeps at least one position of every row. Rows of -inf then come only
+  from infinite inputs or overflow, where torch gives 0 and this gives NaN (coremltools' own
+  converter drops the guard always).
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Program
 from xcomp.ir.types import TensorType
 from xcomp.ops.registry import Trait
 from xcomp.passes.manager import Pass, register_pass
-from xcomp.rewrite import Pat, PatternSet, apply_patterns, splat_value
+from xcomp.rewrite import Pat, PatternSet, apply_patterns, constant_value, splat_value
 
 X, Y, C, W = Pat.var("x"), Pat.var("y"), Pat.var("c"), Pat.var("w")
 RX, RY = Pat("reshape", X, name="rx"), Pat("reshape", Y, name="ry")
@@ -152,6 +159,75 @@ def _and_all_true(m):
     return None
 
 
+_FINITE_THROUGH = ("xc.reshape", "xc.transpose", "xc.slice", "xc.cast")
+
+
+def _finite_const(v) -> bool:
+    c = constant_value(v)
+    return c is not None and c.dtype.kind == "f" and bool(np.all(np.isfinite(c)))
+
+
+def _finite_scores(v, depth: int = 0) -> bool:
+    """Every element of `v` is finite when the program's inputs are (overflow aside): a matmul,
+    through reshapes/transposes/slices and arithmetic with finite constants."""
+    op = v.op
+    if op is None or depth > 16:
+        return False
+    if op.name == "xc.matmul":
+        return True
+    if op.name in _FINITE_THROUGH:
+        return _finite_scores(op.operands[0], depth + 1)
+    if op.name in ("xc.mul", "xc.add", "xc.sub", "xc.div"):
+        a, b = op.operands
+        if _finite_const(b) and (op.name != "xc.div" or bool(np.all(constant_value(b) != 0))):
+            return _finite_scores(a, depth + 1)
+        return op.name != "xc.div" and _finite_const(a) and _finite_scores(b, depth + 1)
+    return False
+
+
+def _rows_keep_one(v, axis: int) -> bool:
+    """Every row of `v` along `axis` holds a finite value when the inputs are finite: finite
+    scores, or finite scores masked by a constant (`where(keep, s, -inf)`, `s + mask`) that keeps
+    at least one position of each row."""
+    if _finite_scores(v):
+        return True
+    op, shape = v.op, v.type.shape
+    if op is None or not all(isinstance(d, int) for d in shape):
+        return False
+    if op.name == "xc.where":
+        keep, s, fill = op.operands
+        k = constant_value(keep)
+        return (k is not None and splat_value(fill) == -math.inf and _finite_scores(s)
+                and bool(np.all(np.any(np.broadcast_to(k.astype(bool), shape), axis=axis))))
+    if op.name == "xc.add":
+        for s, mask in (op.operands, op.operands[::-1]):
+            m = constant_value(mask)
+            if m is not None and m.dtype.kind == "f" and _finite_scores(s) and not np.any(np.isnan(m)) \
+                    and not np.any(m == math.inf):
+                return bool(np.all(np.any(np.isfinite(np.broadcast_to(m, shape)), axis=axis)))
+    return False
+
+
+def _strip_reshapes(v):
+    while v.op is not None and v.op.name == "xc.reshape":
+        v = v.op.operands[0]
+    return v
+
+
+def _unguarded_softmax(m):
+    """where(amax(a) == -inf, 0, softmax(s)) -> softmax(s) when a is s (or the same reshape of one
+    value) and no row of s can be all -inf (`_rows_keep_one`)."""
+    s, a, top = m.s, m.a, m.top
+    if splat_value(m.zero) != 0 or splat_value(m.ninf) != -math.inf or not _static(s, a):
+        return None
+    if a is not s and (a.type.shape != s.type.shape or _strip_reshapes(a) is not _strip_reshapes(s)):
+        return None
+    axis = m.sm.op.attrs["axis"] % s.type.rank
+    if tuple(a % s.type.rank for a in top.op.attrs["axes"]) != (axis,):
+        return None
+    return m.sm if _rows_keep_one(s, axis) else None
+
+
 def _binary(v) -> bool:
     return len(v.op.operands) == 2
 
@@ -172,6 +248,8 @@ LIFT = PatternSet([
     (Pat("layer_norm", RX, each=None), _layer_norm),
     (Pat("logical_not", Pat("any", Pat.var("a"))), _all_minus_inf),
     (Pat("logical_and", X, Y), _and_all_true),
+    (Pat("where", Pat("eq", Pat("amax", Pat.var("a"), name="top"), Pat.var("ninf")), Pat.var("zero"),
+         Pat("softmax", Pat.var("s"), name="sm")), _unguarded_softmax),
 ])
 
 
@@ -187,3 +265,100 @@ class LiftReshapes(Pass):
             from xcomp.passes.dce import DeadCodeElimination
             DeadCodeElimination().run(program)
         return changed
+
+
+# -- iOS 18: attention as one `scaled_dot_product_attention` -----------------------------------------
+def _swaps_last_two(op) -> bool:
+    perm, n = list(op.attrs["perm"]), len(op.attrs["perm"])
+    return n >= 2 and perm == list(range(n - 2)) + [n - 1, n - 2]
+
+
+def _scores(s, builder=None):
+    """(q, k, scale) of scores `s` = (q @ k^T) [* c]; None for anything else. With a `builder`,
+    a k^T not marked `transpose_b` is transposed back (MIL merges the two transposes)."""
+    scale, op = 1.0, s.op
+    if op is not None and op.name == "xc.mul":
+        a, b = op.operands
+        c, t = (splat_value(b), a) if splat_value(b) is not None else (splat_value(a), b)
+        if c is None or not math.isfinite(c) or c == 0:
+            return None
+        scale, op = float(c), t.op
+    if op is None or op.name != "xc.matmul" or op.attrs["transpose_a"]:
+        return None
+    q, kt = op.operands
+    if op.attrs["transpose_b"]:
+        return q, kt, scale
+    if kt.op is not None and kt.op.name == "xc.transpose" and _swaps_last_two(kt.op):
+        return q, kt.op.operands[0], scale
+    if builder is None or not _static(kt) or kt.type.rank < 2:
+        return q, kt, scale   # a k^T (callers that build nothing only test the form)
+    n = kt.type.rank
+    return q, builder.op("transpose", kt, perm=tuple(range(n - 2)) + (n - 1, n - 2)), scale
+
+
+class _Dropped:
+    """A mask of the positions to drop (masked_fill's), turned into sdpa's keep mask on demand."""
+
+    def __init__(self, cond):
+        self.cond, self.type = cond, cond.type
+
+    def keep(self, b):
+        c = constant_value(self.cond)
+        if c is not None:
+            return b.op("dense", value=~c.astype(bool), dtype=self.type.dtype)
+        return b.op("logical_not", self.cond)
+
+
+def _mask(m):
+    """(scores, mask for sdpa or None) of softmax's operand: `where(keep, s, -inf)`,
+    `where(drop, -inf, s)` (masked_fill), `s + float mask`, or `s`."""
+    s, op = m.s, m.s.op
+    if op is not None and op.name == "xc.where":
+        cond, a, b = op.operands
+        if splat_value(b) == -math.inf and _static(a) and a.type == s.type:
+            return a, cond
+        if splat_value(a) == -math.inf and _static(b) and b.type == s.type:
+            return b, _Dropped(cond)
+    if op is not None and op.name == "xc.add":
+        for a, c in (op.operands, op.operands[::-1]):
+            if _scores(a) is not None and a.type == s.type and c.type.dtype == s.type.dtype:
+                return a, c
+    return s, None
+
+
+def _to_sdpa(m):
+    """softmax(scores [masked], last axis) @ v -> xc.sdpa(q, k, v[, mask]) when the shapes fit
+    MIL's op (rank >= 3, one batch shape for q, k and v, a mask over every key)."""
+    if m.op.attrs["transpose_a"] or m.op.attrs["transpose_b"] or m.p.op.attrs["axis"] % m.s.type.rank != m.s.type.rank - 1:
+        return None
+    s, mask = _mask(m)
+    found = _scores(s)
+    if found is None:
+        return None
+    q, kt, _ = found
+    v = m.v
+    if not _static(q, kt, v) or q.type.rank < 3 or not (q.type.rank == kt.type.rank == v.type.rank) \
+            or not (q.type.shape[:-2] == kt.type.shape[:-2] == v.type.shape[:-2]) \
+            or not (q.type.dtype == kt.type.dtype == v.type.dtype) or not q.type.dtype.is_float:
+        return None
+    if mask is not None and (mask.type.rank == 0 or mask.type.shape[-1] != v.type.shape[-2]):
+        return None
+    q, k, scale = _scores(s, m.b)
+    if isinstance(mask, _Dropped):
+        mask = mask.keep(m.b)
+    return m.b.op("sdpa", q, k, v, *([mask] if mask is not None else []), scale=scale)
+
+
+ATTENTION = PatternSet([
+    (Pat("matmul", Pat("softmax", Pat.var("s"), name="p"), Pat.var("v")), _to_sdpa),
+])
+
+
+def raise_attention(program: Program) -> Program:
+    """A copy of `program` whose attention patterns are `xc.sdpa` ops (for MIL's iOS 18 op)."""
+    from xcomp.api import clone
+    out = clone(program)
+    if apply_patterns(out, ATTENTION):
+        from xcomp.passes.dce import DeadCodeElimination
+        DeadCodeElimination().run(out)
+    return out

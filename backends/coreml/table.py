@@ -13,6 +13,11 @@ from xcomp.errors import LoweringError
 from xcomp.ir.types import DType, TensorType
 
 COREML_OPS: dict[str, Callable] = {}
+# Rules for MIL ops of a later opset: op name -> (deployment target name, rule). They join the table
+# only for programs built for that target or later (`table_for`), and are not in `supported()`, so the
+# pass pipeline still decomposes those ops for every target; the builder raises them back
+# (`passes.raise_attention`) where the opset has the op.
+COREML_OPS_SINCE: dict[str, tuple[str, Callable]] = {}
 
 # IR dtype -> MIL dtype name. Core ML ML programs compute in fp32/fp16, int32 and bool: 64-bit and
 # bfloat16 values are held in the nearest type MIL has (the runner casts results back).
@@ -22,16 +27,29 @@ MIL_DTYPE = {DType.F64: "fp32", DType.F32: "fp32", DType.BF16: "fp32", DType.F16
 MIL_NUMPY = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}
 
 
-def lowers(*names: str):
-    """Register one rule for ops `xc.<name>`; the rule returns one Var or a list of Vars."""
+def lowers(*names: str, since: str | None = None):
+    """Register one rule for ops `xc.<name>`; the rule returns one Var or a list of Vars. `since`
+    ("iOS18"): the rule needs that deployment target (see `COREML_OPS_SINCE`)."""
     def register(fn):
         for n in names:
             key = n if "." in n else f"xc.{n}"
-            if key in COREML_OPS:
+            if key in COREML_OPS or key in COREML_OPS_SINCE:
                 raise ValueError(f"Core ML lowering for {key} registered twice")
-            COREML_OPS[key] = _as_list(fn)
+            if since is None:
+                COREML_OPS[key] = _as_list(fn)
+            else:
+                COREML_OPS_SINCE[key] = (since, _as_list(fn))
         return fn
     return register
+
+
+def table_for(opset) -> dict[str, Callable]:
+    """The rules for a program built for deployment target `opset` (a `ct.target`, or None)."""
+    if opset is None:
+        return COREML_OPS
+    import coremltools as ct
+    newer = {k: fn for k, (since, fn) in COREML_OPS_SINCE.items() if opset >= getattr(ct.target, since)}
+    return {**COREML_OPS, **newer} if newer else COREML_OPS
 
 
 def _as_list(fn):

@@ -31,15 +31,16 @@ from xcomp.passes.manager import DEFAULT_PIPELINE
 OPTIONS = ("compute_precision", "minimum_deployment_target", "compute_units", "shape_bounds", "enumerated")
 # The MIL passes xcomp runs in ct.convert (coremltools' default pipeline has ~90, most of which
 # redo what xcomp's own passes did: folding, CSE, DCE, canonicalization): MIL's fusions that the IR
-# does not express (matmul + bias -> linear, transpose + matmul), reshape/transpose merging, the
-# float16 casts at the edges, and cleanup.
+# does not express (matmul + bias -> linear, transpose + matmul), reshape/transpose merging and the
+# float16 casts at the edges (then folded into the weights and cancelled in pairs). Cleanup that
+# coremltools' backend pipeline runs after these anyway (const deduplication, DCE, name dedup) is
+# not repeated: every pass costs a walk plus a whole-program validation.
 MIL_PASSES = (
     "common::const_elimination", "common::noop_elimination", "common::fuse_matmul_weight_bias",
     "common::fuse_linear_bias", "common::merge_consecutive_reshapes", "common::merge_consecutive_transposes",
-    "common::fuse_transpose_matmul", "common::remove_redundant_ops", "common::dedup_op_and_var_names",
-    "common::add_fp16_cast", "common::update_output_dtypes", "common::const_elimination",
-    "common::cast_optimization", "common::dead_code_elimination", "common::const_deduplication",
-    "common::topological_reorder", "common::dead_code_elimination",
+    "common::fuse_transpose_matmul", "common::remove_redundant_ops", "common::add_fp16_cast",
+    "common::update_output_dtypes", "common::const_elimination", "common::cast_optimization",
+    "common::dead_code_elimination", "common::topological_reorder",
 )
 METADATA_KEY = "xcomp.signature"    # the IR input/output names, shapes and dtypes, as JSON
 
