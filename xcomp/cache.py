@@ -10,6 +10,12 @@ recently used first when the namespace grows past `max_bytes`.
 
     root      XCOMP_CACHE_DIR, else the user's cache folder (~/.cache/xcomp, ~/Library/Caches/xcomp)
     max_bytes XCOMP_CACHE_MAX_MB (megabytes; default 2048) per namespace
+
+Namespaces in use (`NAMESPACES`; `xcomp cache info|clear [--namespace N]`): `programs` (optimized
+programs, `xcomp.program_cache`), `cpp` and `cpp-index` (C++ libraries and the program -> library
+index, `backends/cpp/build.py`), `coreml` (exported `.mlpackage`s) and `tuning` (the metal/cuda
+tuner's kernel choices, `xcomp.tuning_cache`). Files may sit in subfolders of an entry (a Core ML
+package is a folder): the manifest lists every file by its path inside the entry.
 """
 from __future__ import annotations
 
@@ -32,6 +38,15 @@ MANIFEST = "MANIFEST.json"
 _DEFAULT_MAX_MB = 2048
 _RECENT_S = 60.0          # entries used this recently are never evicted (another process may load them)
 _FAILED_KEEP_S = 86400.0  # failed builds kept for a day, for their sources and logs
+
+# namespace -> what its entries hold (what `xcomp cache info` lists even while empty)
+NAMESPACES = {
+    "programs": "optimized programs (IR text, folded weights, pass records)",
+    "cpp": "C++ shared libraries",
+    "cpp-index": "IR text -> C++ library index",
+    "coreml": "exported Core ML packages",
+    "tuning": "kernel choices of the metal/cuda tuner",
+}
 
 
 def default_root() -> str:
@@ -180,12 +195,20 @@ class Cache:
             _LOG.debug("evicted %d least recently used %s entr%s", removed, self.namespace, "y" if removed == 1 else "ies")
         return d
 
+    def remove(self, key: str) -> None:
+        """Remove `key`'s entry (one that passed its checksums but does not load, or is stale)."""
+        with file_lock(self._lock_path(key)):
+            shutil.rmtree(self.entry_dir(key), ignore_errors=True)
+
     def _write_manifest(self, d: str) -> None:
         files = {}
-        for name in sorted(os.listdir(d)):
-            p = os.path.join(d, name)
-            if os.path.isfile(p) and name != MANIFEST:
-                files[name] = {"size": os.path.getsize(p), "sha256": file_sha256(p)}
+        for dirpath, dirnames, names in os.walk(d):
+            dirnames.sort()
+            for name in sorted(names):
+                p = os.path.join(dirpath, name)
+                rel = os.path.relpath(p, d).replace(os.sep, "/")
+                if rel != MANIFEST and os.path.isfile(p):
+                    files[rel] = {"size": os.path.getsize(p), "sha256": file_sha256(p)}
         with open(os.path.join(d, MANIFEST), "w") as f:
             json.dump({"files": files, "created": time.time()}, f, indent=1, sort_keys=True)
             f.flush()
@@ -197,7 +220,9 @@ class Cache:
             with open(os.path.join(d, MANIFEST)) as f:
                 files = json.load(f)["files"]
             for name, meta in files.items():
-                p = os.path.join(d, name)
+                if os.path.isabs(name) or ".." in name.split("/"):
+                    return False
+                p = os.path.join(d, *name.split("/"))
                 if os.path.getsize(p) != meta["size"] or file_sha256(p) != meta["sha256"]:
                     return False
             return bool(files)
@@ -261,3 +286,14 @@ class Cache:
                 shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(os.path.join(self.dir, "failed"), ignore_errors=True)
         return len(entries)
+
+
+def namespaces(root: str | None = None) -> list[str]:
+    """The known namespaces (`NAMESPACES`) and any other namespace folder under `root`, sorted.
+    `probes/` (the C++ compiler probes, plain files) is no namespace."""
+    root = root or default_root()
+    found = set(NAMESPACES)
+    if os.path.isdir(root):
+        found |= {n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))
+                  and not n.startswith(".") and n != "probes"}
+    return sorted(found)

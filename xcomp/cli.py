@@ -18,6 +18,8 @@
                                               the optimized program as a Graphviz picture (DOT always)
     xcomp bench MODEL --targets mlx reference --against eager torch.compile [--rounds N] [--json]
                                               median times and ratios in interleaved rounds
+    xcomp cache info|clear [--namespace N] [--json]
+                                              the on-disk compile cache (programs, cpp, coreml, tuning)
 """
 from __future__ import annotations
 
@@ -212,28 +214,35 @@ def _bench(args) -> int:
 
 
 def _cache(args) -> int:
-    """`xcomp cache info|clear`: the on-disk build cache, namespace by namespace (xcomp.cache)."""
+    """`xcomp cache info|clear [--namespace N]`: the on-disk cache, namespace by namespace (xcomp.cache)."""
     import json
-    import os
-    from xcomp.cache import Cache, default_root
+    from xcomp.cache import NAMESPACES, Cache, default_root, namespaces
+    from xcomp.errors import XcompError
     root = default_root()
-    names = sorted(n for n in (os.listdir(root) if os.path.isdir(root) else [])
-                   if os.path.isdir(os.path.join(root, n)))
+    names = namespaces(root)
+    if args.namespace:
+        if args.namespace not in names:
+            raise XcompError(f"no cache namespace {args.namespace!r}; namespaces: {', '.join(names)}")
+        names = [args.namespace]
     caches = [Cache(n, root) for n in names]
     if args.action == "clear":
         removed = {c.namespace: c.clear() for c in caches}
         print(json.dumps(removed) if args.json else
-              f"cleared {sum(removed.values())} entries under {root}")
+              f"cleared {sum(removed.values())} entries under {root}"
+              + (f" ({args.namespace})" if args.namespace else ""))
         return 0
     infos = [c.info() for c in caches]
     if args.json:
-        print(json.dumps({"root": root, "namespaces": [vars(i) for i in infos]}, indent=2))
-    else:
-        print(f"cache root: {root} (XCOMP_CACHE_DIR)")
-        for i in infos:
-            print(f"  {i}")
-        if not infos:
-            print("  empty")
+        print(json.dumps({"root": root, "namespaces": [{**vars(i), "holds": NAMESPACES.get(i.namespace, "")}
+                                                       for i in infos]}, indent=2))
+        return 0
+    print(f"cache root: {root} (XCOMP_CACHE_DIR; XCOMP_CACHE=0 keeps no programs, packages or tuning choices)")
+    for i in infos:
+        print(f"  {i.namespace:<10} {i.entries:>5} entries {i.bytes / 1e6:>9.2f} MB  "
+              f"{NAMESPACES.get(i.namespace, '')}")
+    print(f"  {'total':<10} {sum(i.entries for i in infos):>5} entries "
+          f"{sum(i.bytes for i in infos) / 1e6:>9.2f} MB  (limit {infos[0].max_bytes / 1e6:.0f} MB per namespace, "
+          "XCOMP_CACHE_MAX_MB; least recently used entries go first)" if infos else "  empty")
     return 0
 
 
@@ -267,9 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("targets", help="list targets")
     p.add_argument("--json", action="store_true", help="a JSON list of {name, runs_here, reason}")
     p.set_defaults(run=_targets)
-    p = sub.add_parser("cache", help="the on-disk build cache: info (entries and size per namespace) or clear")
+    p = sub.add_parser("cache", help="the on-disk compile cache: info (entries and size per namespace) or clear")
     p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("--namespace", help="only this namespace (programs, cpp, cpp-index, coreml, tuning)")
     p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--debug", action="store_true", help="print tracebacks")
     p.set_defaults(run=_cache)
     p = sub.add_parser("ir", help="print or save a model's IR, as captured or optimized for a target")
     p.add_argument("model", help="MODULE:FACTORY (e.g. zoo:mlp), a directory written by xcomp.save, or an .mlir file")
