@@ -20,6 +20,11 @@ def pytest_configure(config):
     import tempfile
     if STATS_ENV not in os.environ:  # the controller: workers inherit the directory
         os.environ[STATS_ENV] = tempfile.mkdtemp(prefix="xcomp-test-stats-")
+    # The suite's compile cache (xcomp.cache) is never the user's: one folder kept between runs (C++
+    # libraries built by one run serve the next), or XCOMP_TEST_CACHE_DIR. Tests that count builds
+    # or damage entries set a fresh XCOMP_CACHE_DIR of their own.
+    os.environ["XCOMP_CACHE_DIR"] = os.environ.get("XCOMP_TEST_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"xcomp-test-cache-{getattr(os, 'getuid', lambda: 'user')()}")
 
 
 def record_stat(name: str, count: int) -> None:

@@ -211,7 +211,8 @@ class Compiled:
 
     def __init__(self, fn, target: str, example_inputs=None, dynamic=None,
                  passes: Sequence[str] | None = None, check: bool = False, *,
-                 check_inputs: Sequence[Sequence[Any]] | None = None, original=None, **target_options):
+                 check_inputs: Sequence[Sequence[Any]] | None = None, original=None, cache: bool | None = None,
+                 **target_options):
         from xcomp.backends import get_target
         from xcomp.backends import require_runnable
         from xcomp.dynamic import Stats
@@ -223,6 +224,7 @@ class Compiled:
         self.dynamic = dynamic
         self.passes = passes
         self.check = check
+        self.program_cache = cache  # the on-disk program cache (xcomp.program_cache): None = XCOMP_CACHE
         self.cache: dict[Any, _Entry] = {}
         self.stats = Stats()  # captures, builds, calls, guard failures (xcomp.dynamic)
         self._admitted: dict[Any, Any] = {}   # call signature -> key of the symbolic entry that runs it
@@ -307,7 +309,8 @@ class Compiled:
             from xcomp.errors import CaptureError  # a converter without symbolic sizes, said as xcomp's
             raise CaptureError(f"capturing with symbolic sizes {spec} failed: {type(e).__name__}: {e}") from e
         self.stats.captures += 1
-        opt, report = optimize(cap.program, self.target.name, self.passes)
+        from xcomp import program_cache  # a hit skips the pass pipeline (an entry written by an earlier process)
+        opt, report, _ = program_cache.optimize(cap.program, self.target, self.passes, self.program_cache)
         self.stats.builds += 1
         from xcomp.guards import symbolic_args
         if symbolic_args(opt) and not self.target.symbolic_sizes:  # one static build per size binding
@@ -442,7 +445,8 @@ def compute_ops(program: Program) -> int:
 
 def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None, dynamic=None,
             passes: Sequence[str] | None = None, check: bool = False, *,
-            check_inputs: Sequence[Sequence[Any]] | None = None, original=None, **target_options) -> Compiled:
+            check_inputs: Sequence[Sequence[Any]] | None = None, original=None, cache: bool | None = None,
+            **target_options) -> Compiled:
     """Compile `fn` for `target`. Returns a callable that compiles on first call per signature.
 
     Torch tensors in give torch tensors out, numpy gives numpy, MLX arrays give MLX arrays, with the
@@ -453,6 +457,8 @@ def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None
     program checks its guards on every call (`xcomp.GuardError`). `compiled.stats` counts captures,
     builds and calls.
     `target_options` go to the target (e.g. `compute_precision="float32"` for `coreml`).
+    `cache=False` skips the on-disk program cache (`xcomp.program_cache`; default: on unless
+    XCOMP_CACHE=0): a process compiling a program that an earlier one compiled skips the passes.
 
     `fn` may be a TorchScript module or function, or the path of a `.pt` file (loaded at once with
     `torch.jit.load(map_location="cpu")`; a `.pt` file is code: trust it as you would trust code).
@@ -461,11 +467,11 @@ def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None
     `xcomp.TraceCheckError` naming the first divergence, as `torch.jit.trace(check_inputs=)` does.
     """
     return Compiled(fn, target, example_inputs, dynamic, passes, check, check_inputs=check_inputs,
-                    original=original, **target_options)
+                    original=original, cache=cache, **target_options)
 
 
 def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "reference", path: str = "xcomp_out",
-           dynamic=False, **target_options) -> str:
+           dynamic=False, cache: bool | None = None, **target_options) -> str:
     """Capture, optimize and write `target`'s artifact to `path` (works where the target cannot run).
 
     `fn` is what `compile` takes, or a SOURCE as `xcomp convert` takes it: a `.pt` or `.mlxfn` path,
@@ -473,7 +479,9 @@ def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "refer
     inputs are used when `example_inputs` is None). `target_options` configure the target (for
     `coreml`: `compute_precision`, `minimum_deployment_target`, `compute_units`, as in `ct.convert`;
     `shape_bounds`/`enumerated` for symbolic sizes). `dynamic` marks input dims symbolic as in
-    `capture` (the artifact then serves every size the target supports; default: static)."""
+    `capture` (the artifact then serves every size the target supports; default: static). `cache`
+    as in `compile`: the optimized program, and for `coreml` the package, come from the on-disk
+    cache when an earlier export made them (`xcomp.program_cache`)."""
     from xcomp.backends import get_target
     from xcomp.convert.sources import annotate, resolve_source
     t = get_target(target).with_options(**target_options)
@@ -482,5 +490,6 @@ def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "refer
         raise XcompError(f"export of {src.description} needs example_inputs")
     program = capture(src.fn, src.inputs or [], dynamic=dynamic)
     annotate(program, src, src.inputs)
-    optimized, _ = optimize(program, target)
-    return t.export(optimized, path)
+    from xcomp import program_cache
+    optimized, _, key = program_cache.optimize(program, t, None, cache)
+    return program_cache.export(t, optimized, path, key, cache)
