@@ -21,6 +21,7 @@ from xcomp.logs import get_logger
 from xcomp.ops import registry
 from xcomp.ops.structural import FusionKind
 from xcomp.rewrite import replace_uses
+from xcomp.tuning_cache import persisted
 
 # standalone ops worth one kernel each: MLX runs them as several kernels (plain reductions and
 # single arithmetic ops are already one MLX kernel)
@@ -127,6 +128,7 @@ class KernelEvaluator(MLXEvaluator):
     def _run(self, pl: codegen.KernelPlan, args: list) -> list:
         return self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a))
 
+    @persisted   # xcomp.tuning_cache: a choice timed by an earlier process is read back, not timed again
     def _choose(self, op: Operation, env: dict, args: list):
         """The plan to run `op` with (None: MLX built-ins)."""
         what = op.attrs["kind"].value
