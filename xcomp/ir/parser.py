@@ -21,6 +21,9 @@ _DTYPES = {d.value: d for d in DType}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.$\-]*")
 _NUMBER = re.compile(r"[-+]?(0x[0-9A-Fa-f]+|[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?)")
 _VALUE = re.compile(r"%[A-Za-z0-9_]+(#[0-9]+)?")
+_SPACE = re.compile(r"(?:[ \t\r\n]+|//[^\n]*)*")   # blanks and // comments
+_JSON_DENSE = re.compile(r"[-+0-9.eE\[\], \n]*|[truefals\[\], \n]*")   # dense<...> elements JSON reads as is
+_EXP_PLUS = re.compile(r"([eE])\+")
 _MAX_DEPTH = 200
 
 
@@ -67,16 +70,7 @@ class Parser:
         return ParseError(msg, line, col, self.source_name)
 
     def skip(self):
-        t = self.text
-        while self.pos < len(t):
-            c = t[self.pos]
-            if c in " \t\r\n":
-                self.pos += 1
-            elif t.startswith("//", self.pos):
-                nl = t.find("\n", self.pos)
-                self.pos = len(t) if nl < 0 else nl + 1
-            else:
-                break
+        self.pos = _SPACE.match(self.text, self.pos).end()   # one regex call: it runs before every token
 
     def peek(self, s: str) -> bool:
         self.skip()
@@ -233,7 +227,9 @@ class Parser:
         return int(tok)
 
     def dense(self, start: int) -> np.ndarray:
-        raw = self.dense_elems()
+        raw = self._json_dense()
+        if raw is None:
+            raw = self.dense_elems()
         self.expect(">")
         self.expect(":")
         ty = self.type()
@@ -253,6 +249,22 @@ class Parser:
         except (ValueError, TypeError, OverflowError):
             raise self.error(f"dense elements do not fit {ty}", start) from None
         return arr
+
+    def _json_dense(self):
+        """The elements of a dense<...> of plain decimal numbers or booleans, read by json in one
+        call (a 1024-element mask would otherwise take a few thousand token reads); None when the
+        text holds anything else (hex bit patterns, a syntax error), left to `dense_elems`."""
+        self.skip()
+        end = self.text.find(">", self.pos)
+        chunk = self.text[self.pos:end]
+        if end < 0 or not chunk.startswith("[") or not _JSON_DENSE.fullmatch(chunk):
+            return None
+        try:
+            raw = json.loads(_EXP_PLUS.sub(r"\1", chunk))   # 1e+20 as JSON's 1e20
+        except (ValueError, RecursionError):
+            return None
+        self.pos = end
+        return raw
 
     def dense_elems(self):
         if self.accept("["):
