@@ -67,6 +67,10 @@ def _matmul(lw, op, args):
     if K == 0:
         lw.emit(f"xc_fill<{y.sty}>({y.ptr}, {y.numel}, xc_from<{y.sty}>(0.0));")
         return [y]
+    if (isinstance(nb, int) and isinstance(M, int) and nb > 1 and not ta and all(d == 1 for d in bsh[:-2])
+            and tuple(ash[:-2]) == tuple(out_batch)):
+        # one operand (B) shared by every batch of a contiguous A: a single GEMM of nb * M rows
+        ash, M, nb, out_batch = [nb * M, K], nb * M, 1, ()
     oa = _offsets(lw, ash[:-2], out_batch, M * K)
     ob = _offsets(lw, bsh[:-2], out_batch, K * N)
     flags = f"{'true' if ta else 'false'}, {'true' if tb else 'false'}"

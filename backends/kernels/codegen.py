@@ -16,17 +16,22 @@ generated kernel body and helpers. Three skeletons (templates/<dialect>/*.j2):
 
 Kernel and variable names are generated (`in0`, `v3`, `xc_row_<hash>`): nothing from the model's
 names reaches the source.
+
+Groups with symbolic dims are generated once for every size (sizes.py): their sizes come from a small
+`sizes` input read at the top of the body, the grid is computed per call (`KernelSpec.bind`), and
+what a static kernel decides from a size is decided per size class (`size_class`).
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from xcomp.backends.kernels.exprs import DIALECTS, Dialect, flit
 from xcomp.backends.kernels.graph import IDENTITY, ROW_OPS, Graph, Node, build_graph, reduced_trailing
+from xcomp.backends.kernels.sizes import (SIZES_INPUT, SizeVars, dim_mul, dim_prod, host, host_value,
+                                          is_static, spell)
 from xcomp.errors import LoweringError
+from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Operation
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.structural import FusionKind
@@ -55,14 +60,42 @@ class KernelSpec:
     grid: tuple
     threadgroup: tuple
     input_shapes: list[tuple] = field(default_factory=list)
+    sizes: list = field(default_factory=list)   # host sizes of the `sizes` input (symbolic groups)
+
+    def bind(self, env) -> "Launch":
+        """Grid, threadgroup, output shapes and `sizes` values at a binding of the size names."""
+        return Launch(tuple(host_value(g, env) for g in self.grid),
+                      tuple(host_value(t, env) for t in self.threadgroup),
+                      [tuple(host_value(d, env) for d in s) for s in self.output_shapes],
+                      [host_value(e, env) for e in self.sizes])
 
     def full_source(self) -> str:
         """Header plus a readable signature and the body, as one listing."""
         d = DIALECTS[self.dialect]
-        return (f"// kernel {self.name} ({self.kind}); grid {self.grid}, threadgroup {self.threadgroup}\n"
+        return (f"// kernel {self.name} ({self.kind}); grid {_text(self.grid)}, threadgroup {_text(self.threadgroup)}\n"
                 f"{self.header}\n// inputs: {', '.join(self.input_names)}; outputs: "
                 f"{', '.join(f'{n}: {d.ctype(t)}{list(s)}' for n, t, s in zip(self.output_names, self.output_dtypes, self.output_shapes))}\n"
                 f"{self.source}")
+
+
+@dataclass
+class Launch:
+    """One launch of a kernel: concrete grid, threadgroup, output shapes, `sizes` values."""
+
+    grid: tuple
+    threadgroup: tuple
+    output_shapes: list
+    sizes: list
+
+
+def _text(t: tuple) -> str:
+    """A grid or threadgroup as text: the tuple itself when static, host expressions spelled."""
+    if all(isinstance(v, int) for v in t):
+        return str(t)
+
+    def one(e):
+        return str(e) if not isinstance(e, tuple) else f"{e[0]}({', '.join(one(a) for a in e[1:])})"
+    return "(" + ", ".join(one(v) for v in t) + ")"
 
 
 @dataclass
@@ -88,6 +121,7 @@ def environment():
         _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(files("xcomp.templates"))),
                                   undefined=jinja2.StrictUndefined, trim_blocks=True,
                                   lstrip_blocks=True, keep_trailing_newline=True)
+        _ENV.filters["sz"] = spell   # a size: `300L` when static, its variable when not
     return _ENV
 
 
@@ -107,34 +141,40 @@ def broadcast_strides(shape: tuple, full: tuple) -> list[int]:
     strides, acc = [0] * len(full), 1
     for i in range(len(full) - 1, -1, -1):
         strides[i] = 0 if aligned[i] == 1 and full[i] != 1 else acc
-        acc *= aligned[i]
+        acc = dim_mul(acc, aligned[i])
     return strides
 
 
-def collapse(sizes: list[int], strides: list[int]) -> list[tuple[int, int]]:
-    """Drop size-1 dims and merge neighbours that are one run in memory."""
+def collapse(sizes: list, strides: list) -> list[tuple]:
+    """Drop size-1 dims and merge neighbours that are one run in memory (sizes and strides static
+    or symbolic: a symbolic dim is kept even where it may be 1, which indexes the same)."""
     dims = [(s, st) for s, st in zip(sizes, strides) if s != 1]
-    out: list[tuple[int, int]] = []
+    out: list[tuple] = []
     for s, st in dims:
-        if out and out[-1][1] == st * s:
-            out[-1] = (out[-1][0] * s, st)
+        if out and out[-1][1] == dim_mul(st, s):
+            out[-1] = (dim_mul(out[-1][0], s), st)
         else:
             out.append((s, st))
     return out
 
 
-def index_expr(sizes: list[int], strides: list[int], var: str) -> str:
-    """C expression of the element offset at linear index `var` over `sizes` (row-major)."""
+def _static(d):
+    return d
+
+
+def index_expr(sizes: list, strides: list, var: str, sv=_static) -> str:
+    """C expression of the element offset at linear index `var` over `sizes` (row-major); `sv`
+    spells symbolic sizes and strides (a `SizeVars`)."""
     dims = collapse(sizes, strides)
     terms, inner = [], 1
     for i in range(len(dims) - 1, -1, -1):
         s, st = dims[i]
-        c = var if inner == 1 else f"({var} / {inner})"
+        c = var if inner == 1 else f"({var} / {sv(inner)})"
         if i > 0:
-            c = f"({c} % {s})"
+            c = f"({c} % {sv(s)})"
         if st:
-            terms.append(c if st == 1 else f"{c} * {st}")
-        inner *= s
+            terms.append(c if st == 1 else f"{c} * {sv(st)}")
+        inner = dim_mul(inner, s)
     return " + ".join(reversed(terms)) or "0"
 
 
@@ -142,8 +182,9 @@ def index_expr(sizes: list[int], strides: list[int], var: str) -> str:
 class Emitter:
     """Spells graph nodes as C statements in one dialect."""
 
-    def __init__(self, dialect: Dialect, graph: Graph):
+    def __init__(self, dialect: Dialect, graph: Graph, sv: SizeVars | None = None):
         self.d, self.g = dialect, graph
+        self.sv = sv or SizeVars(dialect.size_ctype)   # the kernel's run-time sizes
         self.names: dict[Node, str] = {}
         self.ids = {n: i for i, n in enumerate(graph.nodes)}
 
@@ -155,6 +196,8 @@ class Emitter:
             return self.literal(n.value, n.dtype)
         if n.kind == "input":
             return f"a{n.value}"
+        if n.kind == "size":   # a run-time size as a float (the 1/L of a mean over symbolic rows)
+            return f"((float){self.sv(n.value)})"
         return self.names.get(n, f"v{self.ids[n]}")
 
     def literal(self, v, dt: DType) -> str:
@@ -205,19 +248,22 @@ def _vec(dtypes: list[DType]) -> int:
 # -- elementwise and broadcast ------------------------------------------------------------------
 def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes: list[tuple],
                      unroll: int | None = None, threads: int = ELEMENTWISE_THREADS,
-                     streaming: bool = True) -> KernelSpec:
+                     streaming: bool = True, size_class: dict | None = None) -> KernelSpec:
     """An elementwise kernel over `out_shape` (inputs contiguous, scalar, or broadcast).
 
     `unroll`: vectors per thread (CUDA; default ELEMENTWISE_UNROLL for large tensors, else 1);
     `threads` per threadgroup; `streaming`: evict-first loads and stores of contiguous data (CUDA).
+    Symbolic shapes: the count and index sizes are run-time sizes, the tail is always checked,
+    and `size_class["large"]` stands for "n >= UNROLL_MIN_ELEMS" in the default unroll.
     """
     em = Emitter(dialect, graph)
-    n = int(np.prod(out_shape, dtype=np.int64))
+    sv = em.sv
+    n = dim_prod(out_shape)
     inputs = []
     for node, shape in zip(graph.inputs, in_shapes):
-        size = int(np.prod(shape, dtype=np.int64))
+        size = dim_prod(shape)
         mode = "contig" if tuple(shape) == tuple(out_shape) else "scalar" if size == 1 else "index"
-        index = index_expr(list(out_shape), broadcast_strides(tuple(shape), tuple(out_shape)), "e") \
+        index = index_expr(list(out_shape), broadcast_strides(tuple(shape), tuple(out_shape)), "e", sv) \
             if mode == "index" else ""
         inputs.append({"name": f"in{node.value}", "ctype": dialect.ctype(node.dtype),
                        "cty": em.cty(node), "mode": mode, "index": index, "var": em.ref(node)})
@@ -228,16 +274,24 @@ def elementwise_spec(graph: Graph, out_shape: tuple, dialect: Dialect, in_shapes
     if not dialect.vector_unroll:   # Metal: one vector per thread; a pipeline may allow < 1024 threads
         unroll, threads = 1, ELEMENTWISE_THREADS
     elif unroll is None:
-        unroll = ELEMENTWISE_UNROLL if n >= UNROLL_MIN_ELEMS else 1
+        large = n >= UNROLL_MIN_ELEMS if is_static(n) else bool((size_class or {}).get("large"))
+        unroll = ELEMENTWISE_UNROLL if large else 1
     per_group = vec * threads * unroll
-    data = dict(n=n, vec=vec, inputs=inputs, outputs=outputs, stmts=em.stmts(graph.nodes), kind=kind,
-                threads=threads, unroll=unroll, exact=n % per_group == 0, hint="_cs" if streaming else "")
+    stmts = em.stmts(graph.nodes)
+    data = dict(n=sv(n), vec=vec, inputs=inputs, outputs=outputs, stmts=stmts, kind=kind,
+                threads=threads, unroll=unroll, exact=sym.mod(n, per_group) == 0, hint="_cs" if streaming else "",
+                decls=sv.decls())
     body = render(dialect.name, "elementwise", **data)
-    groups = max(1, -(-n // per_group))
+    groups = host("max", 1, host("cdiv", n, per_group))
     return KernelSpec(_kernel_name(kind, body), kind, dialect.name, body, header(dialect),
-                      [i["name"] for i in inputs], [o["name"] for o in outputs],
+                      _names(inputs, sv), [o["name"] for o in outputs],
                       [tuple(out_shape)] * len(outputs), [o.dtype for o in graph.outputs],
-                      (groups * threads, 1, 1), (threads, 1, 1), list(in_shapes))
+                      (host("mul", groups, threads), 1, 1), (threads, 1, 1), list(in_shapes), list(sv.exprs))
+
+
+def _names(inputs: list[dict], sv: SizeVars) -> list[str]:
+    """Kernel input names: the group's inputs, then `sizes` when the kernel reads run-time sizes."""
+    return [i["name"] for i in inputs] + ([SIZES_INPUT] if sv.exprs else [])
 
 
 # -- rows ---------------------------------------------------------------------------------------
@@ -253,8 +307,8 @@ def row_inputs(graph: Graph, full: tuple, k: int, em: Emitter, in_shapes: list[t
     """Rows R, row length L and the template data of each input of a row kernel over the last `k`
     axes of `full` (mode: perrow, vec for a contiguous row, general; base and column offsets)."""
     dialect = em.d
-    L = int(np.prod(full[len(full) - k:], dtype=np.int64))
-    R = int(np.prod(full[:len(full) - k], dtype=np.int64))
+    L = dim_prod(full[len(full) - k:])      # ints, symbolic sizes, or the cpp target's run-time sizes
+    R = dim_prod(full[:len(full) - k])
     lead, trail = list(full[:len(full) - k]), list(full[len(full) - k:])
     inputs = []
     for node, shape in zip(graph.inputs, in_shapes):
@@ -266,7 +320,7 @@ def row_inputs(graph: Graph, full: tuple, k: int, em: Emitter, in_shapes: list[t
             st = broadcast_strides(tuple(shape), tuple(lead)) + [0] * k
         row_st, col_st = st[:len(lead)], st[len(lead):]
         col_dims = collapse(trail, col_st)
-        base = index_expr(lead, row_st, "row")
+        base = index_expr(lead, row_st, "row", em.sv)
         if not node.row:
             mode = "perrow"
         elif col_dims == [(L, 1)]:
@@ -274,29 +328,42 @@ def row_inputs(graph: Graph, full: tuple, k: int, em: Emitter, in_shapes: list[t
         else:
             mode = "general"
         inputs.append({"name": f"in{node.value}", "ctype": dialect.ctype(node.dtype), "cty": em.cty(node),
-                       "mode": mode, "base": base, "col": index_expr(trail, col_st, "col"),
+                       "mode": mode, "base": base, "col": index_expr(trail, col_st, "col", em.sv),
                        "var": em.ref(node), "node": node})
     return R, L, inputs
 
 
 def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: list[tuple],
              out_shapes: list[tuple], threads: int | None = None, cache: bool = True,
-             unroll: int = ROW_UNROLL) -> KernelSpec:
+             unroll: int = ROW_UNROLL, size_class: dict | None = None) -> KernelSpec:
     """A row kernel: one threadgroup per row of the last `k` axes of `full`.
 
     `threads` per row (default `default_row_threads`); `cache`: keep rows in registers when they
     fit (MAX_CACHED per thread); `unroll`: chunks in flight per pass otherwise.
+    A symbolic row count only changes the grid (and the row offsets of broadcast inputs). A symbolic
+    row length L makes L, the threads per row and the chunks per thread run-time sizes (threads
+    chosen on the host per call), rows re-read per pass and every column checked against L; the
+    vector width is the full one when `size_class["vec"]` (L divides by it), else 1.
     """
     em = Emitter(dialect, graph)
+    sv = em.sv
     R, L, inputs = row_inputs(graph, full, k, em, in_shapes)
     vec = _vec([n.dtype for n in graph.inputs] + [o.dtype for o in graph.outputs])
-    while vec > 1 and L % vec:
-        vec //= 2
-    threads = threads or default_row_threads(L)
-    chunks = -(-L // (threads * vec))
-    cached = cache and chunks * vec <= MAX_CACHED
-    unroll = max(1, min(unroll, chunks))
-    guard = L % (threads * vec) != 0
+    if is_static(L):
+        while vec > 1 and L % vec:
+            vec //= 2
+        threads = threads or default_row_threads(L)
+        chunks = -(-L // (threads * vec))
+        cached = cache and chunks * vec <= MAX_CACHED
+        unroll = max(1, min(unroll, chunks))
+        guard = L % (threads * vec) != 0
+        tg, nsg = threads, threads // 32
+    else:
+        if not (size_class or {}).get("vec", True):
+            vec = 1
+        tg = threads or host("row_threads", L)
+        chunks, cached, guard = sv(host("cdiv", L, host("mul", tg, vec))), False, True
+        threads, nsg = sv(tg), sv(host("cdiv", tg, 32))
 
     def uses(nodes):
         ids = {id(n) for n in nodes}
@@ -321,32 +388,35 @@ def row_spec(graph: Graph, full: tuple, k: int, dialect: Dialect, in_shapes: lis
     row_outs = [(i, o) for i, o in enumerate(graph.outputs) if o.row]
     red_outs = [(i, o) for i, o in enumerate(graph.outputs) if not o.row]
     for i, o in row_outs:
-        if int(np.prod(out_shapes[i], dtype=np.int64)) != R * L:
+        if dim_prod(out_shapes[i]) != dim_mul(R, L):
             raise LoweringError(f"row kernel output {i} of shape {out_shapes[i]} is not a full row")
     for i, o in red_outs:
-        if int(np.prod(out_shapes[i], dtype=np.int64)) != R:
+        if dim_prod(out_shapes[i]) != R:
             raise LoweringError(f"row kernel output {i} of shape {out_shapes[i]} is not one value per row")
     data = dict(
-        R=R, L=L, threads=threads, vec=vec, chunks=chunks, cached=cached, guard=guard, unroll=unroll,
-        nsg=threads // 32, inputs=[dict(i, node=None) for i in inputs], phases=phases,
+        R=R if is_static(R) else "(run-time)", L=sv(L), threads=threads, vec=vec, chunks=chunks,
+        cached=cached, guard=guard, unroll=unroll,
+        nsg=nsg, inputs=[dict(i, node=None) for i in inputs], phases=phases,
         final={"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)},
         row_outputs=[{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "cty": em.cty(o),
                       "var": em.ref(o), "slot": j} for j, (i, o) in enumerate(row_outs)],
         red_outputs=[{"name": f"out{i}", "ctype": dialect.ctype(o.dtype), "var": em.ref(o)}
                      for i, o in red_outs])
+    data["decls"] = sv.decls()   # last: every size the body spells is known by now
     body = render(dialect.name, "row", **data)
     return KernelSpec(_kernel_name("row", body), "row", dialect.name, body, header(dialect),
-                      [i["name"] for i in inputs], [f"out{i}" for i in range(len(graph.outputs))],
+                      _names(inputs, sv), [f"out{i}" for i in range(len(graph.outputs))],
                       [tuple(s) for s in out_shapes], [o.dtype for o in graph.outputs],
-                      (R * threads, 1, 1), (threads, 1, 1), list(in_shapes))
+                      (host("mul", R, tg), 1, 1), (tg, 1, 1), list(in_shapes), list(sv.exprs))
 
 
 # -- planning -----------------------------------------------------------------------------------
 def _shapes(values) -> list[tuple]:
+    """Tensor shapes (static or symbolic dims)."""
     out = []
     for v in values:
-        if not isinstance(v.type, TensorType) or not v.type.is_static:
-            raise LoweringError(f"kernels need static tensor shapes, got {v.type}")
+        if not isinstance(v.type, TensorType):
+            raise LoweringError(f"kernels take tensors, got {v.type}")
         out.append(tuple(v.type.shape))
     return out
 
@@ -355,16 +425,20 @@ def _row_ops(block) -> list[Operation]:
     return [o for o in block.ops if o.name in ROW_OPS]
 
 
-def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None) -> KernelPlan:
+def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None,
+         size_class: tuple = ()) -> KernelPlan:
     """The kernel (and MLX prelude) for one `xc.fused` op; LoweringError when no skeleton fits.
 
     `variant`: launch/shape parameters of the skeleton (`unroll` for elementwise kernels;
     `threads`, `cache`, `unroll` for row kernels; `split` parts per row, and `threads`, for the
     two-launch split-row form of long rows, see split.py); None gives the defaults (`variants`
-    lists others).
+    lists others). `size_class` (`size_class(op, dialect, sizes)`): the class of the call's sizes
+    a group with symbolic dims is generated for (one source per class, sizes read at run time).
     """
     d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
-    variant = variant or {}
+    variant = dict(variant or {})
+    if size_class:
+        variant["size_class"] = dict(size_class)
     kind = op.attrs["kind"]
     block = op.regions[0].block
     out_shapes = _shapes(op.results)
@@ -381,6 +455,9 @@ def plan(op: Operation, dialect: str | Dialect, variant: dict | None = None) -> 
         g = build_graph(block, in_types, full, k)
         if "split" in variant:
             from xcomp.backends.kernels.split import split_plan
+            variant.pop("size_class", None)
+            if not _static_shape(full):
+                raise LoweringError("split rows are generated for static sizes only")
             sp = split_plan(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
             return KernelPlan(sp.spec, prelude, input_map, sp.partials)
         spec = row_spec(g, full, k, d, [tuple(t.shape) for t in in_types], out_shapes, **variant)
@@ -408,9 +485,9 @@ def variant_params(op: Operation) -> list[dict]:
         return [{}, {"unroll": 1}, {"unroll": 2 * ELEMENTWISE_UNROLL}, {"streaming": False},
                 {"unroll": 1, "streaming": False}, {"unroll": 1, "threads": 1024}]
     x = rows[0].operands[0].type
-    if not x.is_static:
+    L = dim_prod(x.shape[x.rank - reduced_trailing(rows[0]):])
+    if not is_static(L):   # threads per row chosen per call on the host; rows re-read per pass
         return [{}]
-    L = int(np.prod(x.shape[x.rank - reduced_trailing(rows[0]):], dtype=np.int64))
     t = default_row_threads(L)
     out = [{}]
     for threads in (2 * t, t // 2):
@@ -419,17 +496,19 @@ def variant_params(op: Operation) -> list[dict]:
     for threads in sorted({t, min(1024, 2 * t), max(32, t // 2)}):
         out.append({"threads": threads, "cache": False})
     from xcomp.backends.kernels.split import split_counts
-    R = int(np.prod(x.shape[:x.rank - reduced_trailing(rows[0])], dtype=np.int64))
-    out += [{"split": parts} for parts in split_counts(R, L)]
+    R = dim_prod(x.shape[:x.rank - reduced_trailing(rows[0])])
+    if is_static(R):   # (split rows: static sizes only)
+        out += [{"split": parts} for parts in split_counts(R, L)]
     return out
 
 
-def variants(op: Operation, dialect: str | Dialect) -> list[KernelPlan]:
-    """Distinct kernel plans of `op` over `variant_params` (the default first; same source once)."""
+def variants(op: Operation, dialect: str | Dialect, size_class: tuple = ()) -> list[KernelPlan]:
+    """Distinct kernel plans of `op` over `variant_params` (the default first; same source once),
+    for the sizes of `size_class` when the group has symbolic dims."""
     out, seen = [], set()
     for v in variant_params(op):
         try:
-            pl = plan(op, dialect, v)
+            pl = plan(op, dialect, v, size_class)
         except LoweringError:
             if not v:
                 raise
@@ -438,6 +517,44 @@ def variants(op: Operation, dialect: str | Dialect) -> list[KernelPlan]:
             seen.add(pl.spec.name)
             out.append(pl)
     return out
+
+
+def _static_shape(shape) -> bool:
+    return all(isinstance(d, int) for d in shape)
+
+
+def size_class_of(op: Operation, dialect: str | Dialect):
+    """A function `sizes -> size class` of a fused group (the `size_class` that `plan` takes), or
+    None when the group's source does not depend on its sizes (static groups; row groups whose
+    row length is static). A class is a tuple of (name, bool) pairs:
+
+    - `large` (elementwise kernels, dialects that unroll): n >= UNROLL_MIN_ELEMS (vectors per thread);
+    - `vec` (row kernels over a symbolic row length): L divides by the full vector width.
+    """
+    d = DIALECTS[dialect] if isinstance(dialect, str) else dialect
+    if all(_static_shape(v.type.shape) for v in list(op.operands) + list(op.results)
+           if isinstance(v.type, TensorType)):
+        return None
+    rows = _row_ops(op.regions[0].block) if op.attrs["kind"] not in (
+        FusionKind.MATMUL_EPILOGUE, FusionKind.CONV_EPILOGUE) else []
+    if not rows:
+        if not d.vector_unroll:
+            return None
+        n = dim_prod(op.results[0].type.shape)
+        return lambda env: (("large", host_value(n, env) >= UNROLL_MIN_ELEMS),)
+    x = rows[0].operands[0].type
+    L = dim_prod(x.shape[x.rank - reduced_trailing(rows[0]):])
+    if is_static(L):
+        return None
+    vec = _vec([v.type.dtype for v in list(op.operands) + list(op.results) if isinstance(v.type, TensorType)])
+    return lambda env: (("vec", host_value(L, env) % vec == 0),)
+
+
+def size_class(op: Operation, dialect: str | Dialect, env) -> tuple:
+    """The size class of `op` at the binding `env` of its size names (() when its source is one
+    for every size)."""
+    f = size_class_of(op, dialect)
+    return f(env) if f is not None else ()
 
 
 def epilogue_block(op: Operation):

@@ -108,7 +108,9 @@ COMMON: dict[str, Entry] = {
     "xc.relu": "({0} < 0.0f ? 0.0f : {0})", "xc.relu:int": "({0} < 0 ? 0 : {0})",
     "xc.hardsigmoid": "xc_clamp01({0} / 6.0f + 0.5f)",
     "xc.hardswish": "({0} * xc_clamp01({0} / 6.0f + 0.5f))",
-    "xc.logical_not": "(!{0})", "xc.bitwise_not": "(~{0})", "xc.bitwise_not:int": "(~{0})",
+    "xc.logical_not": "(!{0})", "xc.bitwise_not": "(~{0})",
+    # ~ of a C bool is -1 or -2, both true: bools negate logically (the GPT block's causal mask)
+    "xc.bitwise_not:int": lambda a, at, ctx: f"(!{a[0]})" if ctx.in_dtype.is_bool else f"(~{a[0]})",
     "xc.isnan": "({0} != {0})", "xc.isinf": "xc_isinf({0})", "xc.isfinite": "xc_isfinite({0})",
     "xc.isnan:int": "false", "xc.isinf:int": "false", "xc.isfinite:int": "true",
     "xc.gelu": _gelu, "xc.softplus": _softplus, "xc.elu": _elu,
@@ -171,6 +173,7 @@ class Dialect:
     qualifier: str = "inline"         # qualifier of the helper functions in the header
     inf: str = "XC_INF"               # how the header spells float infinity
     file_ext: str = ""                # extension of an exported source file
+    size_ctype: str = "long"          # C type of the run-time sizes a kernel reads (sizes.py)
 
     def helpers(self) -> dict[str, str]:
         """The spellings the shared helper template (templates/common/math.j2) is rendered with."""
@@ -223,7 +226,7 @@ METAL_DIALECT = Dialect(
      DType.I32: "int", DType.I16: "short", DType.I8: "char", DType.U8: "uchar", DType.BOOL: "bool"},
     {"fabs": "metal::abs", "expm1": "xc_expm1", "log1p": "xc_log1p", "fmin": "metal::min",
      "fmax": "metal::max"},
-    inf="INFINITY", file_ext="metal")
+    inf="INFINITY", file_ext="metal", size_ctype="uint")
 CUDA_DIALECT = Dialect(
     "cuda", CUDA, "", "f",
     {DType.F32: "float", DType.F16: "__half", DType.BF16: "__nv_bfloat16", DType.I64: "int64_t",

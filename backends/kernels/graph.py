@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from xcomp.backends.kernels.sizes import dim_prod
 from xcomp.errors import LoweringError
+from xcomp.ir import symbolic as sym
 from xcomp.ir.core import Block, Value
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.registry import Trait
@@ -67,8 +69,16 @@ class Graph:
 
 
 # -- composites -------------------------------------------------------------------------------
+def _inverse(g: Graph, n, dt: DType) -> Node:
+    """1 / n: a literal, or for a symbolic row length (an IR size text) 1 / a run-time size node
+    (the GPU kernels read it from their sizes, see sizes.py)."""
+    if isinstance(n, (str, tuple)):
+        return g.ew("xc.reciprocal", g.add(Node("size", dt, value=n, row=False)))
+    return g.lit(1.0 / n, dt)
+
+
 def _mean(g: Graph, x: Node) -> Node:
-    return g.ew("xc.mul", g.reduce("sum", x), g.lit(1.0 / g.row_len, x.dtype))
+    return g.ew("xc.mul", g.reduce("sum", x), _inverse(g, g.row_len, x.dtype))
 
 
 def _softmax(g, x, a):
@@ -90,6 +100,9 @@ def _logsumexp(g, x, a):
 
 def _var(g, x, a):
     d = g.ew("xc.sub", x, _mean(g, x))
+    if isinstance(g.row_len, str):   # 1 / max(L - correction, 0) at run time (1 / 0 is inf)
+        inv = _inverse(g, ("max", sym.sub(g.row_len, int(a["correction"])), 0), x.dtype)
+        return g.ew("xc.mul", g.reduce("sum", g.ew("xc.mul", d, d)), inv)
     n = max(g.row_len - a["correction"], 0)
     return g.ew("xc.mul", g.reduce("sum", g.ew("xc.mul", d, d)), g.lit(1.0 / n if n else math.inf, x.dtype))
 
@@ -169,8 +182,8 @@ def build_graph(block: Block, operand_types: list, full: tuple | None = None, k:
     g = Graph()
     env: dict[Value, Node] = {}
     for i, (arg, t) in enumerate(zip(block.args, operand_types)):
-        if not isinstance(t, TensorType) or not t.is_static:
-            raise LoweringError(f"kernel inputs must be static tensors, got {t}")
+        if not isinstance(t, TensorType):
+            raise LoweringError(f"kernel inputs must be tensors, got {t}")
         row = True if full is None else varies_along_row(tuple(t.shape), full, k)
         env[arg] = g.add(Node("input", t.dtype, value=i, shape=tuple(t.shape), row=row))
         g.inputs.append(env[arg])
@@ -188,7 +201,7 @@ def build_graph(block: Block, operand_types: list, full: tuple | None = None, k:
                 raise LoweringError(f"{op.name} needs a row kernel")
             if reduced_trailing(op) != k:
                 raise LoweringError(f"{op.name} reduces other axes than the group's other reductions")
-            g.row_len = int(np.prod(full[len(full) - k:], dtype=np.int64))
+            g.row_len = dim_prod(full[len(full) - k:])   # an int, a symbolic size, or a cpp run-time size
             node = ROW_OPS[op.name](g, *args, op.attrs) if op.name not in ("xc.layer_norm", "xc.rms_norm") \
                 else ROW_OPS[op.name](g, args[0], op.attrs, *args[1:])
             node.dtype = op.results[0].type.dtype

@@ -1,9 +1,11 @@
 """Building, caching and launching generated kernels through MLX's custom kernel API.
 
 `mx.fast.metal_kernel` / `mx.fast.cuda_kernel` objects are built once per kernel (the name holds a
-hash of the source, and a kernel is generated per shape signature) and kept in `KERNELS`. A launch
-passes the inputs row-contiguous (MLX copies strided ones), 0-d arrays as one-element vectors, and
-returns lazy MLX arrays, so kernels compose with the rest of the MLX graph.
+hash of the source; a static group's kernel is generated per shape signature, a symbolic group's
+once per size class) and kept in `KERNELS`. A launch passes the inputs row-contiguous (MLX copies
+strided ones), 0-d arrays as one-element vectors, and returns lazy MLX arrays, so kernels compose
+with the rest of the MLX graph. A kernel with run-time sizes gets its grid, output shapes and
+`sizes` input (int64) from the call's binding of the size names (`KernelSpec.bind`).
 """
 from __future__ import annotations
 
@@ -31,24 +33,36 @@ def kernel(spec: KernelSpec):
     return KERNELS[key]
 
 
-def launch(spec: KernelSpec, inputs: list) -> list:
-    """Run `spec` on MLX arrays; returns its outputs (lazy)."""
+def launch(spec: KernelSpec, inputs: list, sizes: dict | None = None) -> list:
+    """Run `spec` on MLX arrays (its sizes bound at `sizes`, the values of the size names, when it
+    has run-time sizes); returns its outputs (lazy)."""
+    import mlx.core as mx
+
     from xcomp.backends.mlx.dtypes import mx_dtype
+    at = spec.bind(sizes or {})
+    grid, threadgroup, out_shapes = at.grid, at.threadgroup, at.output_shapes
+    dtypes = [mx_dtype(t) for t in spec.output_dtypes]
+    if not all(grid):   # no rows or no elements: the outputs are empty
+        return [mx.zeros(tuple(s), dtype=dt) for s, dt in zip(out_shapes, dtypes)]
     arrays = [x.reshape(1) if x.ndim == 0 else x for x in inputs]
-    shapes = [tuple(s) if len(s) else (1,) for s in spec.output_shapes]
-    outs = kernel(spec)(inputs=arrays, grid=spec.grid, threadgroup=spec.threadgroup,
-                        output_shapes=shapes, output_dtypes=[mx_dtype(t) for t in spec.output_dtypes])
-    return [o.reshape(tuple(s)) if tuple(s) != sh else o for o, s, sh in zip(outs, spec.output_shapes, shapes)]
+    if spec.sizes:
+        arrays.append(mx.array(at.sizes, dtype=mx.int64))
+    shapes = [tuple(s) if len(s) else (1,) for s in out_shapes]
+    outs = kernel(spec)(inputs=arrays, grid=grid, threadgroup=threadgroup,
+                        output_shapes=shapes, output_dtypes=dtypes)
+    return [o.reshape(tuple(s)) if tuple(s) != sh else o for o, s, sh in zip(outs, out_shapes, shapes)]
 
 
-def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | None = None) -> list:
+def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | None = None,
+             sizes: dict | None = None) -> list:
     """Run a fused op's plan: the MLX prelude (matmul/conv) first when there is one, then the kernel
-    (split-row plans: the partials kernel, then the kernel over the inputs and the partials)."""
+    (split-row plans: the partials kernel, then the kernel over the inputs and the partials).
+    `sizes`: the values of the size names at this call (plans of groups with symbolic dims)."""
     anchor = prelude(args) if kplan.prelude is not None else None
     inputs = [anchor if i < 0 else args[i] for i in kplan.input_map]
     if kplan.partials is not None:   # split rows: the partials launch, then the combining one
-        inputs = inputs + launch(kplan.partials, inputs)
-    return launch(kplan.spec, inputs)
+        inputs = inputs + launch(kplan.partials, inputs, sizes)
+    return launch(kplan.spec, inputs, sizes)
 
 
 def median_seconds(fn: Callable[[], list], repeat: int = 7, batch: int = 8, warmup: int = 1) -> float:

@@ -102,38 +102,72 @@ class KernelEvaluator(MLXEvaluator):
     on the actual inputs and the fastest is kept for the op: the target is never slower than MLX
     eager or than the group's built-ins under mx.compile (both are timed too). `decisions` records
     what was chosen and why.
+
+    A program with symbolic sizes runs the same way: a group's kernels read their sizes at run time
+    (one source for every size), so the choice is made once per group and size class
+    (`codegen.size_class`: e.g. rows whose length divides by the vector width or not), keyed
+    `(op, class)` in `choice` (static groups: `op`), and timed on the first call in that class.
     """
 
     def __init__(self, program: Program, dialect: str):
         super().__init__(program)
         from xcomp.backends.kernels import runtime
         self.dialect, self.rt = dialect, runtime
-        self.choice: dict[Operation, object] = {}
+        self.choice: dict[object, object] = {}
         self.tune = runtime.tuning()
         self.decisions: list[str] = Decisions()
+        self._class_of: dict[Operation, object] = {}   # op -> sizes -> size class (None: one source)
+        self.size_class: tuple = ()                    # the class of the group being chosen
+        self._chosen: set = set()                      # size bindings whose every group is chosen
+
+    def _key(self, op: Operation):
+        """`op`, or `(op, size class)` for a group whose source depends on the sizes' class."""
+        if op not in self._class_of:
+            self._class_of[op] = codegen.size_class_of(op, self.dialect)
+        f = self._class_of[op]
+        return op if f is None or not self.sizes else (op, f(self.sizes))
 
     def op(self, op: Operation, env: dict) -> list:
         if op.name != "xc.fused":
             return super().op(op, env)
         args = [env[v] for v in op.operands]
-        if op not in self.choice:
-            self.choice[op] = self._choose(op, env, args)
-        pl = self.choice[op]
+        key = self._key(op)
+        if key not in self.choice:
+            self.size_class = key[1] if isinstance(key, tuple) else ()
+            self.choice[key] = self._choose(op, env, args)
+        pl = self.choice[key]
         if pl is None:
             return super().op(op, env)
         if callable(pl):   # the group's MLX built-ins under mx.compile
             return list(pl(*args))
         return self._run(pl, args)
 
+    def needs_choice(self, inputs) -> bool:
+        """Whether a call with `inputs` meets a group (or a size class of one) not chosen yet: the
+        tuner times it eagerly, so that call runs outside mx.compile."""
+        sizes = self.bind_sizes(self.program.main, inputs)
+        seen = tuple(sorted(sizes.items()))
+        if seen in self._chosen:
+            return False
+        saved, self.sizes = self.sizes, sizes
+        try:
+            if any(self._key(op) not in self.choice for op in self.program.walk() if op.name == "xc.fused"):
+                return True
+        finally:
+            self.sizes = saved
+        self._chosen.add(seen)
+        return False
+
     def _run(self, pl: codegen.KernelPlan, args: list) -> list:
-        return self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a))
+        return self.rt.run_plan(pl, args, lambda a: self._prelude(pl, a), self.sizes)
 
     @persisted   # xcomp.tuning_cache: a choice timed by an earlier process is read back, not timed again
     def _choose(self, op: Operation, env: dict, args: list):
         """The plan to run `op` with (None: MLX built-ins)."""
-        what = op.attrs["kind"].value
+        what = op.attrs["kind"].value + (f" {dict(self.size_class)}" if self.size_class else "")
+        cls = self.size_class
         try:
-            plans = codegen.variants(op, self.dialect) if self.tune else [codegen.plan(op, self.dialect)]
+            plans = codegen.variants(op, self.dialect, cls) if self.tune else [codegen.plan(op, self.dialect, None, cls)]
         except LoweringError as e:
             self.decisions.append(f"{what}: MLX built-ins ({e})")
             return None
@@ -175,6 +209,10 @@ class KernelEvaluator(MLXEvaluator):
         anchor = pl.prelude
         block_args = anchor.parent.args
         vals = [args[block_args.index(v)] for v in anchor.operands]
+        if self.sizes:   # a symbolic program: the anchor's attributes and types at this call's sizes
+            from xcomp.guards import concrete_op
+            attrs, types = concrete_op(anchor, self.sizes)
+            return self.impls[anchor.name](vals, attrs, types)[0]
         return self.impls[anchor.name](vals, anchor.attrs, [r.type for r in anchor.results])[0]
 
 
@@ -186,7 +224,7 @@ def _params(spec: codegen.KernelSpec) -> str:
 class KernelTarget(MLXTarget):
     """Shared by `metal` and `cuda`: differs in dialect and in the device MLX must have."""
 
-    symbolic_sizes = False  # kernels are generated for static shapes: one build per size binding
+    symbolic_sizes = True   # kernels read their sizes at run time: one build for every size binding
 
     dialect = ""
     device = ""
@@ -216,7 +254,9 @@ class KernelTarget(MLXTarget):
     def build(self, program: Program):
         """A runner over MLX arrays. The first call runs eagerly (choosing each group's kernel or
         MLX built-ins); later calls run the whole graph under mx.compile when the program has no
-        data-dependent control flow (XCOMP_MX_COMPILE=0 keeps every call eager)."""
+        data-dependent control flow (XCOMP_MX_COMPILE=0 keeps every call eager). A program with
+        symbolic sizes is built once: a call that brings a size class not chosen yet runs eagerly,
+        and mx.compile traces each new shape again over the same kernels."""
         from xcomp.backends.kernels import runtime
         wrap_row_ops(program)
         ev = KernelEvaluator(program, self.dialect)
@@ -232,8 +272,8 @@ class KernelTarget(MLXTarget):
 
         def call(inputs):
             state["calls"] += 1
-            if state["calls"] == 1 or state.get("eager"):
-                return run(inputs)
+            if state["calls"] == 1 or state.get("eager") or ev.needs_choice(inputs):
+                return run(inputs)   # (a size class not chosen yet: its tuning runs eagerly)
             if state["calls"] > 2:
                 return compiled(list(inputs))
             try:   # the first compiled call is evaluated here, so a failure falls back to eager

@@ -245,8 +245,13 @@ static bool xc_scatter(T* dst, const I* index, const T* src, int rank, const int
 // C[b] (M x N) = op(A[b]) @ op(B[b]) for nb products at element offsets offa/offb
 static void xc_matmul_f32(float* C, const float* A, const float* B, int64_t nb, const int64_t* offa,
                           const int64_t* offb, int64_t M, int64_t N, int64_t K, bool ta, bool tb) {
-  for (int64_t b = 0; b < nb; ++b)
-    xc_sgemm(ta, tb, M, N, K, 1.0f, A + offa[b], ta ? M : K, B + offb[b], tb ? K : N, 0.0f, C + b * M * N, N);
+  // many small products (attention's heads): one whole product per chunk of the pool; else each
+  // product parallelizes itself
+  const bool per_batch = nb >= 2 * xc_num_threads() || (nb >= xc_num_threads() && M * N * K <= ((int64_t)1 << 22));
+  xc_parallel_for(per_batch ? nb : 1, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = per_batch ? b0 : 0; b < (per_batch ? b1 : nb); ++b)
+      xc_sgemm(ta, tb, M, N, K, 1.0f, A + offa[b], ta ? M : K, B + offb[b], tb ? K : N, 0.0f, C + b * M * N, N);
+  });
 }
 
 template <typename T>

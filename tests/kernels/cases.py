@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xcomp.guards import concrete_type
 from xcomp.ir.builder import Builder
 from xcomp.ir.core import Block, Func, Program, Region
 from xcomp.ir.types import DType, tensor
@@ -81,6 +82,58 @@ CASES = {
     "exact_bias_silu": ([tensor((16, 2048), F32), tensor((2048,), F32)],
                         lambda b, x, w: b.op("mul", b.op("silu", x), b.op("add", x, w)), EW),
 }
+
+
+# -- symbolic sizes --------------------------------------------------------------------------------
+I64 = DType.I64
+
+
+def _mask(b, i, j, full):   # GPT block's causal mask: ~((i - j <= 0) & full)
+    le = b.op("le", b.op("sub", i, j), b.op("constant", value=0, dtype=I64))
+    return b.op("bitwise_not", b.op("logical_and", le, full))
+
+
+def _masked_softmax(b, m, x):
+    ninf = b.op("constant", value=-np.inf, dtype=DType.F32)
+    return b.op("softmax", b.op("where", m, ninf, x), axis=-1)
+
+
+def residual_layer_norm(b, x, r, w, bb):
+    s = b.op("add", x, r)
+    return [s, b.op("layer_norm", s, w, bb, normalized_ndim=1, eps=1e-5)]
+
+
+def _bias_gelu(b, x, bias):
+    return b.op("gelu", b.op("add", x, bias), approximate=GeluApproximate.TANH)
+
+
+# groups with symbolic dims (GPT-block style): name -> (operand types, body, kind); run at DYNAMIC_SIZES
+DYNAMIC_SIZES = [{"B": 1, "S": 1}, {"B": 2, "S": 7}, {"B": 3, "S": 16}, {"B": 1, "S": 33}, {"B": 2, "S": 100}]
+DYNAMIC = {
+    "causal_mask": ([tensor((1, "S"), I64), tensor(("S", 1), I64), tensor(("S", "S"), BOOL)], _mask, EW),
+    "masked_softmax": ([tensor(("S", "S"), BOOL), tensor(("B", 4, "S", "S"))], _masked_softmax, RED),
+    "residual_layer_norm": ([tensor(("B", "S", 32))] * 2 + [tensor((32,))] * 2, residual_layer_norm, RED),
+    "bias_gelu": ([tensor(("S", 128)), tensor((128,))], _bias_gelu, EW),
+    "layer_norm_over_seq": ([tensor(("B", "S")), tensor(("S",)), tensor(("S",))],
+                            lambda b, x, w, bb: b.op("layer_norm", x, w, bb, normalized_ndim=1), RED),
+    "var_mean_over_seq": ([tensor(("B", 3, "S"))], lambda b, x: [
+        b.op("var", x, axes=(-1,), keepdim=False), b.op("mean", b.op("square", x), axes=(-1,), keepdim=True),
+        b.op("logsumexp", x, axes=(-1,))], RED),
+}
+
+
+def dynamic_inputs(name, in_types, env, rng) -> list[np.ndarray]:
+    """Random inputs of a DYNAMIC case at the binding `env` (the causal mask's own inputs)."""
+    types = [concrete_type(t, env) for t in in_types]
+    xs = random_inputs(types, rng)
+    if name == "causal_mask":
+        S = env["S"]
+        xs = [np.arange(S, dtype=np.int64).reshape(1, S), np.arange(S, dtype=np.int64).reshape(S, 1),
+              np.ones((S, S), bool)]
+    if name == "masked_softmax":   # the causal mask (the diagonal kept: no row all -inf)
+        S = env["S"]
+        xs[0] = np.triu(np.ones((S, S), bool), 1)
+    return xs
 
 
 def random_inputs(in_types, rng) -> list[np.ndarray]:

@@ -1,4 +1,9 @@
-"""Runs a generated kernel on the CPU: g++ over metal_emu.h / cuda_emu.h plus the kernel body."""
+"""Runs a generated kernel on the CPU: g++ over metal_emu.h / cuda_emu.h plus the kernel body.
+
+The driver reads the launch (threadgroups, threads, output byte counts) from its command line, so
+one binary serves every launch of its kernel: a kernel with run-time sizes (a symbolic group) is
+compiled once (`build`) and run at each size (`execute`) with its `sizes` input bound per call.
+"""
 from __future__ import annotations
 
 import os
@@ -30,7 +35,8 @@ def _from_bytes(b: bytes, dt: DType, shape) -> np.ndarray:
 
 
 def program_text(spec: KernelSpec, in_dtypes: list[DType]) -> str:
-    """The C++ translation unit: emulation header, kernel header, the body in a function, a driver."""
+    """The C++ translation unit: emulation header, kernel header, the body in a function, a driver
+    (`exe DIR GROUPS THREADS OUT_BYTES...`). `in_dtypes` include the `sizes` input's (int64)."""
     d = DIALECTS[spec.dialect]
     q = "const device " if spec.dialect == "metal" else "const "
     o = "device " if spec.dialect == "metal" else ""
@@ -46,7 +52,6 @@ def program_text(spec: KernelSpec, in_dtypes: list[DType]) -> str:
     n_in, n_out = len(spec.input_names), len(spec.output_names)
     args = [f"({q}{d.ctype(t)}*)bufs[{i}].data()" for i, t in enumerate(in_dtypes)]
     args += [f"({o}{d.ctype(t)}*)bufs[{n_in + i}].data()" for i, t in enumerate(spec.output_dtypes)]
-    sizes = [int(np.prod(s, dtype=np.int64)) * t.itemsize for s, t in zip(spec.output_shapes, spec.output_dtypes)]
     return f"""#include "{spec.dialect}_emu.h"
 #include <cstdio>
 #include <fstream>
@@ -62,9 +67,10 @@ int main(int argc, char** argv) {{
     std::ifstream f(std::string(argv[1]) + "/in" + std::to_string(i), std::ios::binary);
     bufs.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }}
-  const long out_sizes[] = {{{", ".join(map(str, sizes))}}};
+  std::vector<long> out_sizes;
+  for (int i = 0; i < {n_out}; ++i) out_sizes.push_back(std::stol(argv[4 + i]));
   for (int i = 0; i < {n_out}; ++i) bufs.emplace_back(out_sizes[i], (char)0x7f);  // poison
-  emu::run_grid({spec.grid[0] // spec.threadgroup[0]}, {spec.threadgroup[0]}, [&] {{
+  emu::run_grid((unsigned)std::stol(argv[2]), (unsigned)std::stol(argv[3]), [&] {{
     const emu::Ctx c = emu::ctx; (void)c;
     xc_kernel({", ".join(args)}{ids});
   }});
@@ -77,35 +83,63 @@ int main(int argc, char** argv) {{
 """
 
 
-def run(spec: KernelSpec, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str) -> list[np.ndarray]:
-    """Compile the kernel with g++ and run it over its grid on `inputs`; returns its outputs."""
+def _all_dtypes(spec: KernelSpec, in_dtypes: list[DType]) -> list[DType]:
+    return list(in_dtypes) + ([DType.I64] if spec.sizes else [])
+
+
+def build(spec: KernelSpec, in_dtypes: list[DType], workdir: str) -> str:
+    """Compile the kernel's emulation with g++ once; the executable's path."""
     os.makedirs(workdir, exist_ok=True)
     src = os.path.join(workdir, "k.cpp")
     with open(src, "w") as f:
-        f.write(program_text(spec, in_dtypes))
+        f.write(program_text(spec, _all_dtypes(spec, in_dtypes)))
     exe = os.path.join(workdir, "k")
     r = subprocess.run([CXX, "-std=c++20", "-O1", "-pthread", "-w", f"-I{HERE}", src, "-o", exe],
                        capture_output=True, text=True)
     if r.returncode:
         raise AssertionError(f"g++ failed on {spec.name}:\n{r.stderr[:4000]}")
-    for i, (a, t) in enumerate(zip(inputs, in_dtypes)):
+    return exe
+
+
+def execute(exe: str, spec: KernelSpec, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str,
+            sizes: dict | None = None) -> list[np.ndarray]:
+    """Run a built kernel over its grid on `inputs`, its launch bound at `sizes` (the values of the
+    size names; none for a static kernel); returns its outputs."""
+    launch = spec.bind(sizes or {})
+    inputs = list(inputs) + ([np.asarray(launch.sizes, np.int64)] if spec.sizes else [])
+    os.makedirs(workdir, exist_ok=True)
+    for i, (a, t) in enumerate(zip(inputs, _all_dtypes(spec, in_dtypes))):
         with open(os.path.join(workdir, f"in{i}"), "wb") as f:
             f.write(_to_bytes(a, t))
-    subprocess.run([exe, workdir], check=True, timeout=120)
+    nbytes = [int(np.prod(s, dtype=np.int64)) * t.itemsize for s, t in zip(launch.output_shapes, spec.output_dtypes)]
+    groups = launch.grid[0] // launch.threadgroup[0]
+    if groups:
+        subprocess.run([exe, workdir, str(groups), str(launch.threadgroup[0])] + [str(b) for b in nbytes],
+                       check=True, timeout=300)
     outs = []
-    for i, (s, t) in enumerate(zip(spec.output_shapes, spec.output_dtypes)):
+    for i, (s, t) in enumerate(zip(launch.output_shapes, spec.output_dtypes)):
+        if not groups:   # an empty launch: empty outputs
+            outs.append(np.zeros(s, t.np if t is not DType.BF16 else np.float32))
+            continue
         with open(os.path.join(workdir, f"out{i}"), "rb") as f:
             outs.append(_from_bytes(f.read(), t, s))
     return outs
 
 
-def run_plan(kplan, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str) -> list[np.ndarray]:
+def run(spec: KernelSpec, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str,
+        sizes: dict | None = None) -> list[np.ndarray]:
+    """Compile the kernel with g++ and run it over its grid on `inputs`; returns its outputs."""
+    return execute(build(spec, in_dtypes, workdir), spec, inputs, in_dtypes, workdir, sizes)
+
+
+def run_plan(kplan, inputs: list[np.ndarray], in_dtypes: list[DType], workdir: str,
+             sizes: dict | None = None) -> list[np.ndarray]:
     """A kernel plan without prelude: its partials kernel first (split rows), whose outputs follow
     the inputs of the final kernel, as `runtime.run_plan` launches them."""
     assert kplan.prelude is None and len(kplan.input_map) == len(inputs), "plan's input map"
     inputs = [inputs[i] for i in kplan.input_map]
     in_dtypes = [in_dtypes[i] for i in kplan.input_map]
     if kplan.partials is None:
-        return run(kplan.spec, inputs, in_dtypes, workdir)
-    parts = run(kplan.partials, inputs, in_dtypes, os.path.join(workdir, "partials"))
-    return run(kplan.spec, list(inputs) + parts, list(in_dtypes) + list(kplan.partials.output_dtypes), workdir)
+        return run(kplan.spec, inputs, in_dtypes, workdir, sizes)
+    parts = run(kplan.partials, inputs, in_dtypes, os.path.join(workdir, "partials"), sizes)
+    return run(kplan.spec, list(inputs) + parts, list(in_dtypes) + list(kplan.partials.output_dtypes), workdir, sizes)

@@ -26,7 +26,7 @@ class FakeRuntime:
         self.ev, self.script = ev, [kernel] * n_kernels + [eager, compiled]
         self.calls = 0
 
-    def run_plan(self, plan, args, prelude):
+    def run_plan(self, plan, args, prelude, sizes=None):
         op = fused_op(self.ev.program)
         return KernelEvaluator.__mro__[1].op(self.ev, op, dict(zip(op.operands, args)))
 
