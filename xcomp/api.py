@@ -313,9 +313,12 @@ class Compiled:
         opt, report, _ = program_cache.optimize(cap.program, self.target, self.passes, self.program_cache)
         self.stats.builds += 1
         from xcomp.guards import symbolic_args
-        if symbolic_args(opt) and not self.target.symbolic_sizes:  # one static build per size binding
-            from xcomp.specialize import per_size
-            return cap, opt, report, per_size(opt, self._specialized_build)
+        if symbolic_args(opt):
+            from xcomp.specialize import per_size, static_size_ops
+            needs = static_size_ops(self.target, opt)
+            if needs is not None:   # one static build per size binding
+                self.stats.static_ops = needs
+                return cap, opt, report, per_size(opt, self._specialized_build)
         return cap, opt, report, self.target.build(opt)
 
     def _specialized_build(self, program: Program):

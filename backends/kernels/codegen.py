@@ -201,6 +201,8 @@ class Emitter:
         return self.names.get(n, f"v{self.ids[n]}")
 
     def literal(self, v, dt: DType) -> str:
+        if hasattr(v, "c_expr"):    # a value the cpp target computes from run-time sizes (1 / row length)
+            return v.c_expr
         if dt.is_float:
             return flit(float(v))
         if dt.is_bool:

@@ -49,6 +49,17 @@ class MLXEvaluator(Evaluator):
         self.mx, self.mx_dtype = mx, mx_dtype
         table = load_table()
         super().__init__(_decomposed(program, table), {k: self._checked(k, f) for k, f in table.items()})
+        self.plans: dict = {}  # id(op) -> shape-agnostic MLX calls (shapeless.reshape_plan)
+
+    def apply(self, op, args):
+        plan = self.plans.get(id(op))
+        if plan is not None:
+            return [plan(self.mx, args, self.inputs)]
+        return super().apply(op, args)
+
+    def run(self, inputs, func: str = "main"):
+        self.inputs = list(inputs)  # what shapeless plans read sizes from
+        return super().run(inputs, func)
 
     def _checked(self, name, fn):
         def run(args, attrs, out_types):
@@ -81,7 +92,7 @@ class MLXEvaluator(Evaluator):
 
 class MLXTarget(Target):
     name = "mlx"
-    symbolic_sizes = True  # sizes bound per call; mx.compile traces once per distinct input shape
+    symbolic_sizes = True  # sizes bound per call; mx.compile shapeless, or traced once per input shape
     array_kind = "mlx"
     pipeline = DEFAULT_PIPELINE
 
@@ -92,12 +103,26 @@ class MLXTarget(Target):
         return set(load_table()) | set(REGION_OPS)
 
     def build(self, program):
+        """The program as one MLX function under `mx.compile`. With symbolic sizes: compiled
+        `shapeless=True` (one trace for every size) where the lowered graph does not depend on the
+        sizes (`shapeless.blockers`), else traced once per input shape; the runner's `shapeless`
+        and `reason` say which and why. `XCOMP_MLX_SHAPELESS=0` turns shapeless off."""
+        import os
         import mlx.core as mx
-        ev = MLXEvaluator(program)
-
-        def run(inputs):
-            return ev.run(list(inputs))
+        from xcomp.guards import symbolic_args
         if has_data_dependent_control(program):
-            return run
-        compiled = mx.compile(run)
-        return lambda inputs: compiled(list(inputs))
+            ev = MLXEvaluator(program)
+            return lambda inputs: ev.run(list(inputs))
+        if not symbolic_args(program):
+            ev = MLXEvaluator(program)
+            compiled = mx.compile(lambda inputs: ev.run(list(inputs)))
+            return lambda inputs: compiled(list(inputs))
+        from xcomp.backends.mlx.shapeless import Runner, blockers, plans
+        ev = MLXEvaluator(program)
+        found = blockers(ev.program)
+        if os.environ.get("XCOMP_MLX_SHAPELESS", "1") == "0":
+            found = ["XCOMP_MLX_SHAPELESS=0"]
+        if not found:
+            ev.plans = plans(ev.program)
+        reason = "; ".join(dict.fromkeys(found))
+        return Runner(lambda inputs: ev.run(list(inputs)), program, reason)
