@@ -107,17 +107,7 @@ class CoreMLTarget(Target):
         opts = resolve_options(ct, self.options)
         mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"],
                                              self.options.get("shape_bounds"), self.options.get("enumerated"))
-        kwargs = {"inputs": flexible} if flexible else {}
-        kwargs["pass_pipeline"] = ct.PassPipeline(pass_names=list(MIL_PASSES), pipeline_name="xcomp")
-        gc.freeze()   # ct.convert ends with gc.collect(): skip the heap that existed before it (torch, the model)
-        try:
-            model = ct.convert(mil, convert_to="mlprogram", compute_precision=opts["compute_precision"],
-                               minimum_deployment_target=opts["minimum_deployment_target"],
-                               compute_units=opts["compute_units"], **kwargs)
-        except (ValueError, TypeError, NotImplementedError, AssertionError) as e:
-            raise LoweringError(f"coremltools refused the MIL program: {type(e).__name__}: {e}") from e
-        finally:
-            gc.unfreeze()
+        model = mil_to_model(ct, mil, flexible, opts)
         model.user_defined_metadata[METADATA_KEY] = json.dumps(signature)
         return model
 
@@ -157,6 +147,33 @@ class CoreMLTarget(Target):
             outs = model.predict(feeds)
             return from_package_outputs(signature, [outs[o["name"]] for o in signature["outputs"]])
         return run
+
+
+def run_mil_passes(ct, mil, precision) -> None:
+    """`MIL_PASSES` on `mil` in place (the float16 casts only for float16 precision), validated once
+    at the end: coremltools' pipeline manager validates the whole program after every pass and
+    formats it for a debug log, which cost more than the passes themselves."""
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+    for name in MIL_PASSES:
+        if name != "common::add_fp16_cast" or precision == ct.precision.FLOAT16:
+            PASS_REGISTRY[name](mil)
+    mil.validate()
+
+
+def mil_to_model(ct, mil, flexible, opts: dict):
+    """The `ct.models.MLModel` of an xcomp-built MIL program: `run_mil_passes`, then `ct.convert`
+    with an empty main pipeline (its frontend and backend pipelines still run)."""
+    kwargs = {"inputs": flexible} if flexible else {}
+    gc.freeze()   # ct.convert ends with gc.collect(): skip the heap that existed before it (torch, the model)
+    try:
+        run_mil_passes(ct, mil, opts["compute_precision"])
+        return ct.convert(mil, convert_to="mlprogram", compute_precision=opts["compute_precision"],
+                          minimum_deployment_target=opts["minimum_deployment_target"],
+                          compute_units=opts["compute_units"], pass_pipeline=ct.PassPipeline.EMPTY, **kwargs)
+    except (ValueError, TypeError, NotImplementedError, AssertionError) as e:
+        raise LoweringError(f"coremltools refused the MIL program: {type(e).__name__}: {e}") from e
+    finally:
+        gc.unfreeze()
 
 
 def resolve_options(ct, options: dict) -> dict:
