@@ -275,3 +275,30 @@ def test_cache_command_lists_and_clears_namespaces(cache_dir, capsys):
     assert entries() == [] and len(entries("tuning")) == 1
     assert main(["cache", "clear"]) == 0 and entries("tuning") == []
     assert main(["cache", "clear", "--namespace", "nonesuch"]) == 2
+
+
+# -- the IR parser's one-call read of dense<...> (what a cached start parses) ----------------------
+@pytest.mark.parametrize("literal,dtype,want", [
+    ("[[1.5, -2.0], [3e-05, 1e+20]]", "f32", [[1.5, -2.0], [3e-05, 1e20]]),    # json path
+    ("[[true, false], [false, true]]", "i1", [[True, False], [False, True]]),   # json path
+    ("[[-3, 1099511627776]]", "i64", [[-3, 2 ** 40]]),                          # json path
+    ("[1., +2.5]", "f32", [1.0, 2.5]),                                          # token path (not JSON)
+    ("[0x7FC00000, 1.0]", "f32", [np.nan, 1.0]),                                # token path (bit pattern)
+    ("[]", "f32", []),
+])
+def test_dense_literals_read_alike_on_both_paths(literal, dtype, want):
+    shape = "x".join(map(str, np.shape(want))) if np.size(want) else "0"
+    text = (f'module {{\n  func.func @main() -> (tensor<{shape}x{dtype}>) {{\n'
+            f'    %0 = "xc.dense"() {{dtype = {dtype}, value = dense<{literal}> : tensor<{shape}x{dtype}>}} : () -> tensor<{shape}x{dtype}>\n'
+            f'    func.return %0 : tensor<{shape}x{dtype}>\n  }}\n}}\n')
+    got = next(o for o in xcomp.parse(text).walk() if o.name == "xc.dense").attrs["value"]
+    np.testing.assert_array_equal(got, np.array(want, dtype=got.dtype))
+
+
+@pytest.mark.parametrize("literal", ["[1, 2", "[1,, 2]", "[tru, false]", "[[[1]], 2]x"])
+def test_malformed_dense_literals_are_parse_errors(literal):
+    text = ('module {\n  func.func @main() -> (tensor<2xf32>) {\n'
+            f'    %0 = "xc.dense"() {{dtype = f32, value = dense<{literal}> : tensor<2xf32>}} : () -> tensor<2xf32>\n'
+            '    func.return %0 : tensor<2xf32>\n  }\n}\n')
+    with pytest.raises(xcomp.ParseError):
+        xcomp.parse(text)

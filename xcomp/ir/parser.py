@@ -24,6 +24,7 @@ _VALUE = re.compile(r"%[A-Za-z0-9_]+(#[0-9]+)?")
 _SPACE = re.compile(r"(?:[ \t\r\n]+|//[^\n]*)*")   # blanks and // comments
 _JSON_DENSE = re.compile(r"[-+0-9.eE\[\], \n]*|[truefals\[\], \n]*")   # dense<...> elements JSON reads as is
 _EXP_PLUS = re.compile(r"([eE])\+")
+_PLAIN_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')   # a string literal JSON reads as its own text
 _MAX_DEPTH = 200
 
 
@@ -101,6 +102,10 @@ class Parser:
         start = self.pos
         if not self.text.startswith('"', self.pos):
             raise self.error("expected a string literal")
+        plain = _PLAIN_STRING.match(self.text, self.pos)   # no escapes: the text itself, in one call
+        if plain:
+            self.pos = plain.end()
+            return plain.group(1)
         i = self.pos + 1
         while i < len(self.text) and self.text[i] != '"':
             i += 2 if self.text[i] == "\\" else 1
