@@ -34,13 +34,15 @@ from xcomp.ir import symbolic as sym
 class Stats:
     """What a `Compiled` did: `captures` (frontend captures), `builds` (target builds), `calls`,
     `guard_failures` (calls whose inputs broke a symbolic program's guards), `specializations`
-    (static builds of a symbolic program for one size binding, on targets without symbolic sizes)."""
+    (static builds of a symbolic program for one size binding, on targets without symbolic sizes),
+    `static_ops` (why a target with symbolic sizes built per binding: the ops that needed static ones)."""
 
     captures: int = 0
     builds: int = 0
     specializations: int = 0
     calls: int = 0
     guard_failures: int = 0
+    static_ops: tuple = ()
 
 
 Spec = list  # one {axis: name | None | torch Dim} per tensor input

@@ -1,10 +1,11 @@
 """Specialising a program with symbolic sizes to one binding of its sizes.
 
-For backends that generate code for static shapes (the `metal`/`cuda` kernel generator today, a
-C++ or Core ML backend until it takes sizes as runtime arguments): `specialize(program, sizes)`
-gives the static program for one call's sizes, and `per_size(program, build)` a runner that builds
-(and caches) one specialised program per distinct binding, binding the sizes from each call's
-input shapes. The symbolic program is captured and optimized once; only the backend build repeats.
+For backends that generate code for static shapes (the `metal`/`cuda` kernel generator today), or
+for the programs a backend with symbolic sizes cannot build once (`static_size_ops`: the `cpp`
+target names the ops whose C++ rule needs a size static): `specialize(program, sizes)` gives the
+static program for one call's sizes, and `per_size(program, build)` a runner that builds (and
+caches) one specialised program per distinct binding, binding the sizes from each call's input
+shapes. The symbolic program is captured and optimized once; only the backend build repeats.
 """
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def specialize(program: Program, sizes: Mapping[str, int]) -> Program:
         _block(f.body, sizes)
     p.guards = []
     return p
+
+
+def static_size_ops(target, program: Program) -> tuple | None:
+    """None when `target` builds `program` (symbolic sizes) once; else why it builds per size
+    binding: () for a target without symbolic sizes, or the ops whose rules need static sizes."""
+    if not target.symbolic_sizes:
+        return ()
+    probe = getattr(target, "static_size_ops", None)
+    ops = probe(program) if probe is not None else []
+    return tuple(ops) if ops else None
 
 
 def per_size(program: Program, build: Callable[[Program], Callable], limit: int = 256) -> Callable:

@@ -184,4 +184,5 @@ def _unit_from_json(d: dict, source: str) -> CppUnit:
     return CppUnit(source=source, inputs=[(DType(dt), tuple(s)) for dt, s in d["inputs"]],
                    outputs=[(DType(dt), tuple(s)) for dt, s in d["outputs"]],
                    weights=[(n, DType(dt), tuple(s)) for n, dt, s in d["weights"]],
-                   uses_blas=d["uses_blas"], arena_bytes=d["arena_bytes"], name=d["name"])
+                   uses_blas=d["uses_blas"], arena_bytes=d["arena_bytes"], name=d["name"],
+                   sizes=list(d.get("sizes", [])), arena_dynamic=list(d.get("arena_dynamic", [])))

@@ -13,6 +13,7 @@ import pkgutil
 from importlib.resources import files
 
 from xcomp.backends.cpp.lower import CppLowering, shape_of
+from xcomp.backends.cpp.sizes import NeedsStaticSizes, ir_dims
 from xcomp.backends.cpp.unit import CppUnit
 from xcomp.backends.kernels.codegen import render
 from xcomp.backends.kernels.exprs import CPP_DIALECT
@@ -29,23 +30,34 @@ def load_rules() -> dict:
 
 
 def emit_program(program: Program, name: str = "model") -> CppUnit:
-    """The C++ translation unit of `program` (static shapes; raises LoweringError listing every op
-    the C++ backend cannot lower)."""
+    """The C++ translation unit of `program` (raises LoweringError listing every op the C++ backend
+    cannot lower). Symbolic sizes become run-time sizes of `xc_run_sizes` (unit.py); a rule that
+    needs one of them static raises `NeedsStaticSizes` naming its op (the target then builds per
+    size binding)."""
     load_rules()
     lw = CppLowering(program)
     for op in program.walk():     # weights are declared up front, so nested regions can read them
         if op.name == "xc.weight" and op.attrs["name"] not in lw.weights:
             lw.weights[op.attrs["name"]] = lw.weight(op.attrs["name"], op.results[0].type)
-    ins, outs = lw.main()
+    try:
+        ins, outs = lw.main()
+    except NeedsStaticSizes as e:
+        e.op = e.op or "xc.fused"
+        raise
+    symbolic = bool(lw.sizes)
+    if not symbolic and lw.dynamic:
+        raise NeedsStaticSizes("symbolic sizes that the inputs do not bind", "xc.fused")
     safe = "".join(ch for ch in name if ch.isalnum() or ch == "_") or "model"
     source = render("cpp", "unit", name=safe, header=render("cpp", "header", d=CPP_DIALECT.helpers()),
                     ops=files("xcomp.templates").joinpath("cpp/ops.h").read_text(),
                     statics=lw.statics, body=lw.lines, arena=lw.arena, n_inputs=len(ins),
-                    n_outputs=len(outs), n_weights=len(lw.weight_order))
+                    n_outputs=len(outs), n_weights=len(lw.weight_order), sizes=lw.sizes,
+                    prologue=lw.prologue() if symbolic else [])
     func = program.main
     return CppUnit(
         source=source,
-        inputs=[(a.type.dtype, shape_of(a.type)) for a in func.args],
-        outputs=[(v.type.dtype, shape_of(v.type)) for v in func.outputs],
+        inputs=[(a.type.dtype, ir_dims(shape_of(a.type))) for a in func.args],
+        outputs=[(v.type.dtype, ir_dims(shape_of(v.type))) for v in func.outputs],
         weights=[(w, lw.weights[w].dtype, lw.weights[w].shape) for w in lw.weight_order],
-        uses_blas=lw.uses_blas, arena_bytes=lw.arena, name=safe)
+        uses_blas=lw.uses_blas, arena_bytes=lw.arena, name=safe, sizes=list(lw.sizes),
+        arena_dynamic=[b.d for b in lw.dynamic])

@@ -14,11 +14,10 @@ A group whose graph cannot be built (a reduction over leading axes, ...) is lowe
 """
 from __future__ import annotations
 
-import numpy as np
-
-from xcomp.backends.cpp.lower import Buf, CppLowering, load, store
-from xcomp.backends.kernels.codegen import (Emitter, _needed, broadcast_strides, epilogue_block,
-                                            index_expr, render, row_inputs)
+from xcomp.backends.cpp.lower import Buf, CppLowering, load, shape_of, store
+from xcomp.backends.cpp.sizes import (at_least, broadcast_strides, cdiv_expr, collapse, index_expr, prod,
+                                      spell)
+from xcomp.backends.kernels.codegen import Emitter, _needed, epilogue_block, render
 from xcomp.backends.kernels.exprs import CPP_DIALECT, flit
 from xcomp.backends.kernels.graph import IDENTITY, ROW_OPS, Graph, build_graph, reduced_trailing
 from xcomp.errors import LoweringError
@@ -32,6 +31,33 @@ ROW_ELEMENTS_PER_TASK = 1 << 13  # grain of row loops, in elements
 MIN_SIMD_COLUMNS = 16            # shorter inner dims run as one flat loop
 EPILOGUE_BLOCK_BYTES = 1 << 20   # GEMM output bytes per block of a matmul epilogue (about an L2)
 MIN_BLOCK_ROWS = 32
+
+
+def emitter(g: Graph) -> Emitter:
+    """The statement emitter of a group, spelling run-time sizes as the cpp target does (`xs_S`)."""
+    return Emitter(CPP_DIALECT, g, sv=spell)
+
+
+cindex = index_expr   # the C++ index expression over static or run-time sizes (sizes.py)
+
+
+def row_inputs(g: Graph, full: tuple, k: int, em: Emitter, in_shapes: list[tuple]):
+    """Rows R, row length L and the template data of each input of a row loop over the last `k`
+    axes of `full` (mode: perrow, vec for a contiguous row, general; base and column offsets)."""
+    lead, trail = list(full[:len(full) - k]), list(full[len(full) - k:])
+    L, R = prod(trail), prod(lead)
+    inputs = []
+    for node, shape in zip(g.inputs, in_shapes):
+        aligned = (1,) * (len(full) - len(shape)) + tuple(shape)
+        if len(shape) <= len(full) and all(a == 1 or a == f for a, f in zip(aligned, full)):
+            st = broadcast_strides(tuple(shape), tuple(full))
+        else:   # a per-row value shaped like `full` without its reduced axes
+            st = broadcast_strides(tuple(shape), tuple(lead)) + [0] * k
+        row_st, col_st = st[:len(lead)], st[len(lead):]
+        mode = "perrow" if not node.row else "vec" if collapse(trail, col_st) == [(L, 1)] else "general"
+        inputs.append({"mode": mode, "base": index_expr(lead, row_st, "row"), "cty": em.cty(node),
+                       "col": index_expr(trail, col_st, "col"), "var": em.ref(node), "node": node})
+    return R, L, inputs
 
 
 def merge_dims(shape: tuple, strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
@@ -69,9 +95,9 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
                      comment: str, block: tuple[str, str] | None = None) -> None:
     """`block` = (first row, row count) C expressions: only those rows of a 2-d output, whose first
     input holds just those rows (a GEMM's row block, still in cache)."""
-    em = Emitter(CPP_DIALECT, g)
+    em = emitter(g)
     stmts = em.stmts(g.nodes)
-    n = int(np.prod(out_shape, dtype=np.int64))
+    n = prod(out_shape)
     if n == 0:
         return
     strides = [broadcast_strides(tuple(b.shape), tuple(out_shape)) for b in ins]
@@ -80,7 +106,7 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
     else:
         shape, st = merge_dims(tuple(out_shape), strides)
     C = shape[-1]
-    two_level = block is not None or (len(shape) > 1 and C >= MIN_SIMD_COLUMNS)
+    two_level = block is not None or (len(shape) > 1 and at_least(C, MIN_SIMD_COLUMNS))
     R = block[1] if block else (n // C if two_level else 1)
     grow = f"{block[0]} + r" if block else "r"
     inputs, pointers = [], {}
@@ -94,19 +120,19 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
         b = Buf(pointers[b.ptr]["name"], b.dtype, b.shape)
         i = {"var": em.ref(node), "cty": em.cty(node), "sty": loop_sty(b), "ptr": b.ptr, "p": f"p{k}"}
         if two_level:
-            base = index_expr(shape[:-1], s[:-1], "r" if (block and k == 0) else f"({grow})")
+            base = cindex(shape[:-1], s[:-1], "r" if (block and k == 0) else f"({grow})")
             if s[-1] == 0:
                 i.update(mode="perrow", load_row=load(b.dtype, f"{b.ptr}[{base}]"))
             else:
                 col = "c" if s[-1] == 1 else f"c * {s[-1]}"
                 i.update(mode="row", base=base, load_col=load(b.dtype, f"p{k}[{col}]"))
         else:
-            i.update(mode="index", load_index=load(b.dtype, f"{b.ptr}[{index_expr(shape, s, 'c')}]"))
+            i.update(mode="index", load_index=load(b.dtype, f"{b.ptr}[{cindex(shape, s, 'c')}]"))
         inputs.append(i)
     outputs = [{"sty": loop_sty(b), "ptr": loop_ptr(b, False), "store": store(b.dtype, em.ref(o))}
                for o, b in zip(g.outputs, outs)]
     if two_level:
-        grain = max(1, ELEMENTS_PER_TASK // C)
+        grain = cdiv_expr(ELEMENTS_PER_TASK, C)
     else:
         R, C, grain = 1, n, ELEMENTS_PER_TASK
         for i in inputs:
@@ -119,7 +145,7 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
 
 def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], outs: list[Buf],
               comment: str) -> None:
-    em = Emitter(CPP_DIALECT, g)
+    em = emitter(g)
     R, L, specs = row_inputs(g, full, k, em, [tuple(b.shape) for b in ins])
     if R == 0:
         return
@@ -185,7 +211,7 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
         final = {"stmts": em.stmts(final_nodes), "inputs": uses(final_nodes)}
     row_stores = [f"{b.ptr}[row * {L} + col] = {store(b.dtype, em.ref(o))};" for o, b in row_outs]
     red_stores = [f"{b.ptr}[row] = {store(b.dtype, em.ref(o))};" for o, b in red_outs]
-    grain = max(1, ROW_ELEMENTS_PER_TASK // max(L, 1))
+    grain = cdiv_expr(ROW_ELEMENTS_PER_TASK, L)
     lw.emit(render("cpp", "row", comment=comment, R=R, L=L, grain=grain, pointers=pointers,
                    inputs=[dict(i, node=None) for i in inputs], phases=phases, final=final,
                    row_outputs=row_stores, red_outputs=red_stores).rstrip("\n"))
@@ -235,15 +261,15 @@ def emit_block(lw: CppLowering, block: Block, ins: list[Buf], outs: list[Buf], c
     rows = _row_ops(block)
     if rows:
         x = rows[0].operands[0].type
-        full, k = tuple(int(d) for d in x.shape), reduced_trailing(rows[0])
+        full, k = shape_of(x), reduced_trailing(rows[0])
         g = build_graph(block, types, full, k)
-        Emitter(CPP_DIALECT, g).stmts(g.nodes)        # every expression exists before emitting
+        emitter(g).stmts(g.nodes)        # every expression exists before emitting
         emit_rows(lw, g, full, k, ins, outs, comment)
     else:
         g = build_graph(block, types)
         if len({tuple(b.shape) for b in outs}) != 1:
             raise LoweringError("elementwise group with outputs of several shapes")
-        Emitter(CPP_DIALECT, g).stmts(g.nodes)
+        emitter(g).stmts(g.nodes)
         emit_elementwise(lw, g, tuple(outs[0].shape), ins, outs, comment)
 
 
@@ -268,17 +294,17 @@ def _check(block: Block, args: list[Buf]) -> None:
     rows = _row_ops(block)
     if rows:
         x = rows[0].operands[0].type
-        g = build_graph(block, types, tuple(int(d) for d in x.shape), reduced_trailing(rows[0]))
+        g = build_graph(block, types, shape_of(x), reduced_trailing(rows[0]))
     else:
         g = build_graph(block, types)
-    Emitter(CPP_DIALECT, g).stmts(g.nodes)
+    emitter(g).stmts(g.nodes)
 
 
 def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
     block = op.regions[0].block
     anchor, sub, used = epilogue_block(op)
     g = build_graph(sub, [a.type for a in sub.args])
-    Emitter(CPP_DIALECT, g).stmts(g.nodes)
+    emitter(g).stmts(g.nodes)
     anchor_args = [args[block.args.index(v)] for v in anchor.operands]
     rows = _row_blocks(anchor, anchor_args, g, op)
     if rows:
@@ -295,18 +321,20 @@ def _row_blocks(anchor: Operation, anchor_args: list[Buf], g: Graph, op: Operati
     the GEMM and its epilogue (0: one GEMM, then the epilogue)."""
     if anchor.name != "xc.matmul" or any(len(b.shape) != 2 or b.dtype.name != "F32" for b in anchor_args):
         return 0
-    M, N = tuple(anchor.results[0].type.shape)
+    M, N = shape_of(anchor.results[0].type)
     if g.outputs and any(o.kind == "input" and o.value == 0 for o in g.outputs):
         return 0      # the GEMM's own result is an output: it needs the whole buffer
-    if any(tuple(r.type.shape) != (M, N) for r in op.results) or N < MIN_SIMD_COLUMNS:
+    if any(shape_of(r.type) != (M, N) for r in op.results) or not at_least(N, MIN_SIMD_COLUMNS):
         return 0
+    if not isinstance(N, int):
+        return 0      # a symbolic row length: one GEMM, then the epilogue
     rows = max(MIN_BLOCK_ROWS, EPILOGUE_BLOCK_BYTES // (4 * N))
-    return rows if rows < M else 0
+    return rows if not isinstance(M, int) or rows < M else 0   # a symbolic M: blocks of at most `rows`
 
 
 def _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows) -> list[Buf]:
     a, b = anchor_args
-    M, N = tuple(anchor.results[0].type.shape)
+    M, N = shape_of(anchor.results[0].type)
     ta, tb = anchor.attrs["transpose_a"], anchor.attrs["transpose_b"]
     K = a.shape[0] if ta else a.shape[1]
     lw.uses_blas = True

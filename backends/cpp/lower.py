@@ -1,12 +1,18 @@
 """The C++ lowering: the shared `Lowering` driver with C++ buffers as values and lines as output.
 
-Every IR value is a `Buf`: a C pointer expression, its dtype and static shape (host scalars are
-one-element buffers). Op rules (`table`, filled by the `ops_*` modules) append statements with
+Every IR value is a `Buf`: a C pointer expression, its dtype and shape (host scalars are
+one-element buffers); a dim is an `int`, or a `Sz` (sizes.py) where the program's size is symbolic,
+which renders as a C++ expression over the sizes the entry point takes. Op rules (`table`, filled by the `ops_*` modules) append statements with
 `emit` and get result buffers from `out`; region rules (`REGION_OPS`) write C++ `if`/`for` around
 the lowered bodies. Buffers of `@main`'s intermediates come from the memory plan
 (`xcomp.passes.memory.plan_memory`): buffers the plan shares are one arena slot; values the plan
 does not cover (region bodies, copies of views, scratch) get slots of their own after them. Results
 that `@main` returns are written straight into the caller's output buffers where possible.
+
+Symbolic sizes: slots of a static size keep literal offsets from the arena's start (a static
+program's code is what it always was); slots whose size is symbolic follow them, at offsets the
+entry point computes from the call's sizes (`xo<k>`, `prologue`), and the arena grows when a call
+needs more than it has (never shrinks, so a size already seen allocates nothing).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from xcomp.backends.cpp.sizes import PREFIX, NeedsStaticSizes, Sz, cpp, dims, names_of, prod
 from xcomp.backends.kernels.exprs import CPP_DIALECT
 from xcomp.backends.lowering import Lowering, call_func
 from xcomp.errors import LoweringError
@@ -35,8 +42,8 @@ class Buf:
     shape: tuple
 
     @property
-    def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def numel(self):
+        return prod(self.shape)
 
     @property
     def sty(self) -> str:
@@ -55,9 +62,9 @@ class ListBuf:
     element: object            # the element's IR type
 
     @property
-    def elem_bytes(self) -> int:
+    def elem_bytes(self):
         t = self.element
-        return int(np.prod(shape_of(t), dtype=np.int64)) * t.dtype.itemsize
+        return prod(shape_of(t)) * t.dtype.itemsize
 
 
 def sty(dt: DType) -> str:
@@ -78,11 +85,12 @@ def store(dt: DType, expr: str) -> str:
 
 
 def shape_of(t) -> tuple:
+    """The dims of a tensor type (ints, `Sz` where symbolic); () for a host scalar."""
     if isinstance(t, ScalarType):
         return ()
-    if not isinstance(t, TensorType) or not t.is_static:
-        raise LoweringError(f"the cpp target needs static tensor shapes, got {t}")
-    return tuple(int(d) for d in t.shape)
+    if not isinstance(t, TensorType):
+        raise LoweringError(f"the cpp target needs tensors or host scalars, got {t}")
+    return dims(t.shape)
 
 
 def c_literal(dt: DType, v) -> str:
@@ -131,12 +139,18 @@ class CppLowering(Lowering):
         self.weight_order: list[str] = []
         self.uses_blas = False
         self.plan = plan_memory(program)
-        self.offsets: list[int] = []          # byte offset of each planned buffer
+        self.sizes = names_of(a.type.shape for a in program.main.args if isinstance(a.type, TensorType))
+        self.dynamic: list = []               # bytes (Sz) of each slot at a run-time offset xo<k>
+        self.offsets: list = []               # byte offset of each planned buffer (int or "xo<k>")
         size = 0
-        for nbytes in self.plan.buffers:
+        for nbytes in self.plan.buffer_sizes:
+            nbytes = Sz.of(nbytes or 0)
+            if isinstance(nbytes, Sz):
+                self.offsets.append(self._dynamic_slot(nbytes))
+                continue
             self.offsets.append(size)
-            size += _aligned(nbytes or 0)
-        self.arena = size
+            size += _aligned(nbytes)
+        self.arena = size                     # bytes of the static slots
         self.slot_of: dict[Value, int] = {}
         self.direct: dict[Value, Buf] = {}    # @main results written into the caller's outputs
         self.counter = 0
@@ -162,11 +176,21 @@ class CppLowering(Lowering):
             return Buf("nullptr", DType.BOOL, ())
         return self.scratch(t.dtype, shape_of(t), prefix)
 
+    def _dynamic_slot(self, nbytes: Sz) -> str:
+        bad = sorted(set(names_of([(nbytes,)])) - set(self.sizes))
+        if bad:
+            raise NeedsStaticSizes(f"size(s) {', '.join(bad)} are not bound by the inputs' shapes")
+        self.dynamic.append(nbytes)
+        return f"xo{len(self.dynamic) - 1}"
+
     def scratch(self, dtype: DType, shape: tuple, prefix: str = "t") -> Buf:
         """A buffer of its own in the arena (not shared), declared at this point."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        offset = self.arena
-        self.arena += _aligned(max(nbytes, 1))
+        nbytes = prod(shape) * dtype.itemsize
+        if isinstance(nbytes, Sz):
+            offset = self._dynamic_slot(nbytes)
+        else:
+            offset = self.arena
+            self.arena += _aligned(max(nbytes, 1))
         name = self.fresh(prefix)
         self.emit(f"{sty(dtype)}* {name} = ({sty(dtype)}*)(xc_arena + {offset});")
         return Buf(name, dtype, tuple(shape))
@@ -186,6 +210,23 @@ class CppLowering(Lowering):
             return Buf(name, dt, shape)
         return self.scratch(dt, shape, "b")
 
+    def const_table(self, decl: str) -> None:
+        """A constant table `static const T name[n] = {...};`: at file scope, or in the body (not
+        static) when it holds symbolic sizes."""
+        if PREFIX in decl:
+            self.emit(decl.removeprefix("static "))
+        else:
+            self.statics.append(decl)
+
+    def prologue(self) -> list[str]:
+        """Lines that start `xc_run_sizes` of a program with symbolic sizes: the size variables, the
+        run-time offsets of the symbolic slots, and the arena grown to this call's need."""
+        lines = [f"const int64_t {PREFIX}{n} = xc_sizes[{i}];" for i, n in enumerate(self.sizes)]
+        lines.append(f"int64_t xc_need = {self.arena};")
+        for k, nbytes in enumerate(self.dynamic):
+            lines.append(f"const int64_t xo{k} = xc_need; xc_need += xc_align({cpp(nbytes.d)});")
+        return lines
+
     def constant(self, dt: DType, values) -> Buf:
         """A file-scope array holding `values` (flattened)."""
         arr = np.asarray(values)
@@ -201,7 +242,7 @@ class CppLowering(Lowering):
             return
         if dst.ptr == "nullptr" or src.ptr == "nullptr":
             return
-        if dst.ptr != src.ptr and dst.nbytes:
+        if dst.ptr != src.ptr and dst.nbytes != 0:
             self.emit(f"std::memmove({dst.ptr}, {src.ptr}, {dst.nbytes});")
 
     def truth(self, b: Buf) -> str:
@@ -219,7 +260,11 @@ class CppLowering(Lowering):
         return Buf(ptr, dt, shape_of(type))
 
     def apply(self, op: Operation, args: list) -> list:
-        return list(self.table[op.name](self, op, args))
+        try:
+            return list(self.table[op.name](self, op, args))
+        except NeedsStaticSizes as e:
+            e.op = e.op or op.name           # the first op that needs static sizes
+            raise
 
     def main(self) -> tuple[list, list]:
         """Lower `@main`; (input bufs, output bufs) in order."""

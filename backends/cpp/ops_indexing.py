@@ -2,19 +2,18 @@
 topk). Negative indices count from the end; an index out of range fails the run with a message."""
 from __future__ import annotations
 
-import numpy as np
-
-from xcomp.backends.cpp.lower import Buf, rule
+from xcomp.backends.cpp.fused import cindex
+from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.ops_shape import strides
-from xcomp.backends.kernels.codegen import broadcast_strides, index_expr
+from xcomp.backends.cpp.sizes import broadcast_shapes, broadcast_strides, ir_dims, prod
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.indexing import ScatterReduce, index_result_shape
 
 
 def _ints(lw, values, ctype="int64_t") -> str:
     name = lw.fresh("c")
-    vals = [int(v) for v in values] or [0]
-    lw.statics.append(f"static const {ctype} {name}[{len(vals)}] = {{{', '.join(map(str, vals))}}};")
+    vals = list(values) or [0]
+    lw.const_table(f"static const {ctype} {name}[{len(vals)}] = {{{', '.join(map(str, vals))}}};")
     return name
 
 
@@ -27,8 +26,8 @@ def _take(lw, op, args):
     x, idx = args
     y = lw.out(op)
     ax = op.attrs["axis"] % len(x.shape)
-    outer = int(np.prod(x.shape[:ax], dtype=np.int64))
-    inner = int(np.prod(x.shape[ax + 1:], dtype=np.int64))
+    outer = prod(x.shape[:ax])
+    inner = prod(x.shape[ax + 1:])
     if y.numel:
         _fail_unless(lw, f"xc_take<{y.sty}>({y.ptr}, {x.ptr}, {idx.ptr}, {outer}, {x.shape[ax]}, {inner}, {idx.numel})",
                      "xc.take")
@@ -71,12 +70,12 @@ def _scatter(lw, op, args):
 def _index_setup(lw, x: Buf, idx: list[Buf], axes) -> tuple[str, str, tuple]:
     """The index geometry (static) and int64 copies of the indices broadcast to one shape."""
     axes = [a % len(x.shape) for a in axes]
-    bshape = tuple(np.broadcast_shapes(*[tuple(i.shape) for i in idx]))
-    B = int(np.prod(bshape, dtype=np.int64))
+    bshape = broadcast_shapes(*[tuple(i.shape) for i in idx])
+    B = prod(bshape)
     ptrs = []
     for i in idx:
         t = lw.scratch(DType.I64, bshape, "ix")
-        e = index_expr(list(bshape), broadcast_strides(tuple(i.shape), bshape), "p")
+        e = cindex(list(bshape), broadcast_strides(tuple(i.shape), bshape), "p")
         lw.emit(f"for (int64_t p = 0; p < {B}; ++p) {t.ptr}[p] = (int64_t){i.ptr}[{e}];")
         ptrs.append(t.ptr)
     arr = lw.fresh("ixp")
@@ -84,12 +83,12 @@ def _index_setup(lw, x: Buf, idx: list[Buf], axes) -> tuple[str, str, tuple]:
     rest = [d for d in range(len(x.shape)) if d not in axes]
     adjacent = axes == list(range(axes[0], axes[0] + len(axes)))
     nlead = axes[0] if adjacent else 0
-    pad = lambda v: ", ".join(str(int(t)) for t in (list(v) + [0] * (12 - len(v))))
+    pad = lambda v: ", ".join(str(t) for t in (list(v) + [0] * (12 - len(v))))
     geom = lw.fresh("ixg")
-    lw.statics.append(f"static const xc_index_geom {geom} = {{{len(x.shape)}, {len(axes)}, {nlead}, {B}, "
+    lw.const_table(f"static const xc_index_geom {geom} = {{{len(x.shape)}, {len(axes)}, {nlead}, {B}, "
                       f"{{{pad(x.shape)}}}, {{{pad(strides(x.shape))}}}, {{{pad(axes)}}}, {{{pad(rest)}}}}};")
-    target = index_result_shape(TensorType(x.shape, x.dtype), [i.shape for i in idx], axes)
-    return geom, arr, tuple(target)
+    target = index_result_shape(TensorType(ir_dims(x.shape), x.dtype), [ir_dims(i.shape) for i in idx], axes)
+    return geom, arr, tuple(shape_of(TensorType(tuple(target), x.dtype)))
 
 
 @rule("index")
@@ -110,9 +109,9 @@ def _index_put(lw, op, args):
     y = lw.out(op)
     lw.copy(y, x)
     geom, arr, target = _index_setup(lw, x, idx, op.attrs["axes"])
-    if not int(np.prod(target, dtype=np.int64)):
+    if prod(target) == 0:
         return [y]
-    e = index_expr(list(target), broadcast_strides(tuple(v.shape), target), "p")
+    e = cindex(list(target), broadcast_strides(tuple(v.shape), target), "p")
     if op.attrs["accumulate"]:
         body = f"{y.ptr}[off] = xc_from<{y.sty}>(xc_val({y.ptr}[off]) + xc_val({v.ptr}[{e}]));"
     else:
@@ -129,8 +128,8 @@ def _sort(lw, op, args, k: int, descending: bool):
         lw.emit(f"{ids.ptr}[0] = 0;")
         return [vals, ids]
     ax = op.attrs["axis"] % len(x.shape)
-    outer = int(np.prod(x.shape[:ax], dtype=np.int64))
-    inner = int(np.prod(x.shape[ax + 1:], dtype=np.int64))
+    outer = prod(x.shape[:ax])
+    inner = prod(x.shape[ax + 1:])
     if vals.numel:
         order = lw.scratch(DType.I64, (x.shape[ax],), "ord")
         lw.emit(f"xc_sort<{x.sty}>({vals.ptr}, {ids.ptr}, {x.ptr}, {outer}, {x.shape[ax]}, {inner}, {k}, "

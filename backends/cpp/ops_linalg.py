@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from xcomp.backends.cpp.lower import Buf, rule
+from xcomp.backends.cpp.sizes import Sz, broadcast_shapes, prod
 from xcomp.ir.types import DType
 from xcomp.ops.linalg import conv_geometry
 
@@ -42,6 +43,12 @@ def _offsets(lw, batch_shape, out_batch, mat: int) -> str:
     for i in range(len(aligned) - 1, -1, -1):
         st[i] = 0 if aligned[i] == 1 else acc
         acc *= aligned[i]
+    if any(isinstance(d, Sz) for d in list(out_batch) + st):   # run-time sizes: the table filled per call
+        from xcomp.backends.cpp.fused import cindex
+        nb = prod(out_batch)
+        t = lw.scratch(DType.I64, (nb,), "off")
+        lw.emit(f"for (int64_t p = 0; p < {nb}; ++p) {t.ptr}[p] = {cindex(list(out_batch), st, 'p')};")
+        return t.ptr
     offs = [sum(c * s for c, s in zip(idx, st)) for idx in np.ndindex(*out_batch)] if out_batch else [0]
     name = lw.fresh("off")
     lw.statics.append(f"static const int64_t {name}[{len(offs)}] = {{{', '.join(map(str, offs))}}};")
@@ -60,8 +67,8 @@ def _matmul(lw, op, args):
         bsh, tb = bsh + [1], False
     M, K = (ash[-1], ash[-2]) if ta else (ash[-2], ash[-1])
     N = bsh[-2] if tb else bsh[-1]
-    out_batch = tuple(np.broadcast_shapes(tuple(ash[:-2]), tuple(bsh[:-2])))
-    nb = int(np.prod(out_batch, dtype=np.int64))
+    out_batch = broadcast_shapes(tuple(ash[:-2]), tuple(bsh[:-2]))
+    nb = prod(out_batch)
     if y.numel == 0:
         return [y]
     if K == 0:
@@ -117,9 +124,9 @@ def _conv(lw, op, args):
     in_sp = x.shape[-nsp:]
     G = op.attrs["groups"]
     cout = y.shape[1 if batched else 0]
-    pad3 = lambda v, fill: ", ".join(str(int(t)) for t in list(v) + [fill] * (3 - nsp))
+    pad3 = lambda v, fill: ", ".join(str(t) for t in list(v) + [fill] * (3 - nsp))
     geom = lw.fresh("conv")
-    lw.statics.append(
+    lw.const_table(
         f"static const xc_conv_geom {geom} = {{{nsp}, {N}, {cin}, {cout}, {G}, {{{pad3(in_sp, 1)}}}, "
         f"{{{pad3(w.shape[2:], 1)}}}, {{{pad3(out_sp, 1)}}}, {{{pad3(stride, 1)}}}, {{{pad3(lo, 0)}}}, "
         f"{{{pad3(dil, 1)}}}}};")
@@ -133,7 +140,7 @@ def _conv(lw, op, args):
         lw.emit(f"xc_conv_transpose_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom});")
     else:
         K = int(np.prod(w.shape[2:], dtype=np.int64))
-        O = int(np.prod(out_sp, dtype=np.int64))
+        O = prod(out_sp)
         pointwise = K == 1 and all(s == 1 for s in stride) and all(p == 0 for p in lo) and tuple(out_sp) == tuple(in_sp)
         if not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS and nsp <= 2:
             _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, w.shape[2:], out_sp, stride, lo, dil, N * cin)

@@ -2,9 +2,8 @@
 one `xc_pool` helper over the last pooled dims (with torch's flat indices of the maxima)."""
 from __future__ import annotations
 
-import numpy as np
-
 from xcomp.backends.cpp.lower import rule
+from xcomp.backends.cpp.sizes import prod
 from xcomp.errors import LoweringError
 from xcomp.ops.pooling import pool_geometry
 
@@ -21,12 +20,12 @@ def _pool(lw, op, args, mode: int, adaptive: bool):
         nsp = len(k)
     if nsp > 3:
         raise LoweringError("the cpp target pools up to 3 dims")
-    P = int(np.prod(x.shape[:len(x.shape) - nsp], dtype=np.int64))
-    pad3 = lambda v, fill: ", ".join(str(int(t)) for t in list(v) + [fill] * (3 - len(v)))
+    P = prod(x.shape[:len(x.shape) - nsp])
+    pad3 = lambda v, fill: ", ".join(str(t) for t in list(v) + [fill] * (3 - len(v)))
     geom = lw.fresh("pool")
     cip = "true" if op.attrs.get("count_include_pad", True) else "false"
     div = op.attrs.get("divisor_override") or 0
-    lw.statics.append(
+    lw.const_table(
         f"static const xc_pool_geom {geom} = {{{nsp}, {P}, {{{pad3(x.shape[len(x.shape) - nsp:], 1)}}}, "
         f"{{{pad3(y.shape[len(y.shape) - nsp:], 1)}}}, {{{pad3(k, 1)}}}, {{{pad3(s, 1)}}}, {{{pad3(p, 0)}}}, "
         f"{{{pad3(d, 1)}}}, {'true' if adaptive else 'false'}, {cip}, {div}}};")

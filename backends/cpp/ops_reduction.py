@@ -7,10 +7,9 @@ reductions over one run of axes use `xc_reduce` over (outer, n, inner) directly.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from xcomp.backends.cpp.fused import emit_block
-from xcomp.backends.cpp.lower import Buf, rule
+from xcomp.backends.cpp.lower import Buf, rule, shape_of
+from xcomp.backends.cpp.sizes import ir_dims, prod
 from xcomp.backends.cpp.ops_shape import AFFINE, strides
 from xcomp.errors import LoweringError
 from xcomp.ir.core import Block, Operation
@@ -42,8 +41,8 @@ def transposed(lw, x: Buf, perm: list[int]) -> Buf:
     shape = tuple(x.shape[p] for p in perm)
     t = lw.scratch(x.dtype, shape)
     name = lw.fresh("dims")
-    rows = ", ".join("{%d, %d, %d, 1, 0, %d}" % (x.shape[p], st[p], AFFINE, x.shape[p]) for p in perm)
-    lw.statics.append(f"static const xc_dim {name}[{max(len(perm), 1)}] = {{{rows or '{1, 0, 0, 1, 0, 1}'}}};")
+    rows = ", ".join(f"{{{x.shape[p]}, {st[p]}, {AFFINE}, 1, 0, {x.shape[p]}}}" for p in perm)
+    lw.const_table(f"static const xc_dim {name}[{max(len(perm), 1)}] = {{{rows or '{1, 0, 0, 1, 0, 1}'}}};")
     lw.emit(f"xc_remap<{x.sty}>({t.ptr}, {x.ptr}, {len(perm)}, {name}, xc_from<{x.sty}>(0.0));")
     return t
 
@@ -59,7 +58,7 @@ def _row_group(lw, op, args, outs, x: Buf, axes: list[int]) -> None:
             raise LoweringError(f"{op.name} over leading axes")
         x = transposed(lw, x, perm)
     k = len(axes)
-    body = Block([TensorType(x.shape, x.dtype)] + [a.type for a in op.operands[1:]])
+    body = Block([TensorType(ir_dims(x.shape), x.dtype)] + [a.type for a in op.operands[1:]])
     attrs = dict(op.attrs)
     full = op.results[0].type.shape == op.operands[0].type.shape
     if "axis" in attrs:
@@ -67,7 +66,7 @@ def _row_group(lw, op, args, outs, x: Buf, axes: list[int]) -> None:
     if "axes" in attrs:
         attrs["axes"] = tuple(range(rank - k, rank))
         attrs["keepdim"] = False
-    rtypes = [TensorType(x.shape if full else tuple(x.shape[:rank - k]), r.type.dtype) for r in op.results]
+    rtypes = [TensorType(ir_dims(x.shape if full else x.shape[:rank - k]), r.type.dtype) for r in op.results]
     inner = Operation(op.opdef, list(body.args), attrs, rtypes)
     body.append(inner)
     body.append(Operation(registry.get("yield"), list(inner.results), {}, []))
@@ -79,7 +78,7 @@ def _row_group(lw, op, args, outs, x: Buf, axes: list[int]) -> None:
             back = transposed(lw, t, inv)
             lw.copy(o, back)
     else:
-        emit_block(lw, body, [x] + args[1:], [Buf(o.ptr, o.dtype, tuple(r.shape)) for o, r in zip(outs, rtypes)],
+        emit_block(lw, body, [x] + args[1:], [Buf(o.ptr, o.dtype, shape_of(r)) for o, r in zip(outs, rtypes)],
                    op.name)
 
 
@@ -108,15 +107,15 @@ def _reduce(lw, op, args):
         kept = [d for d in range(rank) if d not in axes]
         x = transposed(lw, x, kept + axes)
         axes = list(range(len(kept), rank))
-    outer = int(np.prod(x.shape[:axes[0]], dtype=np.int64)) if axes else x.numel
-    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) if axes else 1
-    inner = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64)) if axes else 1
+    outer = prod(x.shape[:axes[0]]) if axes else x.numel
+    n = prod([x.shape[a] for a in axes]) if axes else 1
+    inner = prod(x.shape[axes[-1] + 1:]) if axes else 1
     y = outs[0]
     lw.emit(f"xc_reduce<{x.sty}, {y.sty}>({y.ptr}, {x.ptr}, {outer}, {n}, {inner}, {REDUCE[op.name]});")
     return outs
 
 
-def _scan(prod: bool):
+def _scan(multiply: bool):
     def lower_scan(lw, op, args):
         x = args[0]
         y = lw.out(op)
@@ -124,9 +123,9 @@ def _scan(prod: bool):
             lw.copy(y, x)
             return [y]
         ax = op.attrs["axis"] % len(x.shape)
-        outer = int(np.prod(x.shape[:ax], dtype=np.int64))
-        inner = int(np.prod(x.shape[ax + 1:], dtype=np.int64))
-        lw.emit(f"xc_scan<{y.sty}>({y.ptr}, {x.ptr}, {outer}, {x.shape[ax]}, {inner}, {'true' if prod else 'false'});")
+        outer = prod(x.shape[:ax])
+        inner = prod(x.shape[ax + 1:])
+        lw.emit(f"xc_scan<{y.sty}>({y.ptr}, {x.ptr}, {outer}, {x.shape[ax]}, {inner}, {'true' if multiply else 'false'});")
         return [y]
     return lower_scan
 

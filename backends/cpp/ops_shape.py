@@ -2,9 +2,8 @@
 roll, tile (one remap helper, `xc_remap`, with a per-dim source map), concat, tril/triu."""
 from __future__ import annotations
 
-import numpy as np
-
-from xcomp.backends.cpp.lower import Buf, rule
+from xcomp.backends.cpp.lower import Buf, rule, shape_of
+from xcomp.backends.cpp.sizes import dim, max1, prod
 from xcomp.ops.shape import PadMode, pad_widths
 
 # xc_dim kinds (templates/cpp/ops.h)
@@ -25,8 +24,9 @@ def remap(lw, op, x: Buf, dims: list[tuple], fill=0) -> list[Buf]:
     if y.numel == 0:
         return [y]
     name = lw.fresh("dims")
-    rows = ", ".join("{%d, %d, %d, %d, %d, %d}" % tuple(int(v) for v in d) for d in dims) or "{1, 0, 0, 1, 0, 1}"
-    lw.statics.append(f"static const xc_dim {name}[{max(len(dims), 1)}] = {{{rows}}};")
+    rows = ", ".join("{" + ", ".join(str(dim(v) if isinstance(v, str) else v) for v in d) + "}" for d in dims) \
+        or "{1, 0, 0, 1, 0, 1}"
+    lw.const_table(f"static const xc_dim {name}[{max(len(dims), 1)}] = {{{rows}}};")
     fill_v = f"xc_from<{y.sty}>((double)({float(fill)!r}))"
     lw.emit(f"xc_remap<{y.sty}>({y.ptr}, {x.ptr}, {len(dims)}, {name}, {fill_v});")
     return [y]
@@ -35,7 +35,7 @@ def remap(lw, op, x: Buf, dims: list[tuple], fill=0) -> list[Buf]:
 @rule("reshape")
 def _reshape(lw, op, args):
     t = op.results[0].type
-    return [Buf(args[0].ptr, t.dtype, tuple(int(d) for d in t.shape))]
+    return [Buf(args[0].ptr, t.dtype, shape_of(t))]
 
 
 @rule("transpose")
@@ -50,9 +50,9 @@ def _slice(lw, op, args):
     x = args[0]
     st = strides(x.shape)
     ax = op.attrs["axis"] % len(x.shape)
-    out = op.results[0].type.shape
-    dims = [(out[d], st[d], AFFINE, op.attrs["step"] if d == ax else 1, op.attrs["start"] if d == ax else 0,
-             x.shape[d]) for d in range(len(x.shape))]
+    out = shape_of(op.results[0].type)
+    dims = [(out[d], st[d], AFFINE, dim(op.attrs["step"]) if d == ax else 1,
+             dim(op.attrs["start"]) if d == ax else 0, x.shape[d]) for d in range(len(x.shape))]
     return remap(lw, op, x, dims)
 
 
@@ -68,22 +68,22 @@ def _flip(lw, op, args):
 @rule("broadcast_to")
 def _broadcast_to(lw, op, args):
     x = args[0]
-    out = tuple(op.results[0].type.shape)
+    out = shape_of(op.results[0].type)
     lead = len(out) - len(x.shape)
     st = [0] * lead + strides(x.shape)
     src = (1,) * lead + tuple(x.shape)
-    return remap(lw, op, x, [(n, st[d] if src[d] != 1 else 0, AFFINE, 1, 0, max(n, 1)) if src[d] == n
+    return remap(lw, op, x, [(n, st[d] if src[d] != 1 else 0, AFFINE, 1, 0, max1(n)) if src[d] == n
                              else (n, 0, AFFINE, 0, 0, 1) for d, n in enumerate(out)])
 
 
 @rule("tile")
 def _tile(lw, op, args):
     x = args[0]
-    out = tuple(op.results[0].type.shape)
+    out = shape_of(op.results[0].type)
     lead = len(out) - len(x.shape)
     src = (1,) * lead + tuple(x.shape)
     st = [0] * lead + strides(x.shape)
-    return remap(lw, op, x, [(n, st[d], WRAP, 1, 0, max(src[d], 1)) for d, n in enumerate(out)])
+    return remap(lw, op, x, [(n, st[d], WRAP, 1, 0, max1(src[d])) for d, n in enumerate(out)])
 
 
 @rule("roll")
@@ -93,7 +93,7 @@ def _roll(lw, op, args):
     shift = [0] * len(x.shape)
     for s, a in zip(op.attrs["shifts"], op.attrs["axes"]):
         shift[a % len(x.shape)] += s
-    return remap(lw, op, x, [(n, st[d], WRAP, 1, shift[d], max(n, 1)) for d, n in enumerate(x.shape)])
+    return remap(lw, op, x, [(n, st[d], WRAP, 1, shift[d], max1(n)) for d, n in enumerate(x.shape)])
 
 
 _PAD_KIND = {PadMode.REFLECT: REFLECT, PadMode.REPLICATE: CLAMP, PadMode.CIRCULAR: WRAP}
@@ -103,7 +103,7 @@ _PAD_KIND = {PadMode.REFLECT: REFLECT, PadMode.REPLICATE: CLAMP, PadMode.CIRCULA
 def _pad(lw, op, args):
     x = args[0]
     st = strides(x.shape)
-    out = tuple(op.results[0].type.shape)
+    out = shape_of(op.results[0].type)
     widths = pad_widths(op.attrs["pads"], len(x.shape))
     mode = op.attrs["mode"]
     if mode is PadMode.CONSTANT:
@@ -117,11 +117,11 @@ def _pad(lw, op, args):
 def _concat(lw, op, args):
     y = lw.out(op)
     ax = op.attrs["axis"] % len(y.shape)
-    rows = int(np.prod(y.shape[:ax], dtype=np.int64))
-    ld = int(np.prod(y.shape[ax:], dtype=np.int64))
+    rows = prod(y.shape[:ax])
+    ld = prod(y.shape[ax:])
     col = 0
     for x in args:
-        cols = int(np.prod(x.shape[ax:], dtype=np.int64))
+        cols = prod(x.shape[ax:])
         if cols and rows:
             lw.emit(f"xc_place<{y.sty}>({y.ptr}, {x.ptr}, {rows}, {cols}, {ld}, {col});")
         col += cols
@@ -133,7 +133,7 @@ def _tri(lower: bool):
         x = args[0]
         y = lw.out(op)
         rows, cols = x.shape[-2], x.shape[-1]
-        batch = int(np.prod(x.shape[:-2], dtype=np.int64))
+        batch = prod(x.shape[:-2])
         lw.emit(f"xc_tri<{y.sty}>({y.ptr}, {x.ptr}, {batch}, {rows}, {cols}, {op.attrs['diagonal']}, "
                 f"{'true' if lower else 'false'});")
         return [y]

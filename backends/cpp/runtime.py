@@ -12,7 +12,11 @@ and returns a list of new numpy arrays:
   bfloat16 outputs are widened to float32 (xcomp's numpy holder for bfloat16);
 - a failing `xc_run` raises `RunError` with the program's own message (`xc_error`);
 - calls are serialized per model (the generated code shares one arena per model);
-- `xc_destroy` runs when the runner is garbage collected.
+- `xc_destroy` runs when the runner is garbage collected;
+- a unit with symbolic sizes (`unit.sizes`) binds them from each call's input shapes (as
+  `xcomp.guards.bind_types` does; a disagreement raises `GuardError`), allocates outputs at the
+  shapes those sizes give and calls `xc_run_sizes`; the binding of an input signature already seen
+  is cached.
 """
 from __future__ import annotations
 
@@ -77,8 +81,13 @@ class CppRunner:
         self._lib = lib
         lib.xc_create.argtypes = [ctypes.c_void_p]
         lib.xc_create.restype = ctypes.c_void_p
-        lib.xc_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        lib.xc_run.restype = ctypes.c_int
+        if unit.sizes:
+            self._run = lib.xc_run_sizes
+            self._run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        else:
+            self._run = lib.xc_run
+            self._run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        self._run.restype = ctypes.c_int
         lib.xc_error.argtypes = [ctypes.c_void_p]
         lib.xc_error.restype = ctypes.c_char_p
         lib.xc_destroy.argtypes = [ctypes.c_void_p]
@@ -106,23 +115,51 @@ class CppRunner:
         self._in_specs = [(dt, tuple(shape), storage_dtype(dt)) for dt, shape in unit.inputs]
         self._out_specs = [(dt, tuple(shape), storage_dtype(dt)) for dt, shape in unit.outputs]
         self._lock = threading.Lock()
+        self._bound: dict = {}     # input shapes -> (sizes array, output shapes) of a symbolic unit
+
+    def _bind(self, shapes: tuple):
+        """(ctypes int64 sizes, output shapes) for input `shapes` of a symbolic unit (cached)."""
+        got = self._bound.get(shapes)
+        if got is None:
+            from xcomp.guards import bind_types
+            from xcomp.ir import symbolic as sym
+            from xcomp.ir.types import TensorType
+            types = [TensorType(shape, dt) if shape else None for dt, shape, _ in self._in_specs]
+            env = bind_types(types, shapes)
+            missing = [n for n in self.unit.sizes if n not in env]
+            if missing:
+                raise TargetError(f"the inputs' shapes do not bind the size(s) {', '.join(missing)}")
+            sizes = (ctypes.c_int64 * max(1, len(self.unit.sizes)))(*[env[n] for n in self.unit.sizes])
+            outs = [tuple(sym.evaluate(d, env) for d in shape) for _, shape, _ in self._out_specs]
+            if len(self._bound) >= 256:
+                self._bound.pop(next(iter(self._bound)))
+            got = self._bound[shapes] = (sizes, outs)
+        return got
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._in_specs):
             raise TargetError(f"C++ model takes {len(self._in_specs)} inputs, got {len(inputs)}")
         held = []
+        symbolic = bool(self.unit.sizes)
         for i, (x, (dt, shape, sdt)) in enumerate(zip(inputs, self._in_specs)):
             if not (isinstance(x, np.ndarray) and x.dtype == sdt and x.flags.c_contiguous):
                 x = to_storage(x, dt)
-            if x.shape != shape:
+            if x.shape != shape and not symbolic:
                 raise TargetError(f"input {i} has shape {x.shape}, the compiled program expects {shape}")
             held.append(x)
             self._in_ptrs[i] = _address(x)
-        outs = [np.empty(shape, sdt) for _, shape, sdt in self._out_specs]
+        if symbolic:
+            sizes, out_shapes = self._bind(tuple(x.shape for x in held))
+        else:
+            out_shapes = [shape for _, shape, _ in self._out_specs]
+        outs = [np.empty(shape, sdt) for shape, (_, _, sdt) in zip(out_shapes, self._out_specs)]
         for i, o in enumerate(outs):
             self._out_ptrs[i] = _address(o)
         with self._lock:
-            rc = self._lib.xc_run(self._handle, self._in_ptrs, self._out_ptrs)
+            if symbolic:
+                rc = self._run(self._handle, sizes, self._in_ptrs, self._out_ptrs)
+            else:
+                rc = self._run(self._handle, self._in_ptrs, self._out_ptrs)
             if rc != 0:
                 msg = (self._lib.xc_error(self._handle) or b"").decode(errors="replace")
                 raise RunError(f"C++ model {self.unit.name} failed: {msg or f'xc_run returned {rc}'}")

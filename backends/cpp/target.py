@@ -2,6 +2,10 @@
 shared library with the system compiler and loaded with ctypes (build.py, runtime.py).
 
 Composites without a C++ rule (batch_norm, group_norm, sdpa) reach it decomposed by the pipeline.
+
+Symbolic sizes: a program is built once, its sizes run-time arguments of the generated code
+(`sizes.py`, `unit.py`); `static_size_ops` names the op when a rule needs a size static, and
+`xcomp.compile` then builds that program per size binding (`compiled.stats.static_ops`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ class CppTarget(Target):
     name = "cpp"
     array_kind = "numpy"
     pipeline = DEFAULT_PIPELINE
+    symbolic_sizes = True   # sizes are arguments of the generated entry point (see static_size_ops)
+
+    def __init__(self):
+        self._emitted = None    # (program, unit or the NeedsStaticSizes raised): one emission per program
 
     def unavailable_reason(self) -> str | None:
         from xcomp.backends.cpp.toolchain import unavailable_reason
@@ -28,15 +36,37 @@ class CppTarget(Target):
         from xcomp.backends.cpp.emit import emit_program
         return emit_program(program).source
 
+    def _emit(self, program):
+        from xcomp.backends.cpp.emit import emit_program
+        from xcomp.backends.cpp.sizes import NeedsStaticSizes
+        if self._emitted is None or self._emitted[0] is not program:
+            try:
+                self._emitted = (program, emit_program(program))
+            except NeedsStaticSizes as e:
+                self._emitted = (program, e)
+        got = self._emitted[1]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def static_size_ops(self, program) -> list[str]:
+        """Ops of a program with symbolic sizes whose C++ rule needs them static ([]: none, the
+        program builds once with its sizes as run-time arguments)."""
+        from xcomp.backends.cpp.sizes import NeedsStaticSizes
+        try:
+            self._emit(program)
+        except NeedsStaticSizes as e:
+            return [f"{e.op}: {e}"]
+        return []
+
     def build(self, program):
         """A runner for `program`; a cached start (same IR text, generator and toolchain) runs neither
         code generation nor the compiler (`build.build_program`)."""
         import numpy as np
         from xcomp.backends.cpp.build import build_program
-        from xcomp.backends.cpp.emit import emit_program
         from xcomp.backends.cpp.runtime import load
         from xcomp.ir.printer import print_program
-        unit, library = build_program(print_program(program), lambda: emit_program(program))
+        unit, library = build_program(print_program(program), lambda: self._emit(program))
         # weights as the program types them (a captured 0-d constant may be stored with shape (1,))
         weights = {n: np.asarray(program.weights[n]).reshape(shape) for n, _, shape in unit.weights}
         return load(unit, library, weights)

@@ -9,6 +9,15 @@ is `#include "xcomp_runtime.h"` and which defines, with C linkage:
     const char* xc_error(void* model);
     void  xc_destroy(void* model);
 
+A program with symbolic sizes defines, instead of `xc_run`,
+
+    int   xc_run_sizes(void* model, const int64_t* sizes, const void* const* inputs, void* const* outputs);
+
+with `sizes` the values of `CppUnit.sizes` (size names, in that order) bound from the inputs' shapes
+(`xcomp.guards.bind_types`; the caller checks the program's guards first). Input and output shapes
+are then size expressions (`CppUnit.inputs`/`outputs` hold canonical dims: ints or size text) and
+the arena grows inside the call when these sizes need more than it has.
+
 Buffers (weights, inputs, outputs) are C-contiguous element storage:
   f32 float, f64 double, f16 IEEE half bits (uint16_t; numpy float16 bytes as they are),
   bf16 the upper 16 bits of a float32 (uint16_t; the loader converts xcomp's float32 bf16 arrays with
@@ -34,7 +43,7 @@ and the op helpers of templates/cpp/ops.h: the runtime header should not define 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xcomp.ir.types import DType
 
@@ -44,9 +53,16 @@ class CppUnit:
     """One program as C++ source plus what a loader needs to call it."""
 
     source: str                                   # the whole translation unit
-    inputs: list[tuple[DType, tuple]]             # @main args in order (host scalars: shape ())
+    inputs: list[tuple[DType, tuple]]             # @main args in order (host scalars: shape ()); dims int or size text
     outputs: list[tuple[DType, tuple]]            # @main results in order
     weights: list[tuple[str, DType, tuple]]       # program.weights names, in xc_create's order
     uses_blas: bool                               # calls xc_sgemm
-    arena_bytes: int                              # bytes of intermediates' arena
+    arena_bytes: int                              # bytes of intermediates' arena (its static part)
     name: str = "model"                           # sanitized ([A-Za-z0-9_]) name for files
+    sizes: list[str] = field(default_factory=list)     # size names xc_run_sizes takes ([]: static program)
+    arena_dynamic: list = field(default_factory=list)  # bytes (size text) of each slot after the static part
+
+    def arena_at(self, env) -> int:
+        """Arena bytes a call with sizes `env` ({"S": 128}) needs (64-byte aligned slots)."""
+        from xcomp.ir import symbolic as sym
+        return self.arena_bytes + sum(-(-sym.evaluate(b, env) // 64) * 64 for b in self.arena_dynamic)
