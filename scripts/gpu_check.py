@@ -5,7 +5,10 @@ prologue/epilogue, float32/float16/bfloat16/int), a matmul epilogue, and whole p
 the fusion pipeline run as generated CUDA kernels and are compared with MLX eager on the same GPU
 (and the reference interpreter), on fresh random inputs drawn per run; the zoo models (MLP, CNN,
 TransformerEncoderLayer, GPT-style block) compile end to end and are compared with MLX eager and
-PyTorch eager. Outputs are poisoned: MLX
+PyTorch eager. Groups with symbolic dims (tests/kernels/cases.py DYNAMIC) run as one kernel per
+size class at several sizes, and a GPT block compiled with a dynamic batch and sequence
+(`--only dynamic_gpt_block`) runs at 8 lengths (1 to 512) against PyTorch eager, reporting builds
+and its per-call time against the static program. Outputs are poisoned: MLX
 allocates them uninitialized, and every element is checked. Prints one line per check and a
 summary; writes $OUT/gpu_check.json when OUT is set. Exit status 1 if any check fails.
 `--only name,name` runs only those cases (e.g. the row cases after a row-kernel change).
@@ -27,7 +30,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 os.environ.setdefault("XCOMP_KERNEL_TUNE", "0")   # check the generated kernels, not fallbacks
 import mlx.core as mx  # noqa: E402
 
-from cases import CASES, EW, MM, RED, fused_program, random_inputs  # noqa: E402
+from cases import (CASES, DYNAMIC, DYNAMIC_SIZES, EW, MM, RED, dynamic_inputs, fused_program,  # noqa: E402
+                   random_inputs)
 from helpers import assert_close  # noqa: E402
 from xcomp.api import optimize  # noqa: E402
 from xcomp.backends import get_target  # noqa: E402
@@ -196,6 +200,99 @@ LONG_ROWS = {   # tuning variants (split rows included) at long rows (several ro
 }
 
 
+def check_dynamic(name, in_types, body, kind, rng, results):
+    """A group with symbolic dims built once for `cuda` and called at every binding of
+    DYNAMIC_SIZES (first call eager, then under mx.compile), against MLX eager and the reference;
+    the kernels it builds are at most one per size class."""
+    t0 = time.perf_counter()
+    try:
+        program = fused_program(in_types, body, kind)
+        opt, _ = optimize(program, "cuda")
+        target = get_target("cuda")
+        runner = target.build(opt)
+        before = len(runtime.KERNELS)
+        for env in DYNAMIC_SIZES + DYNAMIC_SIZES[::-1]:   # each size twice: eager then compiled
+            inputs = dynamic_inputs(name, in_types, env, rng)
+            args = to_mx(inputs, in_types)
+            got = runner(args)
+            mx.eval(got)
+            eager = mlx_eager(program, to_mx(inputs, in_types))
+            want = interpret(program, inputs)
+            for i, (g, e, w) in enumerate(zip(got, eager, want)):
+                assert_close(g, e, dtype="float32", scale=2.0, msg=f"{name} at {env} output {i} vs MLX eager")
+                assert_close(g, np.asarray(w), dtype="float32", scale=2.0, msg=f"{name} at {env} output {i} vs reference")
+        built = len(runtime.KERNELS) - before
+        fell_back = [d for d in target.evaluator.decisions if "built-ins" in d or "failed" in d]
+        assert built <= 2, f"{built} kernels built for one group"
+        results.append({"check": f"dynamic {name}", "ok": True, "kernels_built": built, "fallbacks": fell_back,
+                        "sizes": len(DYNAMIC_SIZES), "seconds": round(time.perf_counter() - t0, 3)})
+        print(f"PASS dynamic {name:<20} {len(DYNAMIC_SIZES)} sizes, kernels built={built} "
+              f"fallbacks={len(fell_back)}", flush=True)
+    except Exception as e:  # noqa: BLE001
+        results.append({"check": f"dynamic {name}", "ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
+        print(f"FAIL dynamic {name:<20} {type(e).__name__}: {str(e)[:600]}", flush=True)
+        traceback.print_exc(limit=3)
+
+
+DYNAMIC_LENGTHS = [1, 2, 7, 16, 33, 100, 257, 512]
+
+
+def check_dynamic_model(results, dim=256, heads=4, lengths=DYNAMIC_LENGTHS, timed=(128, 512)):
+    """The GPT block compiled once with a symbolic batch and sequence (`dynamic={"x": {0: "batch",
+    1: "seq"}}`) on `cuda`, called at 8 lengths (1 to 512, batch 1 to 3), each call twice (eager,
+    then under mx.compile) against PyTorch eager (relative norm: TF32 matmuls); reports captures,
+    builds, kernels built, and the per-call time against the static program at two lengths."""
+    import torch
+
+    import xcomp
+    from xcomp.zoo import gpt_block
+    t0 = time.perf_counter()
+    try:
+        model, _ = gpt_block(batch=2, seq=8, dim=dim, heads=heads)
+        f = xcomp.compile(model, target="cuda", dynamic={"x": {0: "batch", 1: "seq"}})
+        before = len(runtime.KERNELS)
+        built_after = []
+        worst = 0.0
+        for i, t in enumerate(lengths):
+            x = torch.randn(1 + i % 3, t, dim)
+            with torch.no_grad():
+                want = model(x).double().numpy()
+            xs = mx.array(x.numpy())
+            for _ in range(2):
+                got = f(xs)
+                mx.eval(got)
+                rel = rel_norm_error(got, want)
+                assert rel < 2e-3, f"length {t}: relative error {rel:.2e} vs torch eager"
+                worst = max(worst, rel)
+            built_after.append(len(runtime.KERNELS) - before)
+        groups = sum(1 for op in f.program().walk() if op.name == "xc.fused")
+        stats = f.stats
+        assert (stats.captures, stats.builds, stats.specializations) == (1, 1, 0), str(stats)
+        assert built_after[-1] <= groups + 2, f"{built_after[-1]} kernels for {groups} groups"
+        timing = {}
+        for t in timed:   # per call: the dynamic program against the static one at one length
+            x = mx.array(torch.randn(2, t, dim).numpy())
+            static = xcomp.compile(model, target="cuda", dynamic=False)
+            for g in (f, static):
+                mx.eval(g(x))
+                mx.eval(g(x))
+            td = runtime.median_seconds(lambda: f(x))
+            ts = runtime.median_seconds(lambda: static(x))
+            timing[t] = {"dynamic_us": round(td * 1e6, 1), "static_us": round(ts * 1e6, 1),
+                         "ratio": round(td / ts, 3)}
+        results.append({"check": "dynamic gpt_block", "ok": True, "lengths": list(lengths),
+                        "captures": stats.captures, "builds": stats.builds, "kernels_built": built_after,
+                        "fused_groups": groups, "worst_rel_err": worst, "per_call": timing,
+                        "seconds": round(time.perf_counter() - t0, 3)})
+        print(f"PASS dynamic gpt_block {len(lengths)} lengths: captures={stats.captures} builds={stats.builds} "
+              f"kernels built after each length={built_after} (groups {groups}) worst rel err {worst:.1e}; "
+              f"per call dynamic/static {timing}", flush=True)
+    except Exception as e:  # noqa: BLE001
+        results.append({"check": "dynamic gpt_block", "ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
+        print(f"FAIL dynamic gpt_block {type(e).__name__}: {str(e)[:600]}", flush=True)
+        traceback.print_exc(limit=3)
+
+
 def _selected(table: dict, only: set | None) -> dict:
     return {k: v for k, v in table.items() if only is None or k in only}
 
@@ -217,9 +314,13 @@ def main() -> int:
         check(name, unfused_program(in_types, body), in_types, rng, results)
     for name, (in_types, body, kind) in _selected({**CASES, **LONG_ROWS}, only).items():
         check_variants(name, fused_program(in_types, body, kind), in_types, rng, results)
+    for name, (in_types, body, kind) in _selected(DYNAMIC, only).items():
+        check_dynamic(name, in_types, body, kind, rng, results)
     from xcomp.zoo import MODELS
     for name in _selected(MODELS, only):
         check_model(name, results)
+    if only is None or "dynamic_gpt_block" in only:
+        check_dynamic_model(results)
     ok = sum(r["ok"] for r in results)
     print(f"gpu_check: {ok}/{len(results)} passed; {len(runtime.KERNELS)} kernels built")
     if os.environ.get("OUT"):
