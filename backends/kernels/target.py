@@ -187,7 +187,7 @@ class KernelEvaluator(MLXEvaluator):
             return None
         t_best, best = min(timed, key=lambda tp: tp[0])
         tried = ", ".join(f"{p.spec.kind}[{_params(p.spec)}] {t * 1e6:.1f}" for t, p in timed)
-        head = (f"{best.spec.name}: kernels (us) {tried}; MLX {t_mlx * 1e6:.1f} us, "
+        head = (f"{best.spec.name}{f' {dict(cls)}' if cls else ''}: kernels (us) {tried}; MLX {t_mlx * 1e6:.1f} us, "
                 f"mx.compile {t_compiled * 1e6:.1f} us -> ")
         if t_best <= min(t_mlx, t_compiled):
             self.decisions.append(head + f"kernel [{_params(best.spec)}]")

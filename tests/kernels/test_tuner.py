@@ -59,3 +59,31 @@ def test_tuner_keeps_the_fastest_of_kernels_eager_and_mx_compile(monkeypatch, ti
     assert kinds[expect], (choice, ev.decisions)
     assert "mx.compile" in ev.decisions[-1]
     assert_close(np.array(outs[0]), interpret(program, xs)[0])
+
+
+def test_tuner_chooses_once_per_size_class(monkeypatch):
+    """A group with a symbolic row length: one tuning per size class (the length a multiple of the
+    vector width or not), none for a later size in a class already chosen; correct at every size."""
+    from cases import DYNAMIC, dynamic_inputs
+    types, body, kind = DYNAMIC["layer_norm_over_seq"]
+    program = fused_program(types, body, kind)
+    monkeypatch.setenv("XCOMP_KERNEL_TUNE", "1")
+    ev = KernelEvaluator(program, "cuda")
+    timings = []
+
+    class Cycle(FakeRuntime):
+        def median_seconds(self, fn):
+            mx.eval(fn())
+            timings.append(1)
+            return [1.0, 2.0, 3.0][(len(timings) - 1) % 3]   # kernel, MLX eager, mx.compile
+    ev.rt = Cycle(ev, 1.0, 2.0, 3.0, n_kernels=1)
+    rng = np.random.default_rng(0)
+    for S in (16, 7, 32, 9, 4):
+        env = {"B": 3, "S": S}
+        xs = dynamic_inputs("layer_norm_over_seq", types, env, rng)
+        outs = ev.run([mx.array(x) for x in xs])
+        assert_close(np.array(outs[0]), interpret(program, xs)[0], msg=f"S={S}")
+    op = fused_op(ev.program)
+    assert sorted(k[1] for k in ev.choice) == [(("vec", False),), (("vec", True),)]
+    assert all(k[0] is op and isinstance(v, codegen.KernelPlan) for k, v in ev.choice.items())
+    assert len(timings) == 2 * 3 and len(ev.decisions) == 2 and "{'vec': False}" in " ".join(ev.decisions)
