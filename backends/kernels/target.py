@@ -269,10 +269,12 @@ class KernelTarget(MLXTarget):
         import mlx.core as mx
         compiled = mx.compile(run)
         state = {"calls": 0}
+        from xcomp.guards import symbolic_args
+        symbolic = symbolic_args(program)
 
         def call(inputs):
             state["calls"] += 1
-            if state["calls"] == 1 or state.get("eager") or ev.needs_choice(inputs):
+            if state["calls"] == 1 or state.get("eager") or (symbolic and ev.needs_choice(inputs)):
                 return run(inputs)   # (a size class not chosen yet: its tuning runs eagerly)
             if state["calls"] > 2:
                 return compiled(list(inputs))

@@ -71,3 +71,41 @@ def test_gpt_block_one_build_every_length(target, monkeypatch, tmp_path):
 @pytest.mark.parametrize("target", ["cuda", "metal"])
 def test_gpt_block_eight_lengths_to_512(target, monkeypatch, tmp_path):
     _check(*_compile_emulated(monkeypatch, tmp_path, target), LENGTHS)
+
+
+def test_gpt_block_under_mx_compile_every_length(monkeypatch):
+    """The whole graph under mx.compile (traced again per shape over the same kernels): each
+    launch bound to its call's sizes (grid and output shapes as the built-ins compute them); a call
+    bringing a new size class runs eagerly first. Kernels are stood in by the group's MLX built-ins
+    (mx.compile cannot trace the emulation)."""
+    import xcomp
+    from xcomp import backends
+    from xcomp.backends.kernels import runtime
+    from xcomp.backends.kernels.codegen import KernelPlan
+    from xcomp.backends.mlx.target import MLXEvaluator
+    from xcomp.zoo import gpt_block
+    monkeypatch.setattr(backends, "require_runnable", lambda t: None)
+    monkeypatch.setenv("XCOMP_KERNEL_TUNE", "0")
+    monkeypatch.setenv("XCOMP_MX_COMPILE", "1")
+    model, _ = gpt_block(batch=2, seq=8, dim=32, heads=4)
+    compiled = xcomp.compile(model, target="cuda", dynamic={"x": {0: "batch", 1: "seq"}})
+    launches = []
+
+    def run_plan(kplan, args, prelude=None, sizes=None):
+        ev = compiled.target.evaluator
+        op = next(k[0] if isinstance(k, tuple) else k for k, v in ev.choice.items() if v is kplan)
+        outs = MLXEvaluator.op(ev, op, dict(zip(op.operands, args)))
+        launch = kplan.spec.bind(sizes)
+        assert [tuple(o.shape) for o in outs] == [tuple(s) for s in launch.output_shapes]
+        launches.append((kplan.spec.name, launch.grid))
+        return outs
+    monkeypatch.setattr(runtime, "run_plan", run_plan)
+    for i, t in enumerate([3, 8, 8, 5, 5, 16, 16, 7]):
+        x = torch.randn(1 + i % 2, t, 32)
+        with torch.no_grad():
+            assert_close(compiled(x), model(x), scale=4.0, msg=f"length {t}")
+    ev = compiled.target.evaluator
+    assert all(isinstance(v, KernelPlan) for v in ev.choice.values())
+    assert not any("mx.compile failed" in d for d in ev.decisions), ev.decisions
+    assert (compiled.stats.captures, compiled.stats.builds) == (1, 1)
+    assert len({name for name, _ in launches}) <= len(ev.choice) and len({g for _, g in launches}) > 3
