@@ -7,7 +7,7 @@ the fusion pipeline run as generated CUDA kernels and are compared with MLX eage
 TransformerEncoderLayer, GPT-style block) compile end to end and are compared with MLX eager and
 PyTorch eager. Groups with symbolic dims (tests/kernels/cases.py DYNAMIC) run as one kernel per
 size class at several sizes, and a GPT block compiled with a dynamic batch and sequence
-(`--only dynamic_gpt_block`) runs at 8 lengths (1 to 512) against PyTorch eager, reporting builds
+(`--only dynamic_gpt_block,dynamic_encoder_layer`; the encoder layer too) runs at 8 lengths (1 to 512) against PyTorch eager, reporting builds
 and its per-call time against the static program. Outputs are poisoned: MLX
 allocates them uninitialized, and every element is checked. Prints one line per check and a
 summary; writes $OUT/gpu_check.json when OUT is set. Exit status 1 if any check fails.
@@ -237,19 +237,21 @@ def check_dynamic(name, in_types, body, kind, rng, results):
 DYNAMIC_LENGTHS = [1, 2, 7, 16, 33, 100, 257, 512]
 
 
-def check_dynamic_model(results, dim=256, heads=4, lengths=DYNAMIC_LENGTHS, timed=(128, 512)):
-    """The GPT block compiled once with a symbolic batch and sequence (`dynamic={"x": {0: "batch",
-    1: "seq"}}`) on `cuda`, called at 8 lengths (1 to 512, batch 1 to 3), each call twice (eager,
-    then under mx.compile) against PyTorch eager (relative norm: TF32 matmuls); reports captures,
-    builds, kernels built, and the per-call time against the static program at two lengths."""
+def check_dynamic_model(results, name="gpt_block", dim=256, heads=4, lengths=DYNAMIC_LENGTHS, timed=(128, 512)):
+    """A zoo model (the GPT block, the encoder layer) compiled once with a symbolic batch and
+    sequence (`dynamic=True`) on `cuda`, called at 8 lengths (1 to 512, batch 1 to 3), each call
+    twice (eager, then under mx.compile) against PyTorch eager (relative norm: TF32 matmuls);
+    reports captures, builds, kernels built, and the per-call time against the static program at
+    two lengths."""
     import torch
 
     import xcomp
-    from xcomp.zoo import gpt_block
+    from xcomp.zoo import MODELS
     t0 = time.perf_counter()
+    check = f"dynamic {name}"
     try:
-        model, _ = gpt_block(batch=2, seq=8, dim=dim, heads=heads)
-        f = xcomp.compile(model, target="cuda", dynamic={"x": {0: "batch", 1: "seq"}})
+        model, _ = MODELS[name](batch=2, seq=8, dim=dim, heads=heads)
+        f = xcomp.compile(model, target="cuda", dynamic=True)
         before = len(runtime.KERNELS)
         built_after = []
         worst = 0.0
@@ -280,16 +282,16 @@ def check_dynamic_model(results, dim=256, heads=4, lengths=DYNAMIC_LENGTHS, time
             ts = runtime.median_seconds(lambda: static(x))
             timing[t] = {"dynamic_us": round(td * 1e6, 1), "static_us": round(ts * 1e6, 1),
                          "ratio": round(td / ts, 3)}
-        results.append({"check": "dynamic gpt_block", "ok": True, "lengths": list(lengths),
+        results.append({"check": check, "ok": True, "lengths": list(lengths),
                         "captures": stats.captures, "builds": stats.builds, "kernels_built": built_after,
                         "fused_groups": groups, "worst_rel_err": worst, "per_call": timing,
                         "seconds": round(time.perf_counter() - t0, 3)})
-        print(f"PASS dynamic gpt_block {len(lengths)} lengths: captures={stats.captures} builds={stats.builds} "
+        print(f"PASS {check} {len(lengths)} lengths: captures={stats.captures} builds={stats.builds} "
               f"kernels built after each length={built_after} (groups {groups}) worst rel err {worst:.1e}; "
               f"per call dynamic/static {timing}", flush=True)
     except Exception as e:  # noqa: BLE001
-        results.append({"check": "dynamic gpt_block", "ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
-        print(f"FAIL dynamic gpt_block {type(e).__name__}: {str(e)[:600]}", flush=True)
+        results.append({"check": check, "ok": False, "error": f"{type(e).__name__}: {e}"[:2000]})
+        print(f"FAIL {check} {type(e).__name__}: {str(e)[:600]}", flush=True)
         traceback.print_exc(limit=3)
 
 
@@ -319,8 +321,9 @@ def main() -> int:
     from xcomp.zoo import MODELS
     for name in _selected(MODELS, only):
         check_model(name, results)
-    if only is None or "dynamic_gpt_block" in only:
-        check_dynamic_model(results)
+    for name in ("gpt_block", "encoder_layer"):
+        if only is None or f"dynamic_{name}" in only:
+            check_dynamic_model(results, name)
     ok = sum(r["ok"] for r in results)
     print(f"gpu_check: {ok}/{len(results)} passed; {len(runtime.KERNELS)} kernels built")
     if os.environ.get("OUT"):

@@ -62,7 +62,7 @@ def _check(model, compiled, rt, lengths):
     assert not any("batch" in ln or "seq" in ln for ln in code)   # size names stay in the listing's comments
 
 
-@pytest.mark.parametrize("target", ["cuda", "metal"])
+@pytest.mark.parametrize("target", ["cuda", pytest.param("metal", marks=pytest.mark.slow)])
 def test_gpt_block_one_build_every_length(target, monkeypatch, tmp_path):
     _check(*_compile_emulated(monkeypatch, tmp_path, target), LENGTHS_FAST)
 
