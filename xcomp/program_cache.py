@@ -74,14 +74,18 @@ def source_fingerprint() -> str:
     import xcomp
     import xcomp.backends
     h = hashlib.sha256(xcomp.__version__.encode())
+
+    def walk(folder: str, rel: str) -> None:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        for e in entries:
+            if e.name.endswith(".py") and e.is_file():
+                st = e.stat()
+                h.update(f"{rel}{e.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        for e in entries:
+            if e.is_dir() and not e.name.startswith((".", "__")):
+                walk(e.path, f"{rel}{e.name}/")
     for pkg in (xcomp, xcomp.backends):
-        root = os.path.dirname(os.path.abspath(pkg.__file__))
-        for dirpath, dirnames, names in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
-            for name in sorted(n for n in names if n.endswith(".py")):
-                path = os.path.join(dirpath, name)
-                st = os.stat(path)
-                h.update(f"{os.path.relpath(path, root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        walk(os.path.dirname(os.path.abspath(pkg.__file__)), "")
     return h.hexdigest()
 
 

@@ -30,6 +30,9 @@ def format_float(x: float) -> str:
 
 
 def _dense(v: np.ndarray) -> str:
+    if v.dtype == np.bool_ or v.dtype.kind in "iu":   # JSON's text of bools and ints is this syntax: one call
+        return f"dense<{json.dumps(v.tolist())}>"
+
     def elem(x):
         if v.dtype == np.bool_:
             return "true" if x else "false"
