@@ -23,8 +23,18 @@ def is_const(v) -> bool:
 
 @lowers("matmul")
 def _matmul(args, attrs, out):
+    """A 1-d operand as torch treats it (a row of x, a column of y), made 2-d for MIL's matmul,
+    whose type inference wants both ranks >= 2, and squeezed back."""
     a, b = (as_dtype(v, mil_dtype(out[0])) for v in args)
-    return mb.matmul(x=a, y=b, transpose_x=attrs["transpose_a"], transpose_y=attrs["transpose_b"])
+    squeeze = []
+    if a.rank == 1:
+        a, squeeze = mb.expand_dims(x=a, axes=[0]), squeeze + [-2]
+    if b.rank == 1:
+        b, squeeze = mb.expand_dims(x=b, axes=[-1]), squeeze + [-1]
+    y = mb.matmul(x=a, y=b, transpose_x=attrs["transpose_a"], transpose_y=attrs["transpose_b"])
+    if len(squeeze) == 2:   # vector . vector: a 0-d result (reshape: squeeze to rank 0 is mistyped)
+        return mb.reshape(x=y, shape=np.array([], np.int32))
+    return mb.squeeze(x=y, axes=squeeze) if squeeze else y
 
 
 def _batched(x, spatial: int):

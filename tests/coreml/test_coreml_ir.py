@@ -128,3 +128,29 @@ def test_package_names_shapes_and_dtypes_come_from_the_program(tmp_path):
     assert outs[1].dtype == np.bool_ and outs[0].dtype == np.float32
     np.testing.assert_array_equal(outs[1], want[1].numpy())
     assert_close(outs[0], want[0].numpy(), dtype="float16")
+
+
+
+def _tensor(shape) -> str:
+    return f"tensor<{''.join(f'{d}x' for d in shape)}f32>"
+
+
+@pytest.mark.parametrize("a, b", [((3,), (3,)), ((3,), (3, 5)), ((2, 4, 3), (3,)), ((3,), (2, 3, 5)), ((4, 3), (3,))])
+def test_matmul_with_a_vector_operand(tmp_path, a, b):
+    """torch's 1-d matmul operands (addmv, mv, dot): made 2-d for MIL's matmul and squeezed back."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(a).astype(np.float32), rng.standard_normal(b).astype(np.float32)
+    ta, tb, to = _tensor(a), _tensor(b), _tensor(np.matmul(x, y).shape)
+    text = f"""
+module {{
+  func.func @main(%a: {ta}, %b: {tb}) -> ({to}) {{
+    %0 = "xc.matmul"(%a, %b) : ({ta}, {tb}) -> {to}
+    func.return %0 : {to}
+  }}
+}}
+"""
+    path = xcomp.export(xcomp.parse(text), [x, y], target="coreml", path=str(tmp_path / "m.mlpackage"),
+                        compute_precision="float32")
+    outs, _ = evaluate_package(path, [x, y])
+    assert outs[0].shape == np.matmul(x, y).shape
+    assert_close(outs[0], np.matmul(x, y))
