@@ -77,7 +77,9 @@ def write_back(cv, target, new: Value, writer=None) -> None:
     base_val = args[0]
     cx.types = [base_val.type]
     from xcomp.frontends.aten import ATEN
-    if kind == "aten::slice":
+    if kind == "aten::slice" and _symbolic_slice(base_val, args):
+        updated = _slice_scatter(cx, base_val, new, *(args + [None, None, None, 1])[1:5])
+    elif kind == "aten::slice":
         dim, start, end, step = (args + [None, None, None, 1])[1:5]
         updated = ATEN["aten.slice_scatter.default"](cx, base_val, new, dim, start, end, step)
     elif isinstance(args[2], Value):  # select at an index known only at run time
@@ -92,3 +94,29 @@ def write_back(cv, target, new: Value, writer=None) -> None:
         updated = ATEN["aten.select_scatter.default"](cx, base_val, new, args[1], args[2])
     cv.rebind(base, updated)
     write_back(cv, base, updated, writer)
+
+
+_INT_MAX = 2 ** 63 - 1
+
+
+def _symbolic_slice(base: Value, args: list) -> bool:
+    """A slice over a symbolic axis or with a symbolic bound (the aten slice_scatter wants static)."""
+    dim = args[1] if len(args) > 1 and args[1] is not None else 0
+    return isinstance(base.type.shape[dim % base.type.rank], str) or any(isinstance(a, str) for a in args[2:4])
+
+
+def _slice_scatter(cx, base: Value, new: Value, dim, start, end, step) -> Value:
+    """`base[..., start:end:step, ...] = new` over symbolic sizes: `xc.index_put` at an `xc.arange`
+    of the positions (bounds as torch takes them: None, negative, past the end)."""
+    from xcomp.ir import symbolic as sym
+    ax = (dim or 0) % base.type.rank
+    n = base.type.shape[ax]
+
+    def bound(v, default):
+        if v is None or (isinstance(v, int) and v >= _INT_MAX):
+            return default
+        v = str(v) if isinstance(v, str) else int(v)
+        return sym.add(n, v) if isinstance(v, int) and v < 0 else v
+    lo, hi = bound(start, 0), bound(end, n)
+    idx = cx.op("arange", start=lo, end=hi, step=int(step or 1), dtype=DType.I64)
+    return cx.op("index_put", base, cx.cast(new, base.type.dtype), idx, axes=(ax,))

@@ -18,7 +18,7 @@ from xcomp.backends import TARGETS, get_target  # noqa: E402
 from xcomp.errors import CaptureError  # noqa: E402
 from xcomp.tolerances import tolerance  # noqa: E402
 from xcomp.ir.types import DType  # noqa: E402
-from ts_cases import Cells, Encoder, Heads, seeded  # noqa: E402
+from ts_cases import Cells, Encoder, Heads, seeded, slice_assign  # noqa: E402
 
 TARGETS_HERE = [t for t in ("reference", "mlx") if t in TARGETS and get_target(t).unavailable_reason() is None]
 nn = torch.nn
@@ -130,3 +130,15 @@ def test_traced_module_with_a_baked_size_raises_naming_scripting():
     traced = _quiet(torch.jit.trace, _BakedSize(), (torch.randn(2, 16, 8),))
     with pytest.raises(CaptureError, match=r"size 'T' must be 16.*torch\.jit\.script"):
         xcomp.compile(traced, target="reference", dynamic={"x": {1: "T"}})(torch.randn(2, 16, 8))
+
+
+@pytest.mark.parametrize("target", TARGETS_HERE)
+def test_writes_through_views_over_a_symbolic_axis(target):
+    # slice_assign: out[:, t] = ... in a loop over x.size(1), out[0, 1:] = 7.0 in a branch
+    module = _quiet(torch.jit.script, slice_assign)
+    compiled = xcomp.compile(module, target=target, dynamic={"x": {1: "T"}})
+    h = torch.randn(4, generator=torch.Generator().manual_seed(1))
+    for t, sign in [(3, 1), (6, -1), (6, 1), (1, 1)]:
+        x = sign * (torch.rand(2, t, generator=torch.Generator().manual_seed(t)) + 0.1)
+        _close(compiled(x, h), module(x, h))
+    assert compiled.stats.captures == 1
