@@ -118,7 +118,7 @@ class KernelEvaluator(MLXEvaluator):
         self.decisions: list[str] = Decisions()
         self._class_of: dict[Operation, object] = {}   # op -> sizes -> size class (None: one source)
         self.size_class: tuple = ()                    # the class of the group being chosen
-        self._chosen: set = set()                      # size bindings whose every group is chosen
+        self._chosen: set = set()                      # input shapes whose every group is chosen
 
     def _key(self, op: Operation):
         """`op`, or `(op, size class)` for a group whose source depends on the sizes' class."""
@@ -145,10 +145,10 @@ class KernelEvaluator(MLXEvaluator):
     def needs_choice(self, inputs) -> bool:
         """Whether a call with `inputs` meets a group (or a size class of one) not chosen yet: the
         tuner times it eagerly, so that call runs outside mx.compile."""
-        sizes = self.bind_sizes(self.program.main, inputs)
-        seen = tuple(sorted(sizes.items()))
+        seen = tuple(tuple(getattr(x, "shape", ())) for x in inputs)
         if seen in self._chosen:
             return False
+        sizes = self.bind_sizes(self.program.main, inputs)
         saved, self.sizes = self.sizes, sizes
         try:
             if any(self._key(op) not in self.choice for op in self.program.walk() if op.name == "xc.fused"):
