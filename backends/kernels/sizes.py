@@ -88,10 +88,6 @@ def spell(v, suffix: str = "") -> str:
     return f"{v}{suffix}" if isinstance(v, int) else str(v)
 
 
-def evaluate_all(exprs, env: Mapping[str, int]) -> list[int]:
-    return [host_value(e, env) for e in exprs]
-
-
 def dim_mul(a, b):
     """a * b over dims: ints and canonical size texts through `xcomp.ir.symbolic` (so equal sizes
     compare equal), other size objects (the cpp target's `Sz`) through their own arithmetic."""
