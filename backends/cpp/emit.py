@@ -51,7 +51,7 @@ def emit_program(program: Program, name: str = "model") -> CppUnit:
     source = render("cpp", "unit", name=safe, header=render("cpp", "header", d=CPP_DIALECT.helpers()),
                     ops=files("xcomp.templates").joinpath("cpp/ops.h").read_text(),
                     statics=lw.statics, body=lw.lines, arena=lw.arena, n_inputs=len(ins),
-                    n_outputs=len(outs), n_weights=len(lw.weight_order), sizes=lw.sizes,
+                    n_outputs=len(outs), n_weights=len(lw.weight_order), n_packs=lw.packs, sizes=lw.sizes,
                     prologue=lw.prologue() if symbolic else [])
     func = program.main
     return CppUnit(

@@ -138,6 +138,7 @@ class CppLowering(Lowering):
         self.statics: list[str] = []          # file-scope constant arrays
         self.weight_order: list[str] = []
         self.uses_blas = False
+        self.packs = 0                        # weights the GEMM packs at their first product (xc_model::packs)
         self.plan = plan_memory(program)
         self.sizes = names_of(a.type.shape for a in program.main.args if isinstance(a.type, TensorType))
         self.dynamic: list = []               # bytes (Sz) of each slot at a run-time offset xo<k>

@@ -85,7 +85,11 @@ def _matmul(lw, op, args):
         lw.uses_blas = True
         fa, fb = to_f32(lw, a), to_f32(lw, b)
         fy = y if y.dtype is DType.F32 else lw.scratch(DType.F32, y.shape)
-        lw.emit(f"xc_matmul_f32({fy.ptr}, {fa.ptr}, {fb.ptr}, {nb}, {oa}, {ob}, {M}, {N}, {K}, {flags});")
+        pack = "nullptr"
+        if b.dtype is DType.F32 and len(bsh) == 2 and b.ptr in {w.ptr for w in lw.weights.values()}:
+            pack = f"&m->packs[{lw.packs}]"     # a weight: packed for the GEMM once, at its first product
+            lw.packs += 1
+        lw.emit(f"xc_matmul_f32({fy.ptr}, {fa.ptr}, {fb.ptr}, {nb}, {oa}, {ob}, {M}, {N}, {K}, {flags}, {pack});")
         from_f32(lw, fy, y)
     else:
         lw.emit(f"xc_matmul_any<{y.sty}>({y.ptr}, {a.ptr}, {b.ptr}, {nb}, {oa}, {ob}, {M}, {N}, {K}, {flags});")

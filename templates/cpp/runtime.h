@@ -510,15 +510,15 @@ static inline XcScratch& xc_scratch_b() { static __thread XcScratch s = {nullptr
 // (i, k) at ap[k * MR + i]) or rows of A as they are (ap[i * lda + k]); pf: a panel to prefetch
 template <int MR>
 static inline void xc_pkern(int64_t K, const float* ap, int64_t lda, const float* bp, float* C, int64_t ldc,
-                            int64_t nr, float alpha, float beta, const float* pf) {
+                            int64_t nr, float alpha, float beta, const float* pf) {  // pf: the next panel
   xc_pv acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = xc_pv{};
   for (int64_t k = 0; k < K; ++k) {
     const xc_pv b0 = xc_pv_load(bp + k * XC_PNR), b1 = xc_pv_load(bp + k * XC_PNR + XC_PV);
     if (pf) {
-      __builtin_prefetch(pf + k * XC_PNR, 0, 2);
-      if (XC_PNR > 16) __builtin_prefetch(pf + k * XC_PNR + 16, 0, 2);
+      __builtin_prefetch(pf + k * XC_PNR, 0, 3);
+      if (XC_PNR > 16) __builtin_prefetch(pf + k * XC_PNR + 16, 0, 3);
     }
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
@@ -577,9 +577,10 @@ static inline void xc_pack_b(bool tb, const float* B, int64_t ldb, int64_t j0, i
 // rows [i0, i1) x panels [p0, p1) of C, serially: blocks of up to XC_PKC of the K products, so that a
 // packed panel (XC_PKC x XC_PNR) stays in L1 while the row tiles go by
 constexpr int64_t XC_PKC = 256;
+// bpk: B packed once (xc_pack_b_all), else panels are packed here
 static inline void xc_sgemm_packed_block(bool ta, bool tb, int64_t i0, int64_t i1, int64_t p0, int64_t p1, int64_t N,
                                          int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-                                         int64_t ldb, float beta, float* C, int64_t ldc) {
+                                         int64_t ldb, float beta, float* C, int64_t ldc, const float* bpk) {
   const int64_t kc_max = K < XC_PKC ? K : XC_PKC, mc = 384;  // A block: up to 384 KiB packed
   float* ap = xc_scratch(xc_scratch_a(), (mc < i1 - i0 ? mc : i1 - i0) * kc_max);
   float* bp = xc_scratch(xc_scratch_b(), 2 * kc_max * XC_PNR);
@@ -599,41 +600,71 @@ static inline void xc_sgemm_packed_block(bool ta, bool tb, int64_t i0, int64_t i
         xc_pack_a(ta, Ak, lda, i, b1 - i < XC_PMR ? b1 - i : XC_PMR, kc, ap + (i - b0) * kc);
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t j0 = p * XC_PNR, nr = N - j0 < XC_PNR ? N - j0 : XC_PNR;
-        float* panel = bp + (p & 1) * kc * XC_PNR;
-        if (p == p0) xc_pack_b(tb, Bk, ldb, j0, nr, kc, panel);
-        if (p + 1 < p1) {  // pack the next panel now: its reads of B overlap this panel's arithmetic
+        const float* panel = bpk ? bpk + k0 * ((N + XC_PNR - 1) / XC_PNR) * XC_PNR + p * kc * XC_PNR
+                                 : bp + (p & 1) * kc * XC_PNR;
+        if (p == p0 && !bpk) xc_pack_b(tb, Bk, ldb, j0, nr, kc, bp);
+        if (p + 1 < p1 && !bpk) {  // pack the next panel now: its reads of B overlap this panel's arithmetic
           const int64_t nj = j0 + XC_PNR;
           xc_pack_b(tb, Bk, ldb, nj, N - nj < XC_PNR ? N - nj : XC_PNR, kc, bp + ((p + 1) & 1) * kc * XC_PNR);
         }
         for (int64_t i = b0; i < b1; i += XC_PMR) {
           const int64_t mr = b1 - i < XC_PMR ? b1 - i : XC_PMR;
+          // B packed once: the last row tile prefetches the next panel (the packing of panels here reads
+          // B ahead instead)
+          const float* pf = bpk && p + 1 < p1 && i + XC_PMR >= b1 ? panel + kc * XC_PNR : nullptr;
           xc_pkern_upto<XC_PMR>(mr, kc, pack ? ap + (i - b0) * kc : Ak + i * lda, pack ? 0 : lda, panel,
-                                C + i * ldc + j0, ldc, nr, alpha, bt, nullptr);
+                                C + i * ldc + j0, ldc, nr, alpha, bt, pf);
         }
       }
     }
   }
 }
 static inline void xc_sgemm_packed(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                                   const float* bpk = nullptr) {
   const int64_t panels = (N + XC_PNR - 1) / XC_PNR, tiles = (M + XC_PMR - 1) / XC_PMR;
   const int64_t nt = xc_in_parallel() ? 1 : xc_num_threads();
   if (nt <= 1 || M * N * K < (int64_t)1 << 17) {
-    xc_sgemm_packed_block(ta, tb, 0, M, 0, panels, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    xc_sgemm_packed_block(ta, tb, 0, M, 0, panels, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bpk);
     return;
   }
   // split the longer side (in tiles of rows or panels of columns): each chunk packs its own rows of A
   // and panels of B, so the other side's packing is repeated per chunk
-  if (tiles * XC_PMR >= panels * XC_PNR && tiles >= 2 * nt) {
+  if ((bpk || tiles * XC_PMR >= panels * XC_PNR) && tiles >= 2 * nt) {  // (B packed once: rows split for free)
     xc_parallel_for(tiles, (tiles + 2 * nt - 1) / (2 * nt), [&](int64_t t0, int64_t t1) {
       xc_sgemm_packed_block(ta, tb, t0 * XC_PMR, t1 * XC_PMR < M ? t1 * XC_PMR : M, 0, panels, N, K, alpha, A, lda,
-                            B, ldb, beta, C, ldc);
+                            B, ldb, beta, C, ldc, bpk);
     });
     return;
   }
   xc_parallel_for(panels, (panels + 2 * nt - 1) / (2 * nt), [&](int64_t p0, int64_t p1) {
-    xc_sgemm_packed_block(ta, tb, 0, M, p0, p1, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    xc_sgemm_packed_block(ta, tb, 0, M, p0, p1, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bpk);
   });
+}
+
+// op(B) (K x N) packed once for xc_sgemm_packed: per block of XC_PKC rows of op(B), its panels in turn
+static inline int64_t xc_packed_b_floats(int64_t N, int64_t K) { return K * ((N + XC_PNR - 1) / XC_PNR) * XC_PNR; }
+static inline void xc_pack_b_all(bool tb, const float* B, int64_t ldb, int64_t N, int64_t K, float* out) {
+  const int64_t panels = (N + XC_PNR - 1) / XC_PNR;
+  xc_parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t k0 = 0; k0 < K; k0 += XC_PKC) {
+      const int64_t kc = K - k0 < XC_PKC ? K - k0 : XC_PKC;
+      for (int64_t p = p0; p < p1; ++p)
+        xc_pack_b(tb, tb ? B + k0 : B + k0 * ldb, ldb, p * XC_PNR, N - p * XC_PNR < XC_PNR ? N - p * XC_PNR : XC_PNR,
+                  kc, out + k0 * panels * XC_PNR + p * kc * XC_PNR);
+    }
+  });
+}
+// a weight's packed copy, made at its first product and kept in *slot (null when the model is created,
+// freed with it): the products of few rows then skip packing B, most of their work
+static inline const float* xc_weight_packed(void** slot, bool tb, const float* B, int64_t ldb, int64_t N, int64_t K) {
+  if (!*slot) {
+    float* p = (float*)xc_aligned_alloc(sizeof(float) * (size_t)xc_packed_b_floats(N, K));
+    if (!p) return nullptr;
+    xc_pack_b_all(tb, B, ldb, N, K, p);
+    *slot = p;
+  }
+  return (const float*)*slot;
 }
 
 static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
