@@ -1,6 +1,7 @@
 """Binding a call's arguments to a TorchScript graph, converting it, and restructuring outputs."""
 from __future__ import annotations
 
+import re
 import numpy as np
 
 from xcomp import guards
@@ -97,11 +98,12 @@ def _capture_script(fn, args: list, spec):
         outs = convert_block(cv, graph.block(), env)
     program.guards = guards.merge([Guard(n, ">=", 1) for n in hints], found)
     if cv.unsupported and spec is not None:
-        pins = {n: (v, str(g)) for n, (v, g) in pinned(found).items()}
+        pins = {n: f"must be {v} ({g})" for n, (v, g) in pinned(found).items()}
+        torch_names = {n: [t for t, m in cv.sizes.renames.items() if m == n] for n in hints}
         for u in cv.unsupported if not pins else ():  # sizes an op could not take symbolically
-            for n in hints:
-                if f"'{n}'" in u.reason:
-                    pins.setdefault(n, (hints[n], f"{u.name}: {u.reason}"))
+            for n in hints:  # named in the message as ours ('S') or as torch's symbol (s29)
+                if f"'{n}'" in u.reason or any(re.search(rf"\b{t}\b", u.reason) for t in torch_names[n]):
+                    pins.setdefault(n, f"cannot stay symbolic in {u.name} ({u.reason})")
         if pins and not (set(pins) - set(auto)) or (set(pins) - set(auto) and is_traced(fn)):
             return None, pins, auto
     if cv.unsupported:
@@ -122,7 +124,7 @@ def _capture_script(fn, args: list, spec):
                         rebuild=lambda outs, to_kind: _restructure(out_spec, iter(outs), to_kind), notes=list(cv.notes))
     if spec is None:
         return captured
-    return captured, {n: (v, str(g)) for n, (v, g) in pinned(program.guards).items()}, auto
+    return captured, {n: f"must be {v} ({g})" for n, (v, g) in pinned(program.guards).items()}, auto
 
 
 def _size_names(body: Block, spec, args) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:

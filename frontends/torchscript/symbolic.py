@@ -187,9 +187,9 @@ def input_type(t: TensorType, axes: dict | None, label: str) -> TensorType:
     return TensorType(tuple(shape), t.dtype)
 
 
-def static_error(names: dict[str, tuple[int, str]], traced: bool) -> CaptureError:
-    """The error for dims named in `dynamic=` that the program fixes (name -> (size, why))."""
-    what = "; ".join(f"size '{n}' must be {v} ({g})" for n, (v, g) in names.items())  # as the MLX frontend says it
+def static_error(names: dict[str, str], traced: bool) -> CaptureError:
+    """The error for dims named in `dynamic=` that the program fixes (name -> why)."""
+    what = "; ".join(f"size '{n}' {why}" for n, why in names.items())
     hint = (" A traced module bakes sizes computed in Python into constants (torch.jit.trace records "
             "values, not size arithmetic): script the model (torch.jit.script) for sizes that follow "
             "the input, or leave those dims out of dynamic=." if traced else

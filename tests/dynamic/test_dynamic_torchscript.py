@@ -128,7 +128,7 @@ class _BakedSize(nn.Module):
 
 def test_traced_module_with_a_baked_size_raises_naming_scripting():
     traced = _quiet(torch.jit.trace, _BakedSize(), (torch.randn(2, 16, 8),))
-    with pytest.raises(CaptureError, match=r"size 'T' must be 16.*torch\.jit\.script"):
+    with pytest.raises(CaptureError, match=r"size 'T' cannot stay symbolic.*torch\.jit\.script"):
         xcomp.compile(traced, target="reference", dynamic={"x": {1: "T"}})(torch.randn(2, 16, 8))
 
 
@@ -142,3 +142,13 @@ def test_writes_through_views_over_a_symbolic_axis(target):
         x = sign * (torch.rand(2, t, generator=torch.Generator().manual_seed(t)) + 0.1)
         _close(compiled(x, h), module(x, h))
     assert compiled.stats.captures == 1
+
+
+def _fixed_view(x: torch.Tensor) -> torch.Tensor:
+    return x.view(2, 16 * 8)  # a size written into the code: the program holds for T == 16 only
+
+
+def test_a_named_dim_the_program_pins_raises():
+    module = _quiet(torch.jit.script, _fixed_view)
+    with pytest.raises(CaptureError, match=r"size 'T' must be 16"):
+        xcomp.compile(module, target="reference", dynamic={"x": {1: "T"}})(torch.randn(2, 16, 8))
