@@ -99,3 +99,10 @@ def _constant_from_shape(x):
 def test_a_constant_computed_from_a_shape_is_refused():
     with pytest.raises(XcompError, match="changes with the input sizes"):
         xcomp.capture(_constant_from_shape, (mx.ones((2, 8, 4)),), dynamic={"x": {1: "S"}})
+
+
+def test_automatic_dynamic_recaptures_once():
+    mx.random.seed(0)
+    compiled = _run_lengths(MLP(), None, [(2, 4, 16), (2, 6, 16), (2, 9, 16), (2, 3, 16)], "mlx")
+    assert compiled.stats.captures == 2
+    assert isinstance(compiled.program().main.args[0].type.shape[1], str)

@@ -65,10 +65,11 @@ def _close(got, want):
 
 def _run_lengths(module, dynamic, shapes, target):
     compiled = xcomp.compile(module, target=target, dynamic=dynamic)
+    eager = compiled.fn  # a .pt path is loaded by compile
     for shape in shapes:
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
         with torch.no_grad():
-            want = module(x)
+            want = eager(x)
         got = compiled(x)
         for g, w in zip(got if isinstance(got, tuple) else [got], want if isinstance(want, tuple) else [want]):
             _close(g, w)
@@ -152,3 +153,14 @@ def test_a_named_dim_the_program_pins_raises():
     module = _quiet(torch.jit.script, _fixed_view)
     with pytest.raises(CaptureError, match=r"size 'T' must be 16"):
         xcomp.compile(module, target="reference", dynamic={"x": {1: "T"}})(torch.randn(2, 16, 8))
+
+
+def test_automatic_dynamic_recaptures_once_and_saved_files_take_dynamic(tmp_path):
+    module = _quiet(torch.jit.script, seeded(Encoder).eval())
+    auto = _run_lengths(module, None, [(2, 5, 8), (2, 7, 8), (2, 11, 8), (2, 3, 8)], "reference")
+    assert auto.stats.captures == 2  # static first, then the changing dim symbolic
+    assert isinstance(auto.program().main.args[0].type.shape[1], str)
+    path = str(tmp_path / "encoder.pt")
+    _quiet(torch.jit.save, module, path)
+    loaded = _run_lengths(path, {"x": {1: "S"}}, [(2, 5, 8), (2, 9, 8)], "reference")
+    assert loaded.stats.captures == 1
