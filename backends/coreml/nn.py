@@ -76,7 +76,10 @@ def _conv(args, attrs, out):
 @lowers("softmax")
 def _softmax(args, attrs, out):
     x = args[0]
-    return x if x.rank == 0 else mb.softmax(x=x, axis=attrs["axis"] % x.rank)
+    if x.rank == 0:   # 1 (NaN for an infinite or NaN x): MIL's softmax over one element
+        one = mb.softmax(x=mb.reshape(x=x, shape=np.array([1], np.int32)), axis=0)
+        return mb.reshape(x=one, shape=np.array([], np.int32))
+    return mb.softmax(x=x, axis=attrs["axis"] % x.rank)
 
 
 def _affine(y, params, rank_tail: int):

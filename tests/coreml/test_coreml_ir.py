@@ -154,3 +154,20 @@ module {{
     outs, _ = evaluate_package(path, [x, y])
     assert outs[0].shape == np.matmul(x, y).shape
     assert_close(outs[0], np.matmul(x, y))
+
+
+def test_softmax_of_a_scalar_is_one(tmp_path):
+    """softmax over a 0-d value: 1 (NaN for inf), as torch gives (masked.softmax's 0-d sample)."""
+    text = """
+module {
+  func.func @main(%x: tensor<f32>) -> (tensor<f32>) {
+    %0 = "xc.softmax"(%x) {axis = 0} : (tensor<f32>) -> tensor<f32>
+    func.return %0 : tensor<f32>
+  }
+}
+"""
+    path = xcomp.export(xcomp.parse(text), [np.float32(3)], target="coreml", path=str(tmp_path / "s.mlpackage"),
+                        compute_precision="float32")
+    for x, want in ((np.array(-9.5, np.float32), 1.0), (np.array(np.inf, np.float32), np.nan)):
+        outs, _ = evaluate_package(path, [x])
+        assert outs[0].shape == () and np.array_equal(outs[0], np.float32(want), equal_nan=True)
