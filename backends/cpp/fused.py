@@ -307,10 +307,27 @@ def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
     emitter(g).stmts(g.nodes)
     anchor_args = [args[block.args.index(v)] for v in anchor.operands]
     rows = _row_blocks(anchor, anchor_args, g, op)
-    if rows:
+    M = shape_of(anchor.results[0].type)[0] if rows else 0
+    if rows and isinstance(M, int):
         return _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows)
+    if rows:   # a run-time M: GEMM row blocks only where this call's M is more than one, as a static program
+        outs = [lw.out(op, i) for i in range(len(op.results))]
+        lw.emit(f"if ({M} > {rows}) {{")
+        lw.depth += 1
+        _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows, outs)
+        lw.depth -= 1
+        lw.emit("} else {")
+        lw.depth += 1
+        _gemm_then_epilogue(lw, op, anchor, anchor_args, g, args, used, block, outs)
+        lw.depth -= 1
+        lw.emit("}")
+        return outs
+    return _gemm_then_epilogue(lw, op, anchor, anchor_args, g, args, used, block)
+
+
+def _gemm_then_epilogue(lw, op, anchor, anchor_args, g, args, used, block, outs=None) -> list[Buf]:
     (result,) = lw.apply(anchor, anchor_args)
-    outs = [lw.out(op, i) for i in range(len(op.results))]
+    outs = outs or [lw.out(op, i) for i in range(len(op.results))]
     ins = [result] + [args[block.args.index(a)] for a in used]
     emit_elementwise(lw, g, tuple(outs[0].shape), ins, outs, f"epilogue of {anchor.name}")
     return outs
@@ -329,17 +346,17 @@ def _row_blocks(anchor: Operation, anchor_args: list[Buf], g: Graph, op: Operati
     if not isinstance(N, int):
         return 0      # a symbolic row length: one GEMM, then the epilogue
     rows = max(MIN_BLOCK_ROWS, EPILOGUE_BLOCK_BYTES // (4 * N))
-    return rows if not isinstance(M, int) or rows < M else 0   # a symbolic M: blocks of at most `rows`
+    return rows if not isinstance(M, int) or rows < M else 0   # a symbolic M: decided per call
 
 
-def _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows) -> list[Buf]:
+def _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, rows, outs=None) -> list[Buf]:
     a, b = anchor_args
     M, N = shape_of(anchor.results[0].type)
     ta, tb = anchor.attrs["transpose_a"], anchor.attrs["transpose_b"]
     K = a.shape[0] if ta else a.shape[1]
     lw.uses_blas = True
     tile = lw.scratch(a.dtype, (rows, N), "tile")
-    outs = [lw.out(op, i) for i in range(len(op.results))]
+    outs = outs or [lw.out(op, i) for i in range(len(op.results))]
     ins = [Buf(tile.ptr, tile.dtype, (M, N))] + [args[block.args.index(x)] for x in used]
     lw.emit(f"for (int64_t rb = 0; rb < {M}; rb += {rows}) {{")
     lw.depth += 1

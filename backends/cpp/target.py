@@ -73,10 +73,18 @@ class CppTarget(Target):
 
     def export(self, program, path: str) -> str:
         """Write the standalone CMake project (`export.export_project`: CMakeLists.txt, model.h,
-        model.cpp, weights.bin + weights.json, example main.cpp) into the folder `path`."""
+        model.cpp, weights.bin + weights.json, example main.cpp) into the folder `path`. The project
+        is static: a program with symbolic sizes raises TargetError (export it for the example's
+        sizes, `dynamic=False`)."""
         import numpy as np
         from xcomp.backends.cpp.emit import emit_program
         from xcomp.backends.cpp.export import export_project
+        from xcomp.errors import TargetError
+        from xcomp.guards import symbolic_args
+        if symbolic_args(program):   # model.h states every shape and byte size as a constant
+            raise TargetError("the cpp project export takes static shapes: export with dynamic=False (the "
+                              "example inputs' sizes); xcomp.compile(..., target='cpp', dynamic=...) runs one "
+                              "library for every size")
         unit = emit_program(program)
         weights = {n: np.asarray(program.weights[n]).reshape(shape) for n, _, shape in unit.weights}
         return export_project(unit, weights, path)

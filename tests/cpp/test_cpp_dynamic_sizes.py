@@ -218,3 +218,16 @@ extern "C" void xc_destroy(void*) {}
     for a in range(-9, 10):
         for c in (1, 2, 3, 7):
             assert lib.probe(a, c, 0) == a // c and lib.probe(a, c, 1) == a % c
+
+
+def test_export_is_static_and_says_so_for_symbolic_sizes(tmp_path):
+    """The CMake project's header states shapes as constants: a static program exports as before,
+    a symbolic one raises TargetError naming the static export."""
+    import os
+    from xcomp import TargetError
+    model, (x,) = gpt_block(batch=1, seq=4, dim=16, heads=2)
+    path = xcomp.export(model, (x,), target="cpp", path=str(tmp_path / "static"))
+    header = open(os.path.join(path, "model.h")).read()
+    assert "int xc_run(void* model" in header and "xc_run_sizes" not in open(os.path.join(path, "model.cpp")).read()
+    with pytest.raises(TargetError, match="dynamic=False"):
+        xcomp.export(model, (x,), target="cpp", path=str(tmp_path / "dynamic"), dynamic=True)
