@@ -53,7 +53,7 @@ def _param_names(fn) -> list[str]:
     target = getattr(inner, "forward", inner)
     schema = getattr(target, "schema", None)  # TorchScript functions and modules
     if schema is not None and hasattr(schema, "arguments"):
-        return [a.name for a in schema.arguments if a.name != "self"]
+        return [a.name for a in schema.arguments if a.type.kind() != "ClassType"]  # not `self`
     try:
         return [p.name for p in inspect.signature(target).parameters.values()
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -225,7 +225,7 @@ def convert_aten(cv: Converter, node, name: str, overload: str, ins: list) -> li
     cx.used = {i for i, o in enumerate(node.outputs()) if o.uses()}
     cx.b.loc = None
     out = conv(cx, *args, **kwargs)
-    results = _results(cx, node, out)
+    results = _results(cx, node, out, cv.sizes)
     if keep is not None:
         results[0] = nested.Nested(results[0], keep)
     if functional(name) != name and isinstance(ins[0], Value):
@@ -297,8 +297,11 @@ def _meta_types(key: str, schema, args, kwargs, node, sizes=None) -> list:
     return [meta_type(o) if isinstance(o, torch.Tensor) else None for o in outs]
 
 
-def _results(cx: ScriptContext, node, out) -> list:
-    """Converter results as the node's outputs, cast to torch's dtypes (promotion lives in torch)."""
+def _results(cx: ScriptContext, node, out, sizes=None) -> list:
+    """Converter results as the node's outputs, cast to torch's dtypes (promotion lives in torch).
+    With symbolic sizes (`sizes`), a dim torch's meta kernel specialised to its example value
+    (pooling and pad decompositions guard on sizes) is checked at the example sizes: xcomp's type
+    inference, the one place shapes are computed, keeps it symbolic."""
     n = node.outputsSize()
     if n == 1 and node.outputsAt(0).type().kind() in ("ListType", "TupleType"):
         outs = [list(out) if node.outputsAt(0).type().kind() == "ListType" else tuple(out)]
@@ -309,7 +312,8 @@ def _results(cx: ScriptContext, node, out) -> list:
         if isinstance(o, Value) and isinstance(want, TensorType):
             if o.type.dtype != want.dtype:
                 o = cx.cast(o, want.dtype)
-            if not same_sizes(tuple(o.type.shape), tuple(want.shape)):
+            if not same_sizes(tuple(o.type.shape), tuple(want.shape)) and not (
+                    sizes is not None and sizes.agree(o.type.shape, want.shape)):
                 raise ValueError(f"converter built shape {o.type.shape}, torch says {want.shape}")
         fixed.append(o)
     return fixed + [None] * (n - len(fixed))

@@ -136,11 +136,21 @@ class SizeEnv:
         self.mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         self.symbols: dict[str, Any] = {}
         self.renames: dict[str, str] = {}
+        self.hints = {n: max(int(h), 2) for n, h in hints.items()}
         for name, hint in hints.items():
             s = self.shape_env.create_symbol(max(int(hint), 2), ConstantSource(name),
                                              dynamic_dim=DimDynamic.DYNAMIC)
             self.symbols[name] = self.shape_env.create_symintnode(s, hint=max(int(hint), 2))
             self.renames[str(s)] = name
+
+    def agree(self, ours, torchs) -> bool:
+        """Whether two shapes are equal at the example sizes (torch's dims may be specialised)."""
+        from xcomp.frontends.aten.symbolic import UNKNOWN
+        try:
+            return len(ours) == len(torchs) and all(
+                t == UNKNOWN or sym.evaluate(o, self.hints) == sym.evaluate(t, self.hints) for o, t in zip(ours, torchs))
+        except sym.SymbolicError:
+            return False
 
     def symint(self, d):
         """A size (int or expression) as an int or a torch SymInt."""

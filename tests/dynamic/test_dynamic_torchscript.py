@@ -164,3 +164,51 @@ def test_automatic_dynamic_recaptures_once_and_saved_files_take_dynamic(tmp_path
     _quiet(torch.jit.save, module, path)
     loaded = _run_lengths(path, {"x": {1: "S"}}, [(2, 5, 8), (2, 9, 8)], "reference")
     assert loaded.stats.captures == 1
+
+
+class _Embed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.e, self.pos = nn.Embedding(50, 16), nn.Parameter(torch.randn(64, 16))
+
+    def forward(s, tok):  # `s`, not `self`: parameter names come from the scripted schema
+        return s.e(tok) + s.pos[:tok.size(1)]
+
+
+class _Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.m = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x):
+        t = x.size(1)
+        return self.m(x, x, x, attn_mask=torch.triu(torch.ones(t, t, dtype=torch.bool), 1), need_weights=False)[0]
+
+
+class _ConvPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.p = nn.Conv1d(16, 8, 3, padding=1), nn.MaxPool1d(2)
+
+    def forward(self, x):
+        return self.p(torch.relu(self.c(x.transpose(1, 2)))).mean(-1)
+
+
+class _PadCat(nn.Module):
+    def forward(self, x):
+        y = nn.functional.pad(x, (0, 0, 1, 2))
+        return torch.cat([y, y[:, -1:]], dim=1).cumsum(1).softmax(-1)
+
+
+@pytest.mark.parametrize("cls, name, make", [
+    (_Embed, "tok", lambda t: torch.randint(0, 50, (2, t), generator=torch.Generator().manual_seed(t))),
+    (_Attention, "x", lambda t: torch.randn(2, t, 16)), (_ConvPool, "x", lambda t: torch.randn(2, t, 16)),
+    (_PadCat, "x", lambda t: torch.randn(2, t, 16))], ids=["embedding", "mha_mask", "conv_pool", "pad_cat"])
+def test_common_modules_with_a_symbolic_sequence(cls, name, make):
+    module = _quiet(torch.jit.script, seeded(cls).eval())
+    compiled = xcomp.compile(module, target="reference", dynamic={name: {1: "T"}})
+    for t in (6, 11, 3):
+        x = make(t)
+        with torch.no_grad():
+            _close(compiled(x), module(x))
+    assert compiled.stats.captures == 1
