@@ -629,11 +629,17 @@ static bool xc_pool_row_inner(float* yrow, const float* xp, const xc_pool_geom& 
           if (mode == 0 && st == 1) {
 #pragma omp simd
             for (int64_t i = 0; i < len; ++i) { const float v = xk[i]; acc[i] = (v > acc[i] || v != v) ? v : acc[i]; }
+          } else if (mode == 0 && st == 2) {  // (the common 2x2 / 3x3 stride-2 pools: a constant stride vectorizes)
+#pragma omp simd
+            for (int64_t i = 0; i < len; ++i) { const float v = xk[2 * i]; acc[i] = (v > acc[i] || v != v) ? v : acc[i]; }
           } else if (mode == 0) {
             for (int64_t i = 0; i < len; ++i) { const float v = xk[i * st]; acc[i] = (v > acc[i] || v != v) ? v : acc[i]; }
           } else if (st == 1) {
 #pragma omp simd
             for (int64_t i = 0; i < len; ++i) acc[i] += xk[i];
+          } else if (st == 2) {
+#pragma omp simd
+            for (int64_t i = 0; i < len; ++i) acc[i] += xk[2 * i];
           } else {
             for (int64_t i = 0; i < len; ++i) acc[i] += xk[i * st];
           }
@@ -657,21 +663,31 @@ static void xc_pool(T* y, int64_t* yidx, const T* x, const xc_pool_geom& g, int 
   h.nsp = 3;
   const int64_t O = h.out[0] * h.out[1] * h.out[2], I = h.in[0] * h.in[1] * h.in[2];
   const int64_t rows = g.P * h.out[0] * h.out[1];
+  // the windows of the two outer dims, and the interior columns [ia, ib) of every row (whole window
+  // inside the row: float, not adaptive, no indices), once per call instead of per row
+  std::vector<xc_pool_win> W0(h.out[0]), W1(h.out[1]);
+  for (int64_t o = 0; o < h.out[0]; ++o) W0[o] = xc_pool_window(h, 0, o, mode);
+  for (int64_t o = 0; o < h.out[1]; ++o) W1[o] = xc_pool_window(h, 1, o, mode);
+  int64_t ia = 0, ib = 0;
+  if (!g.adaptive && !yidx) {
+    const int64_t st = h.stride[2], reach = (h.k[2] - 1) * (mode == 0 ? h.dil[2] : 1);
+    ia = std::min(h.out[2], (h.pad[2] + st - 1) / st);
+    const int64_t lim = h.in[2] - 1 + h.pad[2] - reach;
+    ib = lim < 0 ? ia : std::max(ia, std::min(h.out[2], lim / st + 1));
+  }
   xc_parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(h.out[2] * h.k[0] * h.k[1] * h.k[2], 1)),
                   [&](int64_t r0, int64_t r1) {
+    int64_t o1 = r0 % h.out[1], o0 = (r0 / h.out[1]) % h.out[0], p = r0 / (h.out[0] * h.out[1]);
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t o1 = r % h.out[1], o0 = (r / h.out[1]) % h.out[0], p = r / (h.out[0] * h.out[1]);
-      const xc_pool_win w0 = xc_pool_window(h, 0, o0, mode), w1 = xc_pool_window(h, 1, o1, mode);
+      const xc_pool_win& w0 = W0[o0];
+      const xc_pool_win& w1 = W1[o1];
       const T* xp = x + p * I;
       const int64_t ybase = p * O + (o0 * h.out[1] + o1) * h.out[2];
-      // interior columns [a, b): whole window inside the row (float, not adaptive, no indices)
-      int64_t a = 0, b = 0;
-      if (!g.adaptive && !yidx) {
-        const int64_t st = h.stride[2], reach = (h.k[2] - 1) * (mode == 0 ? h.dil[2] : 1);
-        a = std::min(h.out[2], (h.pad[2] + st - 1) / st);
-        const int64_t lim = h.in[2] - 1 + h.pad[2] - reach;
-        b = lim < 0 ? a : std::max(a, std::min(h.out[2], lim / st + 1));
-        if (!xc_pool_row_inner(y + ybase, xp, h, mode, w0, w1, a, b)) a = b = 0;
+      int64_t a = ia, b = ib;
+      if (b > a && !xc_pool_row_inner(y + ybase, xp, h, mode, w0, w1, a, b)) a = b = 0;
+      if (++o1 == h.out[1]) {  // the next row's coordinates
+        o1 = 0;
+        if (++o0 == h.out[0]) { o0 = 0; ++p; }
       }
       for (int64_t o2 = 0; o2 < h.out[2]; ++o2) {
         if (o2 == a && b > a) { o2 = b - 1; continue; }
