@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 mx = pytest.importorskip("mlx.core")
+nn = pytest.importorskip("mlx.nn")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mlx_frontend"))
 
 import xcomp  # noqa: E402
@@ -106,3 +107,50 @@ def test_automatic_dynamic_recaptures_once():
     compiled = _run_lengths(MLP(), None, [(2, 4, 16), (2, 6, 16), (2, 9, 16), (2, 3, 16)], "mlx")
     assert compiled.stats.captures == 2
     assert isinstance(compiled.program().main.args[0].type.shape[1], str)
+
+
+class _CausalAttention(nn.Module):
+    """nn.MultiHeadAttention under a causal mask built from the length (an Arange primitive)."""
+
+    def __init__(self):
+        super().__init__()
+        self.m = nn.MultiHeadAttention(16, 2)
+
+    def __call__(self, x):
+        return self.m(x, x, x, mask=nn.MultiHeadAttention.create_additive_causal_mask(x.shape[1]))
+
+
+class _RopeAttention(nn.Module):
+    """Token embedding, a reshape to heads from the input's sizes, RoPE and fused causal attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.rope, self.emb = nn.RoPE(8), nn.Embedding(40, 16)
+
+    def __call__(self, tok):
+        h = self.emb(tok).reshape(tok.shape[0], tok.shape[1], 2, 8).transpose(0, 2, 1, 3)
+        return mx.fast.scaled_dot_product_attention(self.rope(h), self.rope(h), h, scale=0.3, mask="causal")
+
+
+@pytest.mark.parametrize("target", TARGETS_HERE)
+@pytest.mark.parametrize("make, inputs, dims", [
+    (_CausalAttention, lambda t: mx.random.normal((2, t, 16), key=mx.random.key(t)), {0: {1: "T"}}),
+    (_RopeAttention, lambda t: mx.random.randint(0, 40, (2, t), key=mx.random.key(t)), {0: {1: "T"}}),
+], ids=["mha_causal_mask", "rope_sdpa_tokens"])
+def test_attention_variants_with_a_symbolic_sequence(make, inputs, dims, target):
+    mx.random.seed(0)
+    model = make()
+    compiled = xcomp.compile(model, target=target, dynamic=dims)
+    for t in (6, 10, 3):
+        x = inputs(t)
+        _close(compiled(x), model(x))
+    assert compiled.stats.captures == 1
+
+
+def test_cnn_with_a_symbolic_batch():
+    from mlx_models import CNN
+    mx.random.seed(0)
+    cnn = CNN()
+    cnn.eval()
+    compiled = _run_lengths(cnn, {0: {0: "B"}}, [(2, 8, 8, 3), (5, 8, 8, 3), (1, 8, 8, 3)], "mlx")
+    assert compiled.stats.captures == 1
