@@ -258,4 +258,5 @@ def _control(kind: str, doc: str):
 
 
 _control("prim::If", "`xc.if` with two regions; folded to one block when the condition is known")(convert_if)
-_control("prim::Loop", "`xc.loop` (for and while forms, carried values, early exit); never unrolled")(convert_loop)
+_control("prim::Loop", "`xc.loop` (for and while forms, carried values, early exit; the trip count may be a "
+                      "symbolic size, its first iteration peeled when a carried Optional starts as None)")(convert_loop)

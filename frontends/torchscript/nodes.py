@@ -159,7 +159,7 @@ def identity(cv, node, x, *rest):
 # -- queries ---------------------------------------------------------------------------------------
 @node("aten::size.int", "aten::size")
 def size(cv, node, x, dim=None):
-    """Static sizes fold to ints."""
+    """Static sizes fold to ints; symbolic ones (`dynamic=`) are size expressions (`symbolic.py`)."""
     shape = [size_of(d) for d in getattr(x, "dense", x).type.shape]
     return [shape if dim is None else shape[dim]]
 
@@ -186,7 +186,7 @@ def select(cv, node, x, dim, index):
 
 @node("aten::len.Tensor")
 def tensor_len(cv, node, x):
-    """`len(tensor)`: its first size."""
+    """`len(tensor)`: its first size (an int, or a size expression)."""
     return [size_of(x.type.shape[0])]
 
 
