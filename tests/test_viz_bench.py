@@ -136,17 +136,17 @@ def test_bench_against_torch_compile(capsys):
 
 def test_cli_explain_text_and_json(capsys):
     assert main(["explain", "zoo:mlp", "--target", "reference"]) == 0
-    assert capsys.readouterr().out.startswith("captured with torch.export: 9 ops")
+    assert capsys.readouterr().out.startswith("captured with torch.export: 7 ops")   # linears as exported
     assert main(["explain", "zoo:mlp", "--target", "reference", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ops_before"] == 9 and data["target"] == "reference" and "text" not in data
+    assert data["ops_before"] == 7 and data["target"] == "reference" and "text" not in data
     assert [p["name"] for p in data["passes"]] == data["pipeline"] and data["guards"] == []
 
 
 def test_cli_ir_captured_optimized_and_saved(tmp_path, capsys):
     assert main(["ir", "zoo:mlp"]) == 0
     captured = xcomp.parse(capsys.readouterr().out)
-    assert captured.op_count() == 9
+    assert captured.op_count() == 7
     out = tmp_path / "opt.mlir"
     assert main(["ir", "zoo:mlp", "--target", "reference", "-o", str(out)]) == 0
     assert "xc.fused" in out.read_text()
