@@ -112,7 +112,7 @@ def arange(cx, inputs, args):
     return [cx.op("arange", start=start, end=start + step * n, step=step, dtype=dt)]
 
 
-@primitive("NumberOfElements", "constant; size, div over symbolic sizes")
+@primitive("NumberOfElements", "constant, size, div (symbolic sizes)")
 def number_of_elements(cx, inputs, args):
     axes, inverted, _ = args
     shape = inputs[0].type.shape
