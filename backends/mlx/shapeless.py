@@ -188,6 +188,23 @@ def _slice_plan(op, sources):
     return run
 
 
+def _sdpa_reads_static(op) -> bool:
+    """`nn.sdpa` reads q/k's head count and head size (and, only when causal, their lengths, to
+    build the mask: MLX's own causal mask also replays wrongly at a new length): safe when those are
+    static and the attention is not causal."""
+    q, k = op.operands[0].type.shape, op.operands[1].type.shape
+    return not op.attrs["is_causal"] and len(q) >= 3 and all(isinstance(d, int) for d in (q[-1], k[-1], q[-3], k[-3]))
+
+
+# helpers that read operand shapes, and when what they read cannot change with the sizes
+STATIC_READS = {"xc.sdpa": _sdpa_reads_static}
+
+
+def _reads_only_static(op) -> bool:
+    check = STATIC_READS.get(op.name)
+    return check is not None and check(op)
+
+
 PLANS = {"xc.reshape": _reshape_plan, "xc.arange": _arange_plan, "xc.full": _full_plan, "xc.slice": _slice_plan}
 # MLX calls a shapeless graph cannot replay at a new shape (no output_shapes, or a baked shape)
 NOT_SHAPELESS = {"[]", "mx.take", "mx.take_along_axis", "mx.split", "mx.slice", "mx.slice_update",
@@ -246,7 +263,8 @@ def blockers(program) -> list[str]:
         if a[0] is not b[0] or a[1] != b[1] or a[2] != b[2]:
             diff = sorted(k for k in set(a[2]) | set(b[2]) if a[2].get(k) != b[2].get(k)) or ["arguments"]
             found.append(f"{op.name}: {', '.join(diff)} follow the sizes")
-        elif _reads_shapes(a[0]) and any(isinstance(d, str) for o in op.operands for d in getattr(o.type, "shape", ())):
+        elif _reads_shapes(a[0]) and any(isinstance(d, str) for o in op.operands for d in getattr(o.type, "shape", ())) \
+                and not _reads_only_static(op):
             found.append(f"{op.name}: helper {a[0].callee_name} reads operand shapes")
     return found
 

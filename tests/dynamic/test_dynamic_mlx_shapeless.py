@@ -81,3 +81,20 @@ def test_a_graph_that_bakes_a_shape_falls_back_per_shape():
     out = baked([mx.ones((2, 5, 128))])  # replayed shapeless it gives (2, 8, 128): checked, traced again
     assert not baked.shapeless and "shapes" in baked.reason
     assert out[0].shape == (2, 5, 128)
+
+
+def test_scripted_encoder_layer_runs_shapeless_with_batch_and_sequence_symbolic():
+    import warnings
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True, dropout=0.0).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(layer)
+    compiled = xcomp.compile(scripted, target="mlx", dynamic={"src": {0: "B", 1: "S"}})
+    for b, t in [(2, 6), (3, 10), (1, 3), (2, 17)]:
+        x = torch.randn(b, t, 16, generator=torch.Generator().manual_seed(t))
+        with torch.no_grad():
+            _close(compiled(x), scripted(x))
+    runner = _runner(compiled)
+    assert runner.shapeless, runner.reason  # non-causal sdpa reads only static head sizes
+    assert compiled.stats.captures == 1
