@@ -609,7 +609,7 @@ static inline void xc_sgemm_packed_block(bool ta, bool tb, int64_t i0, int64_t i
         const int64_t j0 = p * XC_PNR, nr = N - j0 < XC_PNR ? N - j0 : XC_PNR;
         const float* panel = bpk ? bpk + k0 * ((N + XC_PNR - 1) / XC_PNR) * XC_PNR + p * kc * XC_PNR
                                  : bp + (p & 1) * kc * XC_PNR;
-        if (p == p0 && !bpk) xc_pack_b(tb, Bk, ldb, j0, nr, kc, bp);
+        if (p == p0 && !bpk) xc_pack_b(tb, Bk, ldb, j0, nr, kc, bp + (p & 1) * kc * XC_PNR);
         if (p + 1 < p1 && !bpk) {  // pack the next panel now: its reads of B overlap this panel's arithmetic
           const int64_t nj = j0 + XC_PNR;
           xc_pack_b(tb, Bk, ldb, nj, N - nj < XC_PNR ? N - nj : XC_PNR, kc, bp + ((p + 1) & 1) * kc * XC_PNR);
