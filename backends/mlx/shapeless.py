@@ -208,7 +208,8 @@ def _reads_only_static(op) -> bool:
 PLANS = {"xc.reshape": _reshape_plan, "xc.arange": _arange_plan, "xc.full": _full_plan, "xc.slice": _slice_plan}
 # MLX calls a shapeless graph cannot replay at a new shape (no output_shapes, or a baked shape)
 NOT_SHAPELESS = {"[]", "mx.take", "mx.take_along_axis", "mx.split", "mx.slice", "mx.slice_update",
-                 "mx.put_along_axis", "mx.gather_mm", "mx.as_strided"}
+                 "mx.put_along_axis", "mx.gather_mm", "mx.as_strided", "mx.pad", "mx.repeat", "mx.tile",
+                 "mx.topk"}
 
 
 def plans(program) -> dict[int, object]:
