@@ -114,7 +114,10 @@ WORKLOADS = {
 # build variants of the cpp target, timed as extra columns with --variants. (A variant that lets the
 # BLAS run its own threads, XCOMP_CXXFLAGS=-DXC_BLAS_OWN_THREADS=1, needs a run of its own: OpenBLAS's
 # thread count is one setting for the whole process.)
-VARIANTS = {"cpp openmp": {"XCOMP_OPENMP": "1"}, "cpp -O3": {"XCOMP_CXXFLAGS": "-O3"}}
+# "cpp BLAS GEMM": every product through OpenBLAS (single-threaded on the pool's blocks) instead of
+# xcomp's packed GEMM, as before it.
+VARIANTS = {"cpp openmp": {"XCOMP_OPENMP": "1"}, "cpp -O3": {"XCOMP_CXXFLAGS": "-O3"},
+            "cpp BLAS GEMM": {"XCOMP_CXXFLAGS": "-DXC_GEMM_BLAS=1"}}
 
 
 # -- columns ----------------------------------------------------------------------------------------
