@@ -217,8 +217,9 @@ def _strip_reshapes(v):
 def _unguarded_softmax(m):
     """where(amax(a) == -inf, 0, softmax(s)) -> softmax(s) when a is s (or the same reshape of one
     value) and no row of s can be all -inf (`_rows_keep_one`)."""
-    s, a, top = m.s, m.a, m.top
-    if splat_value(m.zero) != 0 or splat_value(m.ninf) != -math.inf or not _static(s, a):
+    s, a, top, zero = m.s, m.a, m.top, m.zero
+    filled = zero.op is not None and zero.op.name == "xc.full" and zero.op.attrs["value"] == 0   # symbolic sizes
+    if not (filled or splat_value(zero) == 0) or splat_value(m.ninf) != -math.inf or not _static(s, a):
         return None
     if a is not s and (a.type.shape != s.type.shape or _strip_reshapes(a) is not _strip_reshapes(s)):
         return None
@@ -303,9 +304,11 @@ class _Dropped:
         self.cond, self.type = cond, cond.type
 
     def keep(self, b):
-        c = constant_value(self.cond)
+        c, op = constant_value(self.cond), self.cond.op
         if c is not None:
             return b.op("dense", value=~c.astype(bool), dtype=self.type.dtype)
+        if op is not None and (op.name == "xc.logical_not" or op.name == "xc.bitwise_not" and self.type.dtype.is_bool):
+            return op.operands[0]   # masked_fill(~keep, -inf)
         return b.op("logical_not", self.cond)
 
 

@@ -158,3 +158,20 @@ def test_no_more_mil_ops_than_coremltools(tmp_path, name):
     model, inputs = _model(name)
     path = xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "m.mlpackage"))  # float16, iOS16
     assert sum(_ops(path).values()) <= COREMLTOOLS_OPS[name], _ops(path)
+
+
+@pytest.mark.parametrize("name", ["gpt_block", "encoder_layer"])
+def test_symbolic_length_attention(tmp_path, name):
+    """A flexible package (sequence length symbolic): the guard folds (the zero is a `full` over the
+    symbolic shape), the causal mask's double negation cancels, iOS 18's sdpa at two lengths."""
+    model, (x,) = getattr(M, name)()
+    arg = "x" if name == "gpt_block" else "src"
+    path = xcomp.export(model, (x,), target="coreml", path=str(tmp_path / "d.mlpackage"), dynamic={arg: {1: "S"}},
+                        minimum_deployment_target="iOS18", compute_precision="float32")
+    kinds = _ops(path)
+    assert "logical_not" not in kinds and "reduce_max" not in kinds and "select" not in kinds
+    assert kinds["scaled_dot_product_attention"] == (1 if name == "gpt_block" else 0)
+    for length in (5, 12):
+        xs = torch.randn(x.shape[0], length, x.shape[2])
+        outs, _ = evaluate_package(path, [xs.numpy()])
+        assert_close(outs[0], _eager(model, (xs,)))
