@@ -112,6 +112,15 @@ def test_cache_off_by_option_or_environment(cache_dir, pipeline_runs, monkeypatc
     assert len(entries()) == 1
 
 
+def test_a_cache_folder_that_cannot_be_written_is_skipped(tmp_path, monkeypatch, pipeline_runs):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XCOMP_CACHE_DIR", str(blocker / "cache"))   # below a file: no folder can be made
+    monkeypatch.delenv("XCOMP_CACHE", raising=False)
+    assert_close(xcomp.compile(tiny(), target="reference")(X), interpret(tiny(), [X])[0])
+    assert len(pipeline_runs) == 1
+
+
 def test_key_changes_with_target_options_passes_weights_and_version(cache_dir, monkeypatch):
     from xcomp.backends import get_target
     ref, cpp, coreml = get_target("reference"), get_target("cpp"), get_target("coreml")

@@ -270,6 +270,9 @@ def optimize(program: Program, target, passes=None, use_cache: bool | None = Non
     except _NotStored as e:
         _LOG.debug("not cached %s/%s: %s", NAMESPACE, key[:16], e)
         return (*built["result"], None)
+    except OSError as e:   # a cache folder that cannot be written: compile without it
+        _LOG.debug("cache unusable (%s): %s", cache.dir, e)
+        return (*(built.get("result") or run(program, target.name, passes)), None)
     if "result" in built:
         return (*built["result"], key)
     loaded = _load(cache, key, entry, program)   # stored by another process while this one waited
@@ -289,8 +292,12 @@ def export(target, optimized: Program, path: str, key: str | None, use_cache: bo
     except PackageNotFoundError:
         tool = f"{dist} (not installed)"
     cache = Cache(target.name)
-    entry = cache.get(content_key(_KEY_VERSION, "artifact", key, options_text(target), tool),
-                      lambda d: target.export(optimized, os.path.join(d, name)))
+    try:
+        entry = cache.get(content_key(_KEY_VERSION, "artifact", key, options_text(target), tool),
+                          lambda d: target.export(optimized, os.path.join(d, name)))
+    except OSError as e:   # a cache folder that cannot be written: export without it
+        _LOG.debug("cache unusable (%s): %s", cache.dir, e)
+        return target.export(optimized, path)
     ext = os.path.splitext(name)[1]
     dest = path if path.endswith(ext) else path.rstrip("/" + os.sep) + ext
     if os.path.isdir(dest):

@@ -80,13 +80,15 @@ def persisted(choose):
         kind, index = _describe(choice, texts)
         record = {"kind": kind, "index": index, "sha256": _digest(texts[index]) if index is not None else None,
                   "decision": ev.decisions[-1] if ev.decisions else ""}
-        if hit:   # a stale entry: replace it
-            cache.remove(key)
-
         def write(d: str) -> None:
             with open(os.path.join(d, CHOICE), "w") as f:
                 json.dump(record, f, indent=1, sort_keys=True)
-        cache.get(key, write)
+        try:
+            if hit:   # a stale entry: replace it
+                cache.remove(key)
+            cache.get(key, write)
+        except OSError as e:   # a cache folder that cannot be written: the choice stays in memory
+            _LOG.debug("cache unusable (%s): %s", cache.dir, e)
         return choice
     return wrapper
 
