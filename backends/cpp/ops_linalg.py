@@ -74,8 +74,8 @@ def _matmul(lw, op, args):
     if K == 0:
         lw.emit(f"xc_fill<{y.sty}>({y.ptr}, {y.numel}, xc_from<{y.sty}>(0.0));")
         return [y]
-    if (isinstance(nb, int) and isinstance(M, int) and nb > 1 and not ta and all(d == 1 for d in bsh[:-2])
-            and tuple(ash[:-2]) == tuple(out_batch)):
+    if ((not isinstance(nb, int) or nb > 1) and not ta and all(d == 1 for d in bsh[:-2])
+            and tuple(ash[:-2]) == tuple(out_batch)):   # (a run-time batch count may be 1: one GEMM all the same)
         # one operand (B) shared by every batch of a contiguous A: a single GEMM of nb * M rows
         ash, M, nb, out_batch = [nb * M, K], nb * M, 1, ()
     oa = _offsets(lw, ash[:-2], out_batch, M * K)
