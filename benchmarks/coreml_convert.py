@@ -191,7 +191,7 @@ def xcomp_stages(model, inputs, path, before=False) -> dict:
 
     def build(program):
         from xcomp.backends.coreml.build import build_mil
-        return build_mil(program, coremltools().target.iOS16)
+        return build_mil(program, coremltools().target.iOS16, float16=not before)
     return _stages([
         ("torch.export", lambda _: torch.export.export(model, tuple(inputs), strict=False)),
         ("run_decompositions", lambda ep: ep.run_decompositions() if before or _needs_decompositions(ep) else ep),

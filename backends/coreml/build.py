@@ -14,7 +14,7 @@ from coremltools.converters.mil.mil import Function, Program as MILProgram, get_
 from xcomp.backends.coreml.elementwise import as_bool, as_dtype
 from xcomp.backends.coreml.flexible import flexible_inputs
 from xcomp.backends.coreml.lowering import CoreMLLowering, mil_name
-from xcomp.backends.coreml.table import MIL_DTYPE
+from xcomp.backends.coreml.table import MIL_DTYPE, floats_as
 from xcomp.errors import LoweringError
 from xcomp.ir.core import Program
 from xcomp.ir.types import ScalarType, TensorType
@@ -35,9 +35,11 @@ def _interface(t, what: str) -> dict:
             "shape": list(t.shape) or [1], "dtype": "int32" if mil == "bool" else mil}
 
 
-def build_mil(program: Program, opset, shape_bounds=None, enumerated=None):
+def build_mil(program: Program, opset, shape_bounds=None, enumerated=None, float16: bool = False):
     """(MIL program, flexible `ct.TensorType` inputs or None, the IR signature as plain data).
-    Symbolic dims become MIL symbols; `flexible.py` turns them into RangeDims or EnumeratedShapes."""
+    Symbolic dims become MIL symbols; `flexible.py` turns them into RangeDims or EnumeratedShapes.
+    `float16`: every float value computed in fp16 (weights and constants stored in fp16), float32
+    inputs and outputs cast at the edges, as coremltools' float16 precision does."""
     import coremltools as ct
     func = program.main
     taken: set[str] = set()
@@ -56,8 +58,8 @@ def build_mil(program: Program, opset, shape_bounds=None, enumerated=None):
         program = raise_attention(program)
         func = program.main
     lowering = CoreMLLowering(program, opset)
-    with Function(specs, opset_version=opset) as mil_func:
-        args = [_unwrap(mil_func.inputs[s["name"]], s, a.type) for s, a in zip(ins, func.args)]
+    with Function(specs, opset_version=opset) as mil_func, floats_as("fp16" if float16 else None):
+        args = [_unwrap(mil_func.inputs[s["name"]], s, a.type, float16) for s, a in zip(ins, func.args)]
         results = lowering.run(args)
         named: set = set()
         mil_func.set_outputs([_wrap(v, s, named) for v, s in zip(results, outs)])
@@ -71,20 +73,28 @@ def build_mil(program: Program, opset, shape_bounds=None, enumerated=None):
 _NP = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}
 
 
-def _unwrap(v, spec: dict, t):
-    """The model input as the program sees it: 0-d and bool restored."""
+def _unwrap(v, spec: dict, t, float16: bool):
+    """The model input as the program sees it: 0-d and bool restored, floats in fp16 for float16."""
     if not spec["ir_shape"]:
         v = mb.reshape(x=v, shape=np.array([], np.int32))
     if MIL_DTYPE[t.dtype] == "bool":
         v = as_bool(v)
+    if float16 and spec["dtype"] == "fp32":
+        v = mb.cast(x=v, dtype="fp16")
     return v
 
 
 def _wrap(v, spec: dict, named: set):
-    """A program result as the model outputs it: rank >= 1, no bools, under its output name (the
-    producing op's result renamed; an identity only for inputs, constants and repeated results)."""
-    if types.builtin_to_string(v.dtype) == "bool":
+    """A program result as the model outputs it: rank >= 1, no bools, in the interface's dtype,
+    under its output name (the producing op's result renamed; an identity only for inputs,
+    constants and repeated results)."""
+    dtype = types.builtin_to_string(v.dtype)
+    if dtype == "bool":
         v = as_dtype(v, "int32")
+    if dtype.startswith("fp") and dtype != spec["dtype"]:   # a float16 program's fp32 output
+        if v.rank == 0:
+            v = mb.reshape(x=v, shape=np.array([1], np.int32))
+        return mb.cast(x=v, dtype=spec["dtype"], name=spec["name"])
     if v.rank == 0:
         return mb.reshape(x=v, shape=np.array([1], np.int32), name=spec["name"])
     if v.op is None or v.op.op_type == "const" or id(v) in named:

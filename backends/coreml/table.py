@@ -5,6 +5,7 @@ fill the table with `@lowers("add")`. Shared helpers (dtype names, constants, ax
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
@@ -59,9 +60,26 @@ def _as_list(fn):
     return run
 
 
+# The MIL dtype of every float value while a program is built for float16 precision ("fp16"), or
+# None (floats as MIL_DTYPE maps them). Building in float16 directly gives what coremltools'
+# `add_fp16_cast` pass makes of a float32 program, at a fraction of its cost (see `build_mil`).
+_FLOATS: dict[str, str | None] = {"as": None}
+
+
+@contextlib.contextmanager
+def floats_as(dtype: str | None):
+    """While active, `mil_dtype` gives `dtype` for every float IR dtype."""
+    before, _FLOATS["as"] = _FLOATS["as"], dtype
+    try:
+        yield
+    finally:
+        _FLOATS["as"] = before
+
+
 def mil_dtype(t) -> str:
     """The MIL dtype name holding values of IR dtype (or tensor type) `t`."""
-    return MIL_DTYPE[t.dtype if isinstance(t, TensorType) else t]
+    d = MIL_DTYPE[t.dtype if isinstance(t, TensorType) else t]
+    return _FLOATS["as"] if _FLOATS["as"] and d.startswith("fp") else d
 
 
 def np_dtype(t) -> type:

@@ -105,11 +105,20 @@ class CoreMLTarget(Target):
         _quiet_progress()
         from xcomp.backends.coreml.build import build_mil
         opts = resolve_options(ct, self.options)
-        mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"],
-                                             self.options.get("shape_bounds"), self.options.get("enumerated"))
-        model = mil_to_model(ct, mil, flexible, opts)
-        model.user_defined_metadata[METADATA_KEY] = json.dumps(signature)
-        return model
+        float16 = opts["compute_precision"] == ct.precision.FLOAT16
+
+        def build(direct: bool):
+            mil, flexible, signature = build_mil(program, opts["minimum_deployment_target"], self.options.get("shape_bounds"),
+                                                 self.options.get("enumerated"), float16=direct)
+            model = mil_to_model(ct, mil, flexible, opts, fp16_casts=float16 and not direct)
+            model.user_defined_metadata[METADATA_KEY] = json.dumps(signature)
+            return model
+        try:   # float16: built in fp16 directly (coremltools' add_fp16_cast was half of the MIL side's time)
+            return build(float16)
+        except LoweringError:
+            if not float16:
+                raise
+            return build(False)   # a rule MIL refuses in fp16: float32 built, cast by add_fp16_cast
 
     def export(self, program: Program, path: str) -> str:
         """Write `program` as an ML program package at `path` (`.mlpackage` is appended if missing)."""
@@ -149,24 +158,25 @@ class CoreMLTarget(Target):
         return run
 
 
-def run_mil_passes(ct, mil, precision) -> None:
-    """`MIL_PASSES` on `mil` in place (the float16 casts only for float16 precision), validated once
-    at the end: coremltools' pipeline manager validates the whole program after every pass and
-    formats it for a debug log, which cost more than the passes themselves."""
+def run_mil_passes(mil, fp16_casts: bool) -> None:
+    """`MIL_PASSES` on `mil` in place (`add_fp16_cast` only with `fp16_casts`), validated once at the
+    end: coremltools' pipeline manager validates the whole program after every pass and formats it
+    for a debug log, which cost more than the passes themselves."""
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
     for name in MIL_PASSES:
-        if name != "common::add_fp16_cast" or precision == ct.precision.FLOAT16:
+        if name != "common::add_fp16_cast" or fp16_casts:
             PASS_REGISTRY[name](mil)
     mil.validate()
 
 
-def mil_to_model(ct, mil, flexible, opts: dict):
+def mil_to_model(ct, mil, flexible, opts: dict, fp16_casts: bool = False):
     """The `ct.models.MLModel` of an xcomp-built MIL program: `run_mil_passes`, then `ct.convert`
-    with an empty main pipeline (its frontend and backend pipelines still run)."""
+    with an empty main pipeline (its frontend and backend pipelines still run). `fp16_casts`: a
+    float32-built program for float16 precision (coremltools' casts added)."""
     kwargs = {"inputs": flexible} if flexible else {}
     gc.freeze()   # ct.convert ends with gc.collect(): skip the heap that existed before it (torch, the model)
     try:
-        run_mil_passes(ct, mil, opts["compute_precision"])
+        run_mil_passes(mil, fp16_casts)
         return ct.convert(mil, convert_to="mlprogram", compute_precision=opts["compute_precision"],
                           minimum_deployment_target=opts["minimum_deployment_target"],
                           compute_units=opts["compute_units"], pass_pipeline=ct.PassPipeline.EMPTY, **kwargs)

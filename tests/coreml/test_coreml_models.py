@@ -142,3 +142,27 @@ def test_unknown_option_and_bad_precision_are_xcomp_errors(tmp_path):
         xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "b"), compute_precision="int8")
     with pytest.raises(xcomp.TargetError, match="takes no options"):
         xcomp.export(model, inputs, target="reference", path=str(tmp_path / "c"), compute_precision="float32")
+
+
+@pytest.mark.parametrize("name", ["cnn", "gpt_block"])
+def test_float16_built_directly_equals_coremltools_casts(tmp_path, monkeypatch, name):
+    """float16 precision builds the MIL program in fp16 (no add_fp16_cast): the evaluator's results
+    are bit-identical to the float32-built program cast by coremltools' pass (the fallback)."""
+    import xcomp.backends.coreml.build as build
+    from xcomp.errors import LoweringError
+    from xcomp.zoo import MODELS
+    monkeypatch.setenv("XCOMP_CACHE", "0")   # both packages built here, not one read from the program cache
+    model, inputs = MODELS[name]()
+    direct = xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "d.mlpackage"))
+    original = build.build_mil
+
+    def refuse_fp16(*args, **kwargs):
+        if kwargs.get("float16"):
+            raise LoweringError("fallback forced by the test")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(build, "build_mil", refuse_fp16)
+    cast = xcomp.export(model, inputs, target="coreml", path=str(tmp_path / "c.mlpackage"))
+    arrays = _numpy(inputs)
+    a, b = evaluate_package(direct, arrays)[0][0], evaluate_package(cast, arrays)[0][0]
+    assert np.array_equal(a, b)
+    assert_close(a, _eager(model, inputs), dtype="float16")
