@@ -2,6 +2,7 @@
 
     python benchmarks/cpp_cpu.py [--workloads softmax mlp_b1 ...] [--repeat 30] [--threads 2]
                                  [--no-inductor] [--no-onnx] [--no-mlx] [--out benchmarks/results]
+                                 [--cpu-time] [--name cpp_cpu]
 
 Columns: PyTorch eager, torch.compile (Inductor's C++ backend; its cold compile in seconds, with an
 empty Inductor cache), ONNX Runtime (`torch.onnx.export`, then an InferenceSession with all graph
@@ -11,7 +12,9 @@ every column: torch.set_num_threads, ORT intra_op_num_threads, OMP_NUM_THREADS a
 all = --threads. Times: median ms per call over models_cpu.ROUNDS interleaved rounds (every column in turn after
 warm-up). Also measured: the GPT block's cold `cpp` build (capture, passes, code generation and the
 compiler, empty cache) against torch.compile's cold compile, and its cached start in a fresh process.
-Writes cpp_cpu.json and cpp_cpu.md (with the machine) into --out.
+With --cpu-time (implies --threads 1, --no-mlx, --no-build-times): per call the CPU time of the calling thread instead of the
+wall clock, which other processes on a busy machine disturb far less (every column then runs on the
+calling thread alone). Writes <name>.json and <name>.md (with the machine) into --out.
 """
 from __future__ import annotations
 
@@ -189,7 +192,8 @@ def bench_workload(key: str, args, torch, F) -> dict:
             for k, v in old.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         cols[name] = lambda variant=variant: variant(*inputs)
-    for k, v in interleaved(cols, args.repeat, SETTLE_S).items():
+    clock = time.thread_time if args.cpu_time else time.perf_counter
+    for k, v in interleaved(cols, args.repeat, SETTLE_S, clock=clock).items():
         row["ms"][k] = v * 1e3
     peers = {k: v for k, v in row["ms"].items() if k in ("torch eager", "torch.compile", "ONNX Runtime")}
     best = min(peers, key=peers.get)
@@ -267,7 +271,8 @@ def markdown(result: dict) -> str:
              f"{m['system']}; Python {m['python']}, torch {m['torch']}, onnxruntime {m.get('onnxruntime', '-')}, "
              f"mlx {m.get('mlx', '-')}; compiler {m['compiler']} ({m['flags']}); BLAS {m['blas']}. "
              f"Load average at the start: {m.get('load_average', '-')}.", "",
-             "Median ms per call, columns in interleaved rounds; torch.compile's cold compile in seconds in "
+             ("Median CPU ms per call of the calling thread (1 thread, --cpu-time)" if m.get("cpu_time") else
+              "Median ms per call") + ", columns in interleaved rounds; torch.compile's cold compile in seconds in "
              "parentheses; last column: the best of torch eager, torch.compile and ONNX Runtime divided by "
              "xcomp `cpp` (above 1: cpp is faster).", "",
              "| workload | " + " | ".join(cols) + " | cpp max error | best peer / cpp |",
@@ -313,7 +318,11 @@ def main(argv=None) -> None:
     p.add_argument("--no-build-times", dest="build_times", action="store_false")
     p.add_argument("--variants", action="store_true", help="also time the cpp build variants (VARIANTS)")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--cpu-time", action="store_true", help="CPU time of the calling thread, 1 thread")
+    p.add_argument("--name", default="cpp_cpu", help="results file name (without .json/.md)")
     args = p.parse_args(argv)
+    if args.cpu_time:  # (MLX evaluates on threads of its own, and build times are wall times)
+        args.threads, args.mlx, args.build_times = 1, False, False
     pin_threads(args.threads)
     import torch
     import torch.nn.functional as F
@@ -324,13 +333,13 @@ def main(argv=None) -> None:
             import mlx.core  # noqa: F401
         except ImportError:
             args.mlx = False
-    result = {"machine": machine(args.threads), "rows": []}
+    result = {"machine": {**machine(args.threads), "cpu_time": args.cpu_time}, "rows": []}
     os.makedirs(args.out, exist_ok=True)
 
     def write():  # after every workload, so an interrupted run keeps what it measured
-        with open(os.path.join(args.out, "cpp_cpu.json"), "w") as f:
+        with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
             json.dump(result, f, indent=1)
-        with open(os.path.join(args.out, "cpp_cpu.md"), "w") as f:
+        with open(os.path.join(args.out, f"{args.name}.md"), "w") as f:
             f.write(markdown(result))
     if args.build_times and "gpt_b1" in args.workloads:
         result["gpt_build"] = gpt_build_times(args.threads)

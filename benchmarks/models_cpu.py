@@ -26,11 +26,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROUNDS = 5
 
 
-def interleaved(cols: dict, repeat: int, settle_s: float = 0.0) -> dict:
+def interleaved(cols: dict, repeat: int, settle_s: float = 0.0, clock=time.perf_counter) -> dict:
     """Seconds per call of each column: ROUNDS rounds, each timing every column in turn (so load
     from other processes and clock changes hit all columns alike) over `repeat` // ROUNDS calls after
     warm-up; the median over all calls. `settle_s`: sleep before each column (lets the previous
-    column's spinning worker threads go idle)."""
+    column's spinning worker threads go idle). `clock`: e.g. time.thread_time (CPU time of the calling
+    thread: for single-threaded columns on a busy machine)."""
     per_round = max(1, repeat // ROUNDS)
     times = {k: [] for k in cols}
     for _ in range(ROUNDS):
@@ -40,9 +41,9 @@ def interleaved(cols: dict, repeat: int, settle_s: float = 0.0) -> dict:
             for _ in range(2):
                 fn()
             for _ in range(per_round):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
-                times[k].append(time.perf_counter() - t0)
+                times[k].append(clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
