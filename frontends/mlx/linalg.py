@@ -17,17 +17,40 @@ def matmul(cx, inputs, args):
     return [cx.op("matmul", *one_dtype(cx, inputs))]
 
 
+def _flattened_from(v):
+    """(x, bias) when `v` is `x` (rank >= 3) with its leading dims merged into a symbolic one, as MLX
+    flattens a Linear layer's input for AddMM: `reshape(x: B, S, K -> B*S, K)`."""
+    op = v.op
+    if op is None or op.name != "xc.reshape" or v.type.rank != 2 or not isinstance(v.type.shape[0], str):
+        return None
+    x = op.operands[0]
+    return x if x.type.rank >= 3 and x.type.shape[-1] == v.type.shape[-1] else None
+
+
+def _unbroadcast(v):
+    """The rank <= 1 value a `broadcast_to` made `v` from, else None."""
+    op = v.op
+    if op is not None and op.name == "xc.broadcast_to" and op.operands[0].type.rank <= 1:
+        return op.operands[0]
+    return None
+
+
 @primitive("AddMM", "matmul, mul, add")
 def addmm(cx, inputs, args):
     alpha, beta = args
     a, b, c = one_dtype(cx, inputs)
     dt = a.type.dtype
+    flat_rows = None
+    x, bias = _flattened_from(a), _unbroadcast(c)
+    if x is not None and bias is not None:  # symbolic B*S rows: keep B, S apart (MLX re-splits them next)
+        flat_rows, a, c = a.type.shape[0], x, bias
     y = cx.op("matmul", a, b)
     if alpha != 1.0:
         y = cx.op("mul", y, cx.const(alpha, dt))
     if beta != 1.0:
         c = cx.op("mul", c, cx.const(beta, dt))
-    return [cx.op("add", y, c)]
+    y = cx.op("add", y, c)
+    return [y if flat_rows is None else cx.reshape(y, (flat_rows, y.type.shape[-1]))]
 
 
 def _gathered_matmul(cx, a, b, indices, transpose_b=False):

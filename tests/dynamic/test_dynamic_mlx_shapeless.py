@@ -47,7 +47,20 @@ def test_gpt_block_runs_shapeless_at_every_length():
     assert compiled.stats.builds == 1
 
 
+def _rows_softmax(x):
+    return mx.softmax(x.reshape(-1, x.shape[-1]) * 2, axis=-1).reshape(x.shape)  # B*S rows, split again
+
+
 def test_two_sizes_merged_and_split_again_trace_per_shape():
+    compiled = xcomp.compile(_rows_softmax, target="mlx", dynamic={0: {0: "B", 1: "S"}})
+    for shape in [(2, 8, 16), (3, 5, 16), (1, 9, 16)]:
+        x = mx.random.normal(shape)
+        _close(compiled(x), _rows_softmax(x))
+    runner = _runner(compiled)
+    assert not runner.shapeless and "xc.reshape" in runner.reason
+
+
+def test_linear_layers_keep_batch_and_sequence_apart_and_run_shapeless():
     import mlx.nn as nn
     mx.random.seed(0)
     mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
@@ -56,7 +69,8 @@ def test_two_sizes_merged_and_split_again_trace_per_shape():
         x = mx.random.normal(shape)
         _close(compiled(x), mlp(x))
     runner = _runner(compiled)
-    assert not runner.shapeless and "xc.reshape" in runner.reason
+    assert runner.shapeless, runner.reason  # AddMM over B*S rows captured as a (B, S, K) matmul
+    assert not any("B*S" in str(op.results[0].type) for op in compiled.program().walk() if op.results)
 
 
 def test_shapeless_off_by_environment(monkeypatch):
