@@ -231,3 +231,19 @@ def test_export_is_static_and_says_so_for_symbolic_sizes(tmp_path):
     assert "int xc_run(void* model" in header and "xc_run_sizes" not in open(os.path.join(path, "model.cpp")).read()
     with pytest.raises(TargetError, match="dynamic=False"):
         xcomp.export(model, (x,), target="cpp", path=str(tmp_path / "dynamic"), dynamic=True)
+
+
+class Moments(torch.nn.Module):
+    def forward(self, x):
+        return x.var(dim=1), torch.log_softmax(x, dim=1), x.std(dim=-1, keepdim=True) * x
+
+
+def test_var_and_row_ops_over_symbolic_axes():
+    """1 / (n - correction) and row lengths computed from run-time sizes (every dim symbolic)."""
+    m = Moments()
+    compiled = xcomp.compile(m, target="cpp", dynamic=True)
+    for shape in ((2, 5, 3), (1, 17, 9), (3, 2, 30)):
+        x = torch.randn(*shape)
+        for g, w in zip(compiled(x), m(x)):
+            assert_close(g, w, scale=4.0, msg=f"at {shape}")
+    _one_build(compiled)
