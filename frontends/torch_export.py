@@ -239,9 +239,17 @@ def _needs_decompositions(ep: "torch.export.ExportedProgram") -> bool:
 
 def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) -> Captured:
     """Convert an ExportedProgram (run through core-ATen decompositions first, unless every op is
-    one the ATen table takes as exported: `AS_EXPORTED`)."""
-    if decompose and _needs_decompositions(ep):
-        ep = ep.run_decompositions()
+    one the ATen table takes as exported: `AS_EXPORTED`; a converter refusing one of those as
+    exported, such as an edge case of its arguments, sends the graph through the decompositions)."""
+    if decompose and not _needs_decompositions(ep):
+        try:
+            return _from_exported(ep)
+        except Exception:  # noqa: BLE001  (decomposed, as before; its own errors are the ones reported)
+            pass
+    return _from_exported(ep.run_decompositions() if decompose else ep)
+
+
+def _from_exported(ep: "torch.export.ExportedProgram") -> Captured:
     program = Program()
     sig = ep.graph_signature
     body = Block()
