@@ -98,7 +98,9 @@ def _reduce(lw, op, args):
                 v = EMPTY.get(op.name, 0.0)
                 lw.emit(f"xc_fill<{o.sty}>({o.ptr}, {o.numel}, xc_from<{o.sty}>((double){v}));")
         return outs
-    if op.name in ROW and x.dtype.is_float and rank:
+    if op.name in ROW and x.dtype.is_float:
+        if not rank:   # a 0-d value is one row of one element (softmax 1, log_softmax 0, ...)
+            x, axes = Buf(x.ptr, x.dtype, (1,)), [0]
         _row_group(lw, op, args, outs, x, axes)
         return outs
     if op.name not in REDUCE:

@@ -224,7 +224,7 @@ def at_least(n, k: int) -> bool:
 def cdiv_expr(a, b) -> str:
     """C++ of `max(1, a // b)` (a grain: elements per task over elements per row)."""
     if isinstance(b, int) and isinstance(a, int):
-        return str(max(1, a // b))
+        return str(max(1, a // max(1, b)))
     return f"std::max<int64_t>(1, (int64_t)({a}) / std::max<int64_t>(1, (int64_t)({b})))"
 
 

@@ -74,7 +74,7 @@ def _inverse(g: Graph, n, dt: DType) -> Node:
     (the GPU kernels read it from their sizes, see sizes.py)."""
     if isinstance(n, (str, tuple)):
         return g.ew("xc.reciprocal", g.add(Node("size", dt, value=n, row=False)))
-    return g.lit(1.0 / n, dt)
+    return g.lit(1.0 / n if n else math.inf, dt)   # an empty row: sum 0 times inf gives torch's NaN
 
 
 def _mean(g: Graph, x: Node) -> Node:
