@@ -61,6 +61,8 @@ class KernelSpec:
     threadgroup: tuple
     input_shapes: list[tuple] = field(default_factory=list)
     sizes: list = field(default_factory=list)   # host sizes of the `sizes` input (symbolic groups)
+    # runtime.launch's launch parameters per size binding (bounded; not part of the spec's value)
+    launches: dict = field(default_factory=dict, repr=False, compare=False)
 
     def bind(self, env) -> "Launch":
         """Grid, threadgroup, output shapes and `sizes` values at a binding of the size names."""

@@ -33,24 +33,45 @@ def kernel(spec: KernelSpec):
     return KERNELS[key]
 
 
-def launch(spec: KernelSpec, inputs: list, sizes: dict | None = None) -> list:
-    """Run `spec` on MLX arrays (its sizes bound at `sizes`, the values of the size names, when it
-    has run-time sizes); returns its outputs (lazy)."""
+LAUNCH_MEMO = 64   # size bindings whose launch parameters a kernel keeps (oldest dropped first)
+
+
+def launch_params(spec: KernelSpec, sizes: dict | None = None) -> tuple:
+    """(grid, threadgroup, output shapes, shapes passed to MLX, output dtypes, `sizes` array or None)
+    of `spec` at the binding `sizes`: computed by `spec.bind` on the first launch at a binding,
+    then reused (memoized per binding in `spec.launches`, at most LAUNCH_MEMO bindings; the `sizes`
+    input is an immutable MLX array, passed again at every launch)."""
+    key = tuple(sizes.items()) if sizes else ()
+    hit = spec.launches.get(key)
+    if hit is not None:
+        return hit
     import mlx.core as mx
 
     from xcomp.backends.mlx.dtypes import mx_dtype
     at = spec.bind(sizes or {})
-    grid, threadgroup, out_shapes = at.grid, at.threadgroup, at.output_shapes
-    dtypes = [mx_dtype(t) for t in spec.output_dtypes]
+    out_shapes = [tuple(s) for s in at.output_shapes]
+    hit = (at.grid, at.threadgroup, out_shapes, [s if len(s) else (1,) for s in out_shapes],
+           [mx_dtype(t) for t in spec.output_dtypes],
+           mx.array(at.sizes, dtype=mx.int64) if spec.sizes else None)
+    if len(spec.launches) >= LAUNCH_MEMO:
+        spec.launches.pop(next(iter(spec.launches)))
+    spec.launches[key] = hit
+    return hit
+
+
+def launch(spec: KernelSpec, inputs: list, sizes: dict | None = None) -> list:
+    """Run `spec` on MLX arrays (its sizes bound at `sizes`, the values of the size names, when it
+    has run-time sizes); returns its outputs (lazy)."""
+    import mlx.core as mx
+    grid, threadgroup, out_shapes, shapes, dtypes, size_array = launch_params(spec, sizes)
     if not all(grid):   # no rows or no elements: the outputs are empty
-        return [mx.zeros(tuple(s), dtype=dt) for s, dt in zip(out_shapes, dtypes)]
+        return [mx.zeros(s, dtype=dt) for s, dt in zip(out_shapes, dtypes)]
     arrays = [x.reshape(1) if x.ndim == 0 else x for x in inputs]
-    if spec.sizes:
-        arrays.append(mx.array(at.sizes, dtype=mx.int64))
-    shapes = [tuple(s) if len(s) else (1,) for s in out_shapes]
+    if size_array is not None:
+        arrays.append(size_array)
     outs = kernel(spec)(inputs=arrays, grid=grid, threadgroup=threadgroup,
                         output_shapes=shapes, output_dtypes=dtypes)
-    return [o.reshape(tuple(s)) if tuple(s) != sh else o for o, s, sh in zip(outs, out_shapes, shapes)]
+    return [o.reshape(s) if s != sh else o for o, s, sh in zip(outs, out_shapes, shapes)]
 
 
 def run_plan(kplan: KernelPlan, args: list, prelude: Callable[[list], Any] | None = None,

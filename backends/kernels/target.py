@@ -94,6 +94,19 @@ class Decisions(list):
         super().append(text)
 
 
+BINDING_MEMO = 64   # size bindings a KernelEvaluator keeps (oldest dropped first)
+
+
+class _Binding:
+    """One binding of the size names (`env`) and what a call at it computes once: each group's
+    choice key (`KernelEvaluator._key`) and each op's concrete attributes and types."""
+
+    __slots__ = ("env", "keys", "concrete")
+
+    def __init__(self, env: dict):
+        self.env, self.keys, self.concrete = env, {}, {}
+
+
 class KernelEvaluator(MLXEvaluator):
     """The MLX evaluator with fused ops run as generated kernels (or MLX built-ins as fallback).
 
@@ -119,13 +132,59 @@ class KernelEvaluator(MLXEvaluator):
         self._class_of: dict[Operation, object] = {}   # op -> sizes -> size class (None: one source)
         self.size_class: tuple = ()                    # the class of the group being chosen
         self._chosen: set = set()                      # input shapes whose every group is chosen
+        # per size binding, what depends only on it (see `bind_sizes`); bounded, oldest dropped first
+        self._bindings: dict[tuple, _Binding] = {}
+        self._at: _Binding | None = None               # the binding of the call in progress
+        self.binds = 0                                 # bindings computed (not found in the memo)
+
+    def bind_sizes(self, func, inputs) -> dict[str, int]:
+        """The values of the size names at this call, memoized per exact input shapes (a binding
+        that fails, e.g. on a guard, raises every time: only successful ones are kept). The call's
+        binding also memoizes each group's choice key and each op's concrete attributes and types."""
+        key = (func.name, tuple(getattr(x, "shape", None) for x in inputs))
+        try:
+            at = self._bindings.get(key)
+        except TypeError:   # (shapes that are not hashable: bind without the memo)
+            self._at = None
+            return super().bind_sizes(func, inputs)
+        if at is None:
+            self.binds += 1
+            at = _Binding(super().bind_sizes(func, inputs))
+            if len(self._bindings) >= BINDING_MEMO:
+                self._bindings.pop(next(iter(self._bindings)))
+            self._bindings[key] = at
+        self._at = at
+        return at.env
 
     def _key(self, op: Operation):
         """`op`, or `(op, size class)` for a group whose source depends on the sizes' class."""
+        at = self._at if self._at is not None and self._at.env is self.sizes else None
+        if at is not None and op in at.keys:
+            return at.keys[op]
         if op not in self._class_of:
             self._class_of[op] = codegen.size_class_of(op, self.dialect)
         f = self._class_of[op]
-        return op if f is None or not self.sizes else (op, f(self.sizes))
+        key = op if f is None or not self.sizes else (op, f(self.sizes))
+        if at is not None:
+            at.keys[op] = key
+        return key
+
+    def _concrete(self, op: Operation) -> tuple[dict, list]:
+        """`guards.concrete_op(op, self.sizes)`, memoized with the call's binding."""
+        at = self._at if self._at is not None and self._at.env is self.sizes else None
+        if at is not None and op in at.concrete:
+            return at.concrete[op]
+        from xcomp.guards import concrete_op
+        out = concrete_op(op, self.sizes)
+        if at is not None:
+            at.concrete[op] = out
+        return out
+
+    def apply(self, op: Operation, args: list) -> list:
+        if not self.sizes or id(op) in self.plans:
+            return super().apply(op, args)
+        attrs, types = self._concrete(op)   # (as Lowering.apply: the rule sees this call's sizes)
+        return list(self.table[op.name](args, attrs, list(types)))
 
     def op(self, op: Operation, env: dict) -> list:
         if op.name != "xc.fused":
@@ -148,13 +207,13 @@ class KernelEvaluator(MLXEvaluator):
         seen = tuple(tuple(getattr(x, "shape", ())) for x in inputs)
         if seen in self._chosen:
             return False
-        sizes = self.bind_sizes(self.program.main, inputs)
-        saved, self.sizes = self.sizes, sizes
+        saved, saved_at = self.sizes, self._at
+        self.sizes = self.bind_sizes(self.program.main, inputs)
         try:
             if any(self._key(op) not in self.choice for op in self.program.walk() if op.name == "xc.fused"):
                 return True
         finally:
-            self.sizes = saved
+            self.sizes, self._at = saved, saved_at
         self._chosen.add(seen)
         return False
 
@@ -210,9 +269,8 @@ class KernelEvaluator(MLXEvaluator):
         block_args = anchor.parent.args
         vals = [args[block_args.index(v)] for v in anchor.operands]
         if self.sizes:   # a symbolic program: the anchor's attributes and types at this call's sizes
-            from xcomp.guards import concrete_op
-            attrs, types = concrete_op(anchor, self.sizes)
-            return self.impls[anchor.name](vals, attrs, types)[0]
+            attrs, types = self._concrete(anchor)
+            return self.impls[anchor.name](vals, attrs, list(types))[0]
         return self.impls[anchor.name](vals, anchor.attrs, [r.type for r in anchor.results])[0]
 
 
