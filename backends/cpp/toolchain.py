@@ -6,11 +6,13 @@
                         or "baseline" (the compiler's default target; portable libraries)
     XCOMP_OPENMP        "1" runs parallel loops as OpenMP regions (-fopenmp) instead of the runtime's
                         own thread pool (the default: measured faster and robust on busy machines)
-    XCOMP_BLAS          "auto" (default), "openblas", "accelerate" or "none" (the portable GEMM)
+    XCOMP_BLAS          "auto" (default), "mkl", "openblas", "accelerate" or "none" (xcomp's own GEMM)
 
-BLAS, in order: Accelerate on macOS (Apple Silicon's AMX-backed BLAS), OpenBLAS from the
-`scipy-openblas32` wheel (`pip install 'xcomp[cpp]'`; its symbols carry the prefix `scipy_`), else
-the runtime header's blocked, parallel GEMM.
+BLAS, in order: Intel oneMKL from the `mkl` wheel on x86-64 Linux (`pip install 'xcomp[cpp]'`;
+libmkl_rt opened with dlopen, sequential threading layer, weights packed once with its packed-GEMM
+API), Accelerate on macOS (Apple Silicon's AMX-backed BLAS), OpenBLAS from the `scipy-openblas32`
+wheel (also in `xcomp[cpp]`; its symbols carry the prefix `scipy_`), else the runtime header's own
+packed GEMM (the portable fallback).
 
 Probing a compiler (version, which flags it accepts, OpenMP) runs it a few times; the result is
 kept in the build cache folder as JSON, keyed by the compiler's path, size and mtime and the
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from xcomp.cache import content_key, default_root
 from xcomp.errors import TargetError
 
-_PROBE_VERSION = "5"
+_PROBE_VERSION = "6"
 _ENV = ("CXX", "XCOMP_CXXFLAGS", "XCOMP_MARCH", "XCOMP_OPENMP", "XCOMP_BLAS")
 # -O2 plus GCC's full (-O3) vectorizer: the loops vectorize as at -O3 for less than half the compile time
 # (GPT block: 0.75 s against 1.74 s of CPU time with g++ 12); clang vectorizes at -O2 already.
@@ -54,7 +56,7 @@ INSTALL_HINT = ("install a C++17 compiler: `apt-get install g++` (Debian/Ubuntu)
 class Blas:
     """A BLAS the runtime header can call (`name` "fallback": none; the header's own GEMM)."""
 
-    name: str                               # "openblas", "accelerate" or "fallback"
+    name: str                               # "mkl", "openblas", "accelerate" or "fallback"
     detail: str = ""                        # e.g. "scipy-openblas32 0.3.34, /path/libscipy_openblas.so"
     defines: tuple[str, ...] = ()           # -D flags for xcomp_runtime.h
     link: tuple[str, ...] = ()              # linker arguments
@@ -204,6 +206,10 @@ def toolchain() -> Toolchain:
         lib_dir = os.path.join(os.path.dirname(spec.origin), "lib")
         origin = spec.origin + repr(sorted((n, os.path.getsize(os.path.join(lib_dir, n)))
                                            for n in os.listdir(lib_dir))) if os.path.isdir(lib_dir) else ""
+    mkl = _mkl_library()
+    if mkl:
+        st = os.stat(mkl)
+        origin += repr((mkl, st.st_size, st.st_mtime_ns))
     return _toolchain(cxx, env, cpu_features(), origin, default_root())
 
 
@@ -295,25 +301,78 @@ def _accelerate(cxx: str, flags: list[str]) -> Blas | None:
                 ("-DXC_HAVE_CBLAS=1", "-DXC_CBLAS_PREFIX=", '-DXC_BLAS_NAME="accelerate"'), link)
 
 
-_BLAS_FINDERS = {"openblas": _openblas, "accelerate": _accelerate}
-_AUTO_ORDER = ("accelerate", "openblas")  # Accelerate only exists on macOS, where it is the faster one
+def _mkl_library() -> str | None:
+    """libmkl_rt.so.2 of the `mkl` wheel (x86-64 Linux): under <sys.prefix>/lib, else from the installed
+    distribution's file list; None elsewhere or when not installed."""
+    if not sys.platform.startswith("linux") or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    path = os.path.join(sys.prefix, "lib", "libmkl_rt.so.2")
+    if os.path.isfile(path):
+        return os.path.realpath(path)
+    try:
+        import importlib.metadata as md
+        files = md.distribution("mkl").files or ()
+    except Exception:  # not installed, or metadata unreadable
+        return None
+    for f in files:
+        if f.name == "libmkl_rt.so.2":
+            p = str(f.locate())
+            if os.path.isfile(p):
+                return os.path.realpath(p)
+    return None
+
+
+_MKL_SYMBOLS = ("cblas_sgemm", "cblas_sgemv", "cblas_sgemm_pack_get_size", "cblas_sgemm_pack",
+                "cblas_sgemm_compute", "MKL_Set_Threading_Layer")
+
+
+def _mkl(cxx: str, flags: list[str]) -> Blas | None:
+    path = _mkl_library()
+    if not path or any(c in path for c in '"\\\n'):  # (the path becomes a C string literal)
+        return None
+    import ctypes
+    try:  # the library loads here and has what runtime.h takes from it with dlsym
+        lib = ctypes.CDLL(path)
+        if not all(hasattr(lib, name) for name in _MKL_SYMBOLS):
+            return None
+    except OSError:
+        return None
+    probe = ('#include <dlfcn.h>\nextern "C" void* xc_probe(const char* p) { return dlopen(p, RTLD_NOW); }\n')
+    link = ("-ldl",)
+    if not _try(cxx, flags, probe, link):
+        return None
+    try:
+        import importlib.metadata as md
+        version = md.version("mkl")
+    except Exception:
+        version = "?"
+    return Blas("mkl", f"oneMKL {version} (mkl wheel), {path}",
+                ("-DXC_HAVE_CBLAS=1", "-DXC_BLAS_MKL=1", f'-DXC_MKL_PATH="{path}"', '-DXC_BLAS_NAME="mkl"'),
+                link, os.path.dirname(path))
+
+
+_BLAS_FINDERS = {"mkl": _mkl, "openblas": _openblas, "accelerate": _accelerate}
+# oneMKL only on x86-64 Linux, Accelerate only on macOS; OpenBLAS anywhere the wheel installs.
+# oneMKL against OpenBLAS, single-threaded CPU time per call on the benchmark models: see the README.
+_AUTO_ORDER = ("mkl", "accelerate", "openblas")
+_HINTS = {"mkl": "pip install mkl (x86-64 Linux)", "openblas": "pip install scipy-openblas32",
+          "accelerate": "macOS only"}
 
 
 def _find_blas(cxx: str, flags: list[str], choice: str) -> Blas:
     if choice == "none":
-        return Blas("fallback", "portable blocked GEMM in xcomp_runtime.h (XCOMP_BLAS=none)")
+        return Blas("fallback", "xcomp's own packed GEMM in xcomp_runtime.h (XCOMP_BLAS=none)")
     if choice in _BLAS_FINDERS:
         blas = _BLAS_FINDERS[choice](cxx, flags)
         if blas is None:
             raise TargetError(f"XCOMP_BLAS={choice} but it cannot be used here; install it "
-                              f"({'pip install scipy-openblas32' if choice == 'openblas' else 'macOS only'}) "
-                              f"or set XCOMP_BLAS=auto")
+                              f"({_HINTS[choice]}) or set XCOMP_BLAS=auto")
         return blas
     if choice != "auto":
-        raise TargetError(f"XCOMP_BLAS={choice!r}: expected auto, openblas, accelerate or none")
+        raise TargetError(f"XCOMP_BLAS={choice!r}: expected auto, mkl, openblas, accelerate or none")
     for name in _AUTO_ORDER:
         blas = _BLAS_FINDERS[name](cxx, flags)
         if blas is not None:
             return blas
-    return Blas("fallback", "portable blocked GEMM in xcomp_runtime.h; for a faster one: "
-                            "pip install 'xcomp[cpp]' (scipy-openblas32)")
+    return Blas("fallback", "xcomp's own packed GEMM in xcomp_runtime.h; for a BLAS: "
+                            "pip install 'xcomp[cpp]' (oneMKL on x86-64 Linux, scipy-openblas32)")

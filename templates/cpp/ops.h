@@ -243,21 +243,13 @@ static bool xc_scatter(T* dst, const I* index, const T* src, int rank, const int
 
 // -- matmul ---------------------------------------------------------------------------------------
 // C[b] (M x N) = op(A[b]) @ op(B[b]) for nb products at element offsets offa/offb
-// pack: a weight's slot (B is a constant 2-d weight): products of up to XC_PREPACK_MAX_M rows use its
-// packed copy, made at the first of them (xc_weight_packed)
-constexpr int64_t XC_PREPACK_MAX_M = 512;
+// pack: a weight's slot (B is a constant 2-d weight): packed once for the GEMM (xc_sgemm_weight: by
+// MKL, or by xcomp's own GEMM without a BLAS)
 static void xc_matmul_f32(float* C, const float* A, const float* B, int64_t nb, const int64_t* offa,
                           const int64_t* offb, int64_t M, int64_t N, int64_t K, bool ta, bool tb, void** pack) {
-#ifdef XC_GEMM_BLAS
-  const float* bpk = nullptr;
-  (void)pack;
-#else
-  const float* bpk = pack && M >= XC_PACKED_MIN_M && M <= XC_PREPACK_MAX_M
-                     ? xc_weight_packed(pack, tb, B, tb ? K : N, N, K) : nullptr;
-#endif
-  if (bpk) {
-    for (int64_t b = 0; b < nb; ++b)
-      xc_sgemm_packed(ta, tb, M, N, K, 1.0f, A + offa[b], ta ? M : K, B, tb ? K : N, 0.0f, C + b * M * N, N, bpk);
+  if (pack && nb > 0 && xc_sgemm_weight(pack, ta, tb, M, N, K, A + offa[0], ta ? M : K, B, tb ? K : N, C, N)) {
+    for (int64_t b = 1; b < nb; ++b)
+      xc_sgemm_weight(pack, ta, tb, M, N, K, A + offa[b], ta ? M : K, B, tb ? K : N, C + b * M * N, N);
     return;
   }
   // many small products (attention's heads): one whole product per chunk of the pool; else each

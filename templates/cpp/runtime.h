@@ -4,18 +4,19 @@
 //                                  persistent pthread pool (or OpenMP when built with XC_OPENMP and
 //                                  -fopenmp); serial when called from inside another parallel loop.
 //                                  f must not assume how many chunks or which thread runs one.
-//   xc_sgemm(...)                  row-major C = alpha * op(A) op(B) + beta * C: xcomp's packed GEMM
-//                                  from 4 rows of op(A) up; fewer rows (matrix-vector products) through
-//                                  CBLAS when XC_HAVE_CBLAS (OpenBLAS from scipy-openblas32, Accelerate),
-//                                  else a parallel fallback. Call it from outside parallel regions or
-//                                  inside one (it then runs serially): it parallelizes itself.
+//   xc_sgemm(...)                  row-major C = alpha * op(A) op(B) + beta * C through the BLAS when
+//                                  XC_HAVE_CBLAS (oneMKL, Accelerate, OpenBLAS from scipy-openblas32),
+//                                  else xcomp's own packed GEMM (the portable fallback). Call it from
+//                                  outside parallel regions or inside one (it then runs serially): it
+//                                  parallelizes itself. xc_sgemm_weight: B a weight packed once.
 //   xc_f16_to_f32 / xc_f32_to_f16 / xc_bf16_to_f32 / xc_f32_to_bf16   (round to nearest even)
 //   xc_vexp / xc_vtanh / xc_verf      float math that vectorizes (libm's are scalar calls)
 //   xc_aligned_alloc / xc_aligned_free   64-byte aligned memory
 //
 // Build configuration (set by xcomp.backends.cpp.toolchain, or by the exported CMakeLists.txt):
 //   XC_HAVE_CBLAS=1, XC_CBLAS_PREFIX=<symbol prefix, e.g. scipy_ or empty>, XC_CBLAS_OPENBLAS=1 when
-//   the library is OpenBLAS (its thread count follows xc_num_threads()), XC_BLAS_NAME="...".
+//   the library is OpenBLAS (its thread count follows xc_num_threads()), XC_BLAS_NAME="...";
+//   oneMKL: XC_HAVE_CBLAS=1 XC_BLAS_MKL=1 XC_MKL_PATH="<.../libmkl_rt.so.2>" (opened with dlopen; -ldl).
 //   XC_OPENMP=1 (with -fopenmp) runs parallel loops as OpenMP regions instead of the pool.
 // Threads: XCOMP_NUM_THREADS, else OMP_NUM_THREADS (OpenMP builds), else the cores this process may
 // run on (its CPU affinity on Linux), else the online cores.
@@ -300,15 +301,55 @@ template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) 
 // -- GEMM -------------------------------------------------------------------------------------
 #define XC_CAT_(a, b) a##b
 #define XC_CAT(a, b) XC_CAT_(a, b)
-#ifdef XC_HAVE_CBLAS
+// CBLAS enums are ints in the C ABI: RowMajor 101, NoTrans 111, Trans 112 (MKL: Packed 151, BMatrix 162).
+typedef void (*xc_sgemm_fn)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
+                            int);
+typedef void (*xc_sgemv_fn)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+#if defined(XC_HAVE_CBLAS) && defined(XC_BLAS_MKL)
+// Intel oneMKL (the `mkl` wheel): libmkl_rt opened from XC_MKL_PATH with dlopen, RTLD_LOCAL (no other
+// copy of the CBLAS symbols in the process, such as one inside torch, is bound by mistake), its
+// threading layer set to sequential before its first call: MKL runs single-threaded on the blocks that
+// xcomp's pool hands out, as OpenBLAS does. Weights are packed once with MKL's packed-GEMM API
+// (cblas_sgemm_pack / cblas_sgemm_compute). Not loadable at run time: xcomp's own GEMM.
+#include <dlfcn.h>
+struct xc_mkl_api {
+  xc_sgemm_fn sgemm;
+  xc_sgemv_fn sgemv;
+  size_t (*pack_get_size)(int, int, int, int);
+  void (*pack)(int, int, int, int, int, int, float, const float*, int, float*);
+  void (*compute)(int, int, int, int, int, int, const float*, int, const float*, int, float, float*, int);
+};
+static inline const xc_mkl_api* xc_mkl() {
+  static const xc_mkl_api* api = []() -> const xc_mkl_api* {
+    void* h = dlopen(XC_MKL_PATH, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return nullptr;
+    if (auto layer = (int (*)(int))dlsym(h, "MKL_Set_Threading_Layer")) layer(1);  // MKL_THREADING_SEQUENTIAL
+    static xc_mkl_api a;
+    a.sgemm = (xc_sgemm_fn)dlsym(h, "cblas_sgemm");
+    a.sgemv = (xc_sgemv_fn)dlsym(h, "cblas_sgemv");
+    a.pack_get_size = (size_t(*)(int, int, int, int))dlsym(h, "cblas_sgemm_pack_get_size");
+    a.pack = (void (*)(int, int, int, int, int, int, float, const float*, int, float*))dlsym(h, "cblas_sgemm_pack");
+    a.compute = (void (*)(int, int, int, int, int, int, const float*, int, const float*, int, float, float*,
+                          int))dlsym(h, "cblas_sgemm_compute");
+    return a.sgemm && a.sgemv && a.pack_get_size && a.pack && a.compute ? &a : nullptr;
+  }();
+  return api;
+}
+static inline bool xc_blas_ready() { return xc_mkl() != nullptr; }
+static inline xc_sgemm_fn xc_blas_sgemm() { return xc_mkl()->sgemm; }
+static inline xc_sgemv_fn xc_blas_sgemv() { return xc_mkl()->sgemv; }
+static inline void xc_blas_set_threads(int) {}
+#elif defined(XC_HAVE_CBLAS)
 #ifndef XC_CBLAS_PREFIX
 #define XC_CBLAS_PREFIX
 #endif
-// CBLAS enums are ints in the C ABI: RowMajor 101, NoTrans 111, Trans 112.
 extern "C" void XC_CAT(XC_CBLAS_PREFIX, cblas_sgemm)(int, int, int, int, int, int, float, const float*, int,
                                                       const float*, int, float, float*, int);
 extern "C" void XC_CAT(XC_CBLAS_PREFIX, cblas_sgemv)(int, int, int, int, float, const float*, int, const float*, int,
                                                       float, float*, int);
+static inline bool xc_blas_ready() { return true; }
+static inline xc_sgemm_fn xc_blas_sgemm() { return XC_CAT(XC_CBLAS_PREFIX, cblas_sgemm); }
+static inline xc_sgemv_fn xc_blas_sgemv() { return XC_CAT(XC_CBLAS_PREFIX, cblas_sgemv); }
 #ifdef XC_CBLAS_OPENBLAS
 extern "C" void XC_CAT(XC_CBLAS_PREFIX, openblas_set_num_threads)(int);
 static inline void xc_blas_set_threads(int n) { XC_CAT(XC_CBLAS_PREFIX, openblas_set_num_threads)(n); }
@@ -462,17 +503,16 @@ static inline void xc_cblas_block(bool ta, bool tb, int64_t M, int64_t i0, int64
   const int m = (int)(i1 - i0), n = (int)(j1 - j0);
   const float* b = tb ? B + j0 * ldb : B + j0;
   if (M == 1) {
-    XC_CAT(XC_CBLAS_PREFIX, cblas_sgemv)(101, tb ? 111 : 112, tb ? n : (int)K, tb ? (int)K : n, alpha, b, (int)ldb,
-                                         A, ta ? (int)lda : 1, beta, C + j0, 1);
+    xc_blas_sgemv()(101, tb ? 111 : 112, tb ? n : (int)K, tb ? (int)K : n, alpha, b, (int)ldb, A, ta ? (int)lda : 1,
+                    beta, C + j0, 1);
     return;
   }
-  XC_CAT(XC_CBLAS_PREFIX, cblas_sgemm)(101, ta ? 112 : 111, tb ? 112 : 111, m, n, (int)K, alpha,
-                                       ta ? A + i0 : A + i0 * lda, (int)lda, b, (int)ldb, beta,
-                                       C + i0 * ldc + j0, (int)ldc);
+  xc_blas_sgemm()(101, ta ? 112 : 111, tb ? 112 : 111, m, n, (int)K, alpha, ta ? A + i0 : A + i0 * lda, (int)lda, b,
+                  (int)ldb, beta, C + i0 * ldc + j0, (int)ldc);
 }
 #endif
 
-// -- xcomp's packed GEMM (every product of at least XC_PACKED_MIN_M rows) ---------------------------
+// -- xcomp's packed GEMM (without a BLAS: every product of at least XC_PACKED_MIN_M rows) -------------
 // Per block of rows (as many as keep A's packed copy near 1 MiB), A is packed as tiles of XC_PMR
 // interleaved rows; per panel of XC_PNR columns, B is packed into a contiguous K x XC_PNR panel; a
 // register tile of XC_PMR x XC_PNR accumulates the whole K (2 x XC_PMR vector accumulators) while the
@@ -674,16 +714,21 @@ static inline const float* xc_weight_packed(void** slot, bool tb, const float* B
   return (const float*)*slot;
 }
 
-static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-                            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                            int64_t ldc) {
-#ifndef XC_GEMM_BLAS  // built with XC_GEMM_BLAS: every product through the BLAS (or the fallback), as before
-  if (M >= XC_PACKED_MIN_M && N > 0 && K > 0 && alpha != 0.f) {
+// No BLAS (or MKL not loadable at run time): xcomp's packed GEMM from XC_PACKED_MIN_M rows, else the
+// blocked fallback (matrix-vector products)
+static inline void xc_sgemm_own(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                                const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                                int64_t ldc) {
+  if (M >= XC_PACKED_MIN_M && N > 0 && K > 0 && alpha != 0.f)
     xc_sgemm_packed(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-#endif
+  else
+    xc_sgemm_fallback(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 #ifdef XC_HAVE_CBLAS
+static inline void xc_sgemm_blas(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                                 int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   const int64_t big = 0x7fffffff;
   if (K <= 0 || M > big || N > big || K > big || lda > big || ldb > big || ldc > big) {  // degenerate or huge
@@ -711,9 +756,69 @@ static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int6
     xc_cblas_block(transA, transB, M, 0, M, p0 * 16, p1 * 16 < N ? p1 * 16 : N, K, alpha, A, lda, B, ldb, beta, C,
                    ldc);
   });
-#else
-  xc_sgemm_fallback(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 #endif
+
+#ifdef XC_BLAS_MKL
+// op(B) (K x N) packed by MKL at its first product and kept in *slot (as xc_weight_packed does)
+static inline const float* xc_mkl_weight_packed(void** slot, bool tb, const float* B, int64_t ldb, int64_t M,
+                                                int64_t N, int64_t K) {
+  if (!*slot) {
+    const xc_mkl_api* mk = xc_mkl();
+    float* p = (float*)xc_aligned_alloc(mk->pack_get_size(162, (int)M, (int)N, (int)K));
+    if (!p) return nullptr;
+    mk->pack(101, 162, tb ? 112 : 111, (int)M, (int)N, (int)K, 1.f, B, (int)ldb, p);
+    *slot = p;
+  }
+  return (const float*)*slot;
+}
+#endif
+
+// C = op(A) @ op(B) (no alpha, beta 0) where B is a weight with a slot in the model (ops.h's
+// xc_matmul_f32): B packed once, at the first product of XC_PACKED_MIN_M..XC_PREPACK_MAX_M rows, by
+// MKL's packed-GEMM API when MKL is the BLAS, by xcomp's own GEMM when there is no BLAS. False (nothing
+// done) when the product is left to xc_sgemm: other BLAS (no packed API), or MKL with too few rows to
+// split over the threads (xc_sgemm then splits the columns).
+constexpr int64_t XC_PREPACK_MAX_M = 512;
+static inline bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
+                                   int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  if (!slot || M < XC_PACKED_MIN_M || M > XC_PREPACK_MAX_M || N <= 0 || K <= 0) return false;
+#if defined(XC_BLAS_MKL)
+  if (xc_mkl()) {
+    const int64_t nt = xc_in_parallel() ? 1 : xc_num_threads(), big = 0x7fffffff;
+    if ((nt > 1 && M < 8 * nt) || N > big || K > big || lda > big || ldb > big || ldc > big) return false;
+    const float* bp = xc_mkl_weight_packed(slot, tb, B, ldb, M, N, K);
+    if (!bp) return false;
+    const xc_mkl_api* mk = xc_mkl();
+    auto rows = [&](int64_t i0, int64_t i1) {
+      mk->compute(101, ta ? 112 : 111, 151, (int)(i1 - i0), (int)N, (int)K, ta ? A + i0 : A + i0 * lda, (int)lda, bp,
+                  (int)ldb, 0.f, C + i0 * ldc, (int)ldc);
+    };
+    if (nt <= 1 || M * N * K < (int64_t)1 << 17) {
+      rows(0, M);
+    } else {  // row blocks of at least 8 rows over the pool, MKL single-threaded in each
+      const int64_t r = (M + 2 * nt - 1) / (2 * nt);
+      xc_parallel_for(M, r > 8 ? r : 8, rows);
+    }
+    return true;
+  }
+#elif defined(XC_HAVE_CBLAS)
+  return false;
+#endif
+  const float* bpk = xc_weight_packed(slot, tb, B, ldb, N, K);
+  if (!bpk) return false;
+  xc_sgemm_packed(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bpk);
+  return true;
+}
+
+static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                            int64_t ldc) {
+#ifdef XC_HAVE_CBLAS
+  if (xc_blas_ready()) xc_sgemm_blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+#endif
+  xc_sgemm_own(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // -- runtime controls, exported from every built library (for the loader and tests) -------------

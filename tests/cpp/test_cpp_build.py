@@ -137,7 +137,7 @@ def test_missing_compiler_says_what_to_install(cache_dir, monkeypatch, tmp_path)
 def test_toolchain_reports_compiler_flags_and_blas(cache_dir):
     t = tc.toolchain()
     assert t.version and "-std=c++17" in t.flags
-    assert t.blas.name in ("openblas", "accelerate", "fallback")
+    assert t.blas.name in ("mkl", "openblas", "accelerate", "fallback")
     assert ("-fopenmp" in t.flags) == t.openmp
     assert t.blas.name in t.describe()
     probes = os.listdir(cache_dir / "probes")
@@ -156,7 +156,7 @@ def test_blas_choice(cache_dir, monkeypatch, choice):
 
 
 def test_unknown_blas_choice_is_an_error(cache_dir, monkeypatch):
-    monkeypatch.setenv("XCOMP_BLAS", "mkl")
+    monkeypatch.setenv("XCOMP_BLAS", "atlas")
     with pytest.raises(TargetError, match="XCOMP_BLAS"):
         tc.toolchain()
 
@@ -201,6 +201,7 @@ def test_requested_blas_missing_says_what_to_install(cache_dir, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "scipy_openblas32" else real(name, *a))
+    monkeypatch.setattr(tc, "_mkl_library", lambda: None)  # nor the mkl wheel
     monkeypatch.setenv("XCOMP_BLAS", "openblas")
     with pytest.raises(TargetError, match="pip install scipy-openblas32"):
         tc.toolchain()
