@@ -117,10 +117,10 @@ WORKLOADS = {
 # build variants of the cpp target, timed as extra columns with --variants. (A variant that lets the
 # BLAS run its own threads, XCOMP_CXXFLAGS=-DXC_BLAS_OWN_THREADS=1, needs a run of its own: OpenBLAS's
 # thread count is one setting for the whole process.)
-# "cpp BLAS GEMM": every product through OpenBLAS (single-threaded on the pool's blocks) instead of
-# xcomp's packed GEMM, as before it.
+# "cpp own GEMM": xcomp's packed GEMM (the fallback without a BLAS, XCOMP_BLAS=none); "cpp OpenBLAS":
+# scipy-openblas32 instead of the BLAS found first (oneMKL on x86-64 Linux with the mkl wheel).
 VARIANTS = {"cpp openmp": {"XCOMP_OPENMP": "1"}, "cpp -O3": {"XCOMP_CXXFLAGS": "-O3"},
-            "cpp BLAS GEMM": {"XCOMP_CXXFLAGS": "-DXC_GEMM_BLAS=1"}}
+            "cpp own GEMM": {"XCOMP_BLAS": "none"}, "cpp OpenBLAS": {"XCOMP_BLAS": "openblas"}}
 
 
 # -- columns ----------------------------------------------------------------------------------------

@@ -110,12 +110,17 @@ def _ops(args) -> int:
 def _targets(args) -> int:
     from xcomp.backends import TARGETS, get_target
     reasons = {name: get_target(name).unavailable_reason() for name in TARGETS}
+    # what a target that runs here builds with (cpp: the BLAS found), where it says
+    details = {n: get_target(n).runtime_details() if not why and hasattr(get_target(n), "runtime_details") else None
+               for n, why in reasons.items()}
     if args.json:
         import json
-        print(json.dumps([{"name": n, "runs_here": not why, "reason": why} for n, why in reasons.items()], indent=2))
+        print(json.dumps([{"name": n, "runs_here": not why, "reason": why, "details": details[n]}
+                          for n, why in reasons.items()], indent=2))
         return 0
     for name, why in reasons.items():
-        print(f"{name:<10} {'runs here' if not why else 'cannot run here: ' + why}")
+        print(f"{name:<10} {'runs here' if not why else 'cannot run here: ' + why}"
+              + (f" ({details[name]})" if details[name] else ""))
     return 0
 
 

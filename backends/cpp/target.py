@@ -26,6 +26,12 @@ class CppTarget(Target):
         from xcomp.backends.cpp.toolchain import unavailable_reason
         return unavailable_reason()
 
+    def runtime_details(self) -> str:
+        """What builds here use (`xcomp targets`): the BLAS found and the thread runtime."""
+        from xcomp.backends.cpp.toolchain import toolchain
+        t = toolchain()
+        return f"BLAS: {t.blas.describe()}; threads: {'OpenMP' if t.openmp else 'pthread pool'}"
+
     def supported(self) -> set[str]:
         from xcomp.backends.cpp.emit import load_rules
         from xcomp.backends.cpp.lower import CppLowering

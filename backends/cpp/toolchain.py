@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from xcomp.cache import content_key, default_root
 from xcomp.errors import TargetError
 
-_PROBE_VERSION = "6"
+_PROBE_VERSION = "7"
 _ENV = ("CXX", "XCOMP_CXXFLAGS", "XCOMP_MARCH", "XCOMP_OPENMP", "XCOMP_BLAS")
 # -O2 plus GCC's full (-O3) vectorizer: the loops vectorize as at -O3 for less than half the compile time
 # (GPT block: 0.75 s against 1.74 s of CPU time with g++ 12); clang vectorizes at -O2 already.
@@ -346,7 +346,7 @@ def _mkl(cxx: str, flags: list[str]) -> Blas | None:
         version = md.version("mkl")
     except Exception:
         version = "?"
-    return Blas("mkl", f"oneMKL {version} (mkl wheel), {path}",
+    return Blas("mkl", f"oneMKL {version} from the mkl wheel, {path}",
                 ("-DXC_HAVE_CBLAS=1", "-DXC_BLAS_MKL=1", f'-DXC_MKL_PATH="{path}"', '-DXC_BLAS_NAME="mkl"'),
                 link, os.path.dirname(path))
 

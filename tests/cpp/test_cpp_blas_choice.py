@@ -1,7 +1,8 @@
 """Which GEMM a cpp build uses: the BLAS the toolchain detects (oneMKL on x86-64 Linux when the `mkl`
 wheel is installed, Accelerate on macOS, OpenBLAS from scipy-openblas32) is the one the built library
 and its build info name; xcomp's own packed GEMM (the fallback, forced with XCOMP_BLAS=none) still
-matches numpy, weights packed once included; MKL's packed weights reused across row counts."""
+matches numpy, weights packed once included; MKL's packed weights reused across row counts; `xcomp
+targets` names the BLAS."""
 from __future__ import annotations
 
 import numpy as np
@@ -82,3 +83,11 @@ def test_packed_weights_reused_across_row_counts(monkeypatch, blas):
         with torch.no_grad():
             want = fn(x)
         assert_close(f(x), want, scale=4)
+
+
+def test_targets_command_names_the_blas(monkeypatch, capsys):
+    from xcomp.cli import main
+    monkeypatch.delenv("XCOMP_BLAS", raising=False)
+    assert main(["targets"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("cpp "))
+    assert "runs here" in line and f"BLAS: {tc.toolchain().blas.describe()}" in line
