@@ -312,19 +312,25 @@ typedef void (*xc_sgemv_fn)(int, int, int, int, float, const float*, int, const 
 // xcomp's pool hands out, as OpenBLAS does. Weights are packed once with MKL's packed-GEMM API
 // (cblas_sgemm_pack / cblas_sgemm_compute). Not loadable at run time: xcomp's own GEMM.
 #include <dlfcn.h>
+#ifndef XC_MKL_THREADING  // MKL's threading layer: 1 sequential (the default); 3 GNU OpenMP, for builds with
+#define XC_MKL_THREADING 1  // XC_BLAS_OWN_THREADS (MKL's threads on each whole product; measured slower)
+#endif
 struct xc_mkl_api {
   xc_sgemm_fn sgemm;
   xc_sgemv_fn sgemv;
   size_t (*pack_get_size)(int, int, int, int);
   void (*pack)(int, int, int, int, int, int, float, const float*, int, float*);
   void (*compute)(int, int, int, int, int, int, const float*, int, const float*, int, float, float*, int);
+  void (*set_threads)(int);
 };
 static inline const xc_mkl_api* xc_mkl() {
   static const xc_mkl_api* api = []() -> const xc_mkl_api* {
     void* h = dlopen(XC_MKL_PATH, RTLD_NOW | RTLD_LOCAL);
     if (!h) return nullptr;
-    if (auto layer = (int (*)(int))dlsym(h, "MKL_Set_Threading_Layer")) layer(1);  // MKL_THREADING_SEQUENTIAL
+    if (XC_MKL_THREADING == 3) dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);  // (libmkl_gnu_thread needs it)
+    if (auto layer = (int (*)(int))dlsym(h, "MKL_Set_Threading_Layer")) layer(XC_MKL_THREADING);
     static xc_mkl_api a;
+    a.set_threads = (void (*)(int))dlsym(h, "MKL_Set_Num_Threads");
     a.sgemm = (xc_sgemm_fn)dlsym(h, "cblas_sgemm");
     a.sgemv = (xc_sgemv_fn)dlsym(h, "cblas_sgemv");
     a.pack_get_size = (size_t(*)(int, int, int, int))dlsym(h, "cblas_sgemm_pack_get_size");
@@ -338,7 +344,9 @@ static inline const xc_mkl_api* xc_mkl() {
 static inline bool xc_blas_ready() { return xc_mkl() != nullptr; }
 static inline xc_sgemm_fn xc_blas_sgemm() { return xc_mkl()->sgemm; }
 static inline xc_sgemv_fn xc_blas_sgemv() { return xc_mkl()->sgemv; }
-static inline void xc_blas_set_threads(int) {}
+static inline void xc_blas_set_threads(int n) {
+  if (xc_mkl() && xc_mkl()->set_threads) xc_mkl()->set_threads(n);
+}
 #elif defined(XC_HAVE_CBLAS)
 #ifndef XC_CBLAS_PREFIX
 #define XC_CBLAS_PREFIX
@@ -785,7 +793,9 @@ static inline bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int
   if (!slot || M < XC_PACKED_MIN_M || M > XC_PREPACK_MAX_M || N <= 0 || K <= 0) return false;
 #if defined(XC_BLAS_MKL)
   if (xc_mkl()) {
-    const int64_t nt = xc_in_parallel() ? 1 : xc_num_threads(), big = 0x7fffffff;
+    static int threads = (xc_blas_set_threads(xc_blas_own_threads() ? xc_num_threads() : 1), 1);
+    (void)threads;
+    const int64_t nt = xc_in_parallel() || xc_blas_own_threads() ? 1 : xc_num_threads(), big = 0x7fffffff;
     if ((nt > 1 && M < 8 * nt) || N > big || K > big || lda > big || ldb > big || ldc > big) return false;
     const float* bp = xc_mkl_weight_packed(slot, tb, B, ldb, M, N, K);
     if (!bp) return false;
