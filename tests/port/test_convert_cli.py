@@ -33,7 +33,7 @@ def test_module_attr_to_mlx_source_with_check(tmp_path, capsys):
     code, out, err = _run(["convert", "zoo:mlp", "--to", "mlx-source", "-o", str(tmp_path / "m"), "--check"], capsys)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("captured zoo:mlp (MLP) with torch.export: 9 ops, 6 weights")
+    assert lines[0].startswith("captured zoo:mlp (MLP) with torch.export: 7 ops, 6 weights")
     assert lines[1].startswith("optimized for mlx-source:") and "fused groups" in lines[1]
     assert lines[2] == f"wrote mlx-source to {tmp_path / 'm'}"
     assert lines[3].startswith("check: 1 output(s) match the source")
