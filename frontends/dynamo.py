@@ -173,10 +173,10 @@ class GraphRunner:
 
     def _build(self, gm: torch.fx.GraphModule):
         from torch._subclasses.fake_tensor import unset_fake_temporarily
-        from xcomp.api import optimize
+        from xcomp import program_cache   # a graph seen by an earlier process skips the pass pipeline
         with unset_fake_temporarily():  # AOTAutograd compiles under its fake mode; weights are real
             program = program_from_graph(gm, self.frozen)
-        optimized, _ = optimize(program, self.target.name, self.opts["passes"])
+        optimized, _, _ = program_cache.optimize(program, self.target, self.opts["passes"])
         log.info("graph of %d ops -> %d ops for target '%s'", program.op_count(),
                  optimized.op_count(), self.target.name)
         return optimized, self.target.build(optimized), program  # (optimized, runner, as captured)

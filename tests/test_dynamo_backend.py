@@ -189,3 +189,23 @@ def test_backend_is_found_through_the_entry_point_without_importing_xcomp():
             "assert torch.allclose(f(x), torch.sin(x) * 2, atol=1e-6)\n"
             "assert 'xcomp.frontends.dynamo' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_dynamo_graphs_go_through_the_compile_cache(tmp_path, monkeypatch):
+    """A Dynamo graph is optimized through the persistent program cache: a second backend instance
+    (as a new process would make) loads the optimized program instead of running the passes."""
+    import xcomp.api as api
+    from xcomp.cache import Cache
+    monkeypatch.setenv("XCOMP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("XCOMP_CACHE", raising=False)
+    runs = []
+    real = api.optimize
+    monkeypatch.setattr(api, "optimize", lambda *a, **k: runs.append(1) or real(*a, **k))
+    model, inputs = MODELS["mlp"]()
+    for _ in range(2):
+        torch._dynamo.reset()
+        out = torch.compile(model, backend="xcomp", options={"target": "reference"})(*inputs)
+        with torch.no_grad():
+            assert_close(out, model(*inputs))
+    assert len(runs) == 1
+    assert len(list(Cache("programs")._entries())) == 1
