@@ -207,7 +207,9 @@ def _target_name(target) -> str:
 # they are: functional (no in-place op, no mutation) and converted in full. A graph made only of
 # these skips `run_decompositions`, which retraces the whole graph and walks every composite op of
 # the dispatcher (about 2/3 of the capture time of a small model); any other op, attention with a
-# mask (torch gives 0 for a fully masked row) or symbolic sizes take the decomposition as before.
+# mask (torch gives 0 for a fully masked row) takes the decomposition as before. Symbolic sizes
+# take this path too (the converters read SymInt sizes: `aten.symbolic`), so a dynamic capture
+# keeps `linear` whole like the static one instead of view -> addmm -> view chains.
 AS_EXPORTED = frozenset(f"aten.{n}" for n in (
     "linear.default", "conv1d.default", "conv2d.default", "layer_norm.default", "batch_norm.default",
     "relu.default", "gelu.default", "silu.default", "tanh.default", "sigmoid.default",
@@ -221,14 +223,11 @@ AS_EXPORTED = frozenset(f"aten.{n}" for n in (
 
 def _needs_decompositions(ep: "torch.export.ExportedProgram") -> bool:
     for node in ep.graph.nodes:
-        if node.op == "placeholder":
-            val = node.meta.get("val")
-            if isinstance(val, torch.Tensor) and not all(isinstance(d, int) for d in val.shape):
-                return True
-            continue
         if node.op != "call_function" or node.target is operator.getitem:
             continue
         name = _target_name(node.target)
+        if name not in ATEN and is_symbolic_scalar(node.meta.get("val")):
+            continue  # a size computation (sym_size, s0 * s1): `convert_graph` takes its value
         if name not in AS_EXPORTED or name not in ATEN:
             return True
         if name == "aten.scaled_dot_product_attention.default" and \
@@ -237,12 +236,35 @@ def _needs_decompositions(ep: "torch.export.ExportedProgram") -> bool:
     return False
 
 
+# AS_EXPORTED ops whose converters build helpers reading operand shapes (a triangle mask): with a
+# symbolic size they alone are decomposed (into arange comparisons, which fuse and which MLX's
+# shapeless compile takes); the rest of the graph stays as exported.
+SYMBOLIC_DECOMPOSED = ("tril.default",)
+
+
+def _symbolic_decompositions(ep: "torch.export.ExportedProgram") -> list:
+    """The ops of `SYMBOLIC_DECOMPOSED` that `ep` applies to a tensor of symbolic size."""
+    found = []
+    for node in ep.graph.nodes:
+        name = _target_name(node.target) if node.op == "call_function" else ""
+        val = node.meta.get("val")
+        if name.removeprefix("aten.") in SYMBOLIC_DECOMPOSED and isinstance(val, torch.Tensor) \
+                and not all(isinstance(d, int) for d in val.shape):
+            found.append(node.target)
+    return found
+
+
 def from_exported(ep: "torch.export.ExportedProgram", decompose: bool = True) -> Captured:
     """Convert an ExportedProgram (run through core-ATen decompositions first, unless every op is
-    one the ATen table takes as exported: `AS_EXPORTED`; a converter refusing one of those as
+    one the ATen table takes as exported: `AS_EXPORTED`, symbolic sizes included, the few of
+    `SYMBOLIC_DECOMPOSED` on symbolic sizes decomposed alone; a converter refusing one of those as
     exported, such as an edge case of its arguments, sends the graph through the decompositions)."""
     if decompose and not _needs_decompositions(ep):
         try:
+            targets = _symbolic_decompositions(ep)
+            if targets:
+                from torch._decomp import get_decompositions
+                ep = ep.run_decompositions(get_decompositions(targets))
             return _from_exported(ep)
         except Exception:  # noqa: BLE001  (decomposed, as before; its own errors are the ones reported)
             pass
