@@ -74,6 +74,7 @@ def test_static_launch_is_memoized_too():
 torch = pytest.importorskip("torch")
 
 
+@pytest.mark.slow   # the emulated GPT block at six shapes (~20 s); the launch memo itself is tested above
 @pytest.mark.skipif(__import__("emulate").CXX is None, reason="needs g++ to compile the emulated kernels")
 def test_evaluator_binds_once_per_shape(monkeypatch, tmp_path):
     """A GPT block on `cuda` (kernels emulated): calls at shapes already seen reuse the binding;
