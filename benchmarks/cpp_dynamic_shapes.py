@@ -14,7 +14,6 @@ Writes benchmarks/results/<out>.{json,md} with the machine.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,36 +22,20 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from dynamic_shapes import lengths, total_time  # noqa: E402
+from dynamic_shapes import parser, total_time, workload  # noqa: E402
 from models_cpu import interleaved, machine  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lengths", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=30)
-    ap.add_argument("--no-inductor", action="store_true")
-    ap.add_argument("--per-call", type=int, nargs="*", default=[16, 64, 256])
-    ap.add_argument("--out", default="cpp_dynamic_shapes", help="results file name in benchmarks/results/")
-    ap.add_argument("--inductor-cache", action="store_true")
+    ap = parser("cpp_dynamic_shapes")
     ap.add_argument("--settle", type=float, default=0.02, help="seconds of sleep before each column's calls")
     args = ap.parse_args(argv)
-    if not args.inductor_cache:
-        os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+    model, ls, xs, expected, load_before = workload(args)
+    batch, dim = xs[0].shape[0], xs[0].shape[2]
 
     import torch
 
     import xcomp
-    from xcomp.zoo import gpt_block
-
-    load_before = os.getloadavg()[0]
-    model, (example,) = gpt_block()
-    batch, dim = example.shape[0], example.shape[2]
-    torch.manual_seed(0)
-    ls = lengths(args.lengths)
-    xs = [torch.randn(batch, t, dim) for t in ls]
-    with torch.no_grad():
-        expected = [model(x) for x in xs]
 
     totals, stats, errors = {}, {}, {}
     columns = [("cpp static", False), ("cpp dynamic", {"x": {1: "seq"}}),

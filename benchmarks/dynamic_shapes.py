@@ -44,28 +44,27 @@ def total_time(call, xs) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv=None) -> int:
+def parser(out: str) -> argparse.ArgumentParser:
+    """The options every dynamic-shapes benchmark takes (results file `out` by default)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--lengths", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the xcomp columns (median kept)")
-    ap.add_argument("--only-mlx", action="store_true", help="leave out torch eager and torch.compile")
     ap.add_argument("--no-inductor", action="store_true")
-    ap.add_argument("--cpp", action="store_true")
     ap.add_argument("--per-call", type=int, nargs="*", default=[16, 64, 256])
-    ap.add_argument("--out", default="dynamic_shapes", help="results file name in benchmarks/results/")
+    ap.add_argument("--out", default=out, help="results file name in benchmarks/results/")
     ap.add_argument("--inductor-cache", action="store_true",
-                    help="let torch.compile use Inductor's on-disk caches (xcomp and MLX have none here)")
-    args = ap.parse_args(argv)
+                    help="let torch.compile use Inductor's on-disk caches (cold compiles on both sides otherwise)")
+    return ap
+
+
+def workload(args):
+    """(model, lengths, inputs, eager outputs, load average before): the GPT block at
+    `args.lengths` sequence lengths; disables Inductor's caches unless `--inductor-cache`."""
     if not args.inductor_cache:  # cold compiles on both sides
         os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
-
-    import mlx.core as mx
     import torch
 
-    import xcomp
     from xcomp.zoo import gpt_block
-
     load_before = os.getloadavg()[0]
     model, (example,) = gpt_block()
     batch, dim = example.shape[0], example.shape[2]
@@ -74,6 +73,22 @@ def main(argv=None) -> int:
     xs = [torch.randn(batch, t, dim) for t in ls]
     with torch.no_grad():
         expected = [model(x) for x in xs]
+    return model, ls, xs, expected, load_before
+
+
+def main(argv=None) -> int:
+    ap = parser("dynamic_shapes")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the xcomp columns (median kept)")
+    ap.add_argument("--only-mlx", action="store_true", help="leave out torch eager and torch.compile")
+    ap.add_argument("--cpp", action="store_true")
+    args = ap.parse_args(argv)
+    model, ls, xs, expected, load_before = workload(args)
+    batch, dim = xs[0].shape[0], xs[0].shape[2]
+
+    import mlx.core as mx
+    import torch
+
+    import xcomp
 
     def xcomp_call(target, dynamic):
         compiled = xcomp.compile(model, target=target, dynamic=dynamic)
