@@ -1,8 +1,8 @@
 """Specialising a program with symbolic sizes to one binding of its sizes.
 
-For backends that generate code for static shapes (the `metal`/`cuda` kernel generator today), or
-for the programs a backend with symbolic sizes cannot build once (`static_size_ops`: the `cpp`
-target names the ops whose C++ rule needs a size static): `specialize(program, sizes)` gives the
+For backends that generate code for static shapes (`mlx-source`), or for the programs a backend
+with symbolic sizes cannot build once (`static_size_ops`: the `cpp` target names the ops whose C++
+rule needs a size static): `specialize(program, sizes)` gives the
 static program for one call's sizes, and `per_size(program, build)` a runner that builds (and
 caches) one specialised program per distinct binding, binding the sizes from each call's input
 shapes. The symbolic program is captured and optimized once; only the backend build repeats.
