@@ -14,7 +14,6 @@ Writes benchmarks/results/<out>.{json,md} with the machine.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -22,8 +21,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from dynamic_shapes import parser, total_time, workload  # noqa: E402
-from models_cpu import interleaved, machine  # noqa: E402
+from dynamic_shapes import parser, total_time, workload, write_results  # noqa: E402
+from models_cpu import interleaved  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -85,17 +84,8 @@ def main(argv=None) -> int:
         per_call.append(row)
         print(f"length {t}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "length"), flush=True)
 
-    result = {"machine": {**machine(), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
-              "inductor_caches": bool(args.inductor_cache),
-              "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
-              "totals_s": totals, "stats": stats, "max_abs_error": errors, "per_call_ms": per_call,
-              "repeat": args.repeat}
-    out = os.path.join(HERE, "results", args.out)
-    with open(out + ".json", "w") as f:
-        json.dump(result, f, indent=1)
-    with open(out + ".md", "w") as f:
-        f.write(markdown(result))
-    print(markdown(result))
+    write_results(args, load_before, ls, markdown, totals_s=totals, stats=stats, max_abs_error=errors,
+                  per_call_ms=per_call)
     return 0
 
 

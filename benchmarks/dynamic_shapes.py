@@ -76,6 +76,20 @@ def workload(args):
     return model, ls, xs, expected, load_before
 
 
+def write_results(args, load_before, ls, markdown, **fields) -> None:
+    """Write benchmarks/results/<args.out>.{json,md} (the machine, the workload and `fields`) and
+    print the Markdown."""
+    result = {"machine": {**machine(), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
+              "inductor_caches": bool(args.inductor_cache),
+              "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls, **fields, "repeat": args.repeat}
+    out = os.path.join(HERE, "results", args.out)
+    with open(out + ".json", "w") as f:
+        json.dump(result, f, indent=1)
+    with open(out + ".md", "w") as f:
+        f.write(markdown(result))
+    print(markdown(result))
+
+
 def main(argv=None) -> int:
     ap = parser("dynamic_shapes")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the xcomp columns (median kept)")
@@ -175,18 +189,8 @@ def main(argv=None) -> int:
     print("new length (first call minus repeat, median ms): " +
           ", ".join(f"{k} {v:.2f}" for k, v in new_length_ms.items()), flush=True)
 
-    result = {"machine": {**machine(), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
-              "inductor_caches": bool(args.inductor_cache),
-              "model": "gpt_block (batch 2, dim 128, 4 heads)", "lengths": ls,
-              "totals_s": totals, "stats": stats, "max_abs_error": errors, "per_call_ms": per_call, "mlx_modes": modes,
-              "new_length_ms": new_length_ms,
-              "repeat": args.repeat, "rounds": args.rounds}
-    out = os.path.join(HERE, "results", args.out)
-    with open(out + ".json", "w") as f:
-        json.dump(result, f, indent=1)
-    with open(out + ".md", "w") as f:
-        f.write(markdown(result))
-    print(markdown(result))
+    write_results(args, load_before, ls, markdown, totals_s=totals, stats=stats, max_abs_error=errors,
+                  per_call_ms=per_call, mlx_modes=modes, new_length_ms=new_length_ms, rounds=args.rounds)
     return 0
 
 
