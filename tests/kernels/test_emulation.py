@@ -93,7 +93,7 @@ def test_every_split_case_on_cpu(name, dialect, tmp_path):
     _check(name, dialect, tmp_path, seed=6, variant={"split": SPLITS[name], "threads": 32})
 
 
-@pytest.mark.parametrize("dialect", ["metal", "cuda"])
+@pytest.mark.parametrize("dialect", [pytest.param("metal", marks=pytest.mark.slow), "cuda"])   # one dialect by default (~10 s each)
 def test_split_rows_edge_values(dialect, tmp_path):
     """Parts that are all -inf (masked spans) or rows of -inf in softmax and logsumexp, and rows far
     from zero in layer norm (the combine is Chan's, not sum of squares minus square of sums)."""
