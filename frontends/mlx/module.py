@@ -33,12 +33,9 @@ def materialize(module: nn.Module) -> None:
     mx.eval(arrays)
 
 
-def capture(fn, args: Sequence[Any], dynamic=None) -> tuple[Program, OutSpec]:
-    """Capture `fn(*args)` (MLX arrays in `args`); an `mlx.nn.Module` keeps its parameters as weights
-    named by their paths. Returns the program and the structure of the outputs. `dynamic` (one
-    {axis: name or None} per array argument) makes those dims symbolic (`dynamic.py`)."""
-    if dynamic and any(dynamic):
-        return _capture_dynamic(fn, args, dynamic)
+def _flattened(fn):
+    """(flat, spec): `fn` returning its array leaves as a list; `spec["tree"]` is set to the output
+    structure on each call."""
     spec: dict = {}
 
     def flat(*a, **kw):
@@ -46,7 +43,16 @@ def capture(fn, args: Sequence[Any], dynamic=None) -> tuple[Program, OutSpec]:
         if not leaves:
             raise ValueError("the function returns no MLX arrays")
         return leaves
+    return flat, spec
 
+
+def capture(fn, args: Sequence[Any], dynamic=None) -> tuple[Program, OutSpec]:
+    """Capture `fn(*args)` (MLX arrays in `args`); an `mlx.nn.Module` keeps its parameters as weights
+    named by their paths. Returns the program and the structure of the outputs. `dynamic` (one
+    {axis: name or None} per array argument) makes those dims symbolic (`dynamic.py`)."""
+    if dynamic and any(dynamic):
+        return _capture_dynamic(fn, args, dynamic)
+    flat, spec = _flattened(fn)
     module = find_module(fn)
     if module is None:
         events = record(flat, args)
@@ -83,13 +89,7 @@ def _capture_dynamic(fn, args: Sequence[Any], dynamic) -> tuple[Program, OutSpec
     names = size_names(args, dynamic)
     auto = {n for i, axes in enumerate(names) for a, n in axes.items()
             if (dynamic[i] or {}).get(a, (dynamic[i] or {}).get(a - args[i].ndim)) is None}
-    spec: dict = {}
-
-    def flat(*a, **kw):
-        leaves, spec["tree"] = flatten(fn(*a), _is_array)
-        if not leaves:
-            raise ValueError("the function returns no MLX arrays")
-        return leaves
+    flat, spec = _flattened(fn)
     module = find_module(fn)
     weights = None
     if module is not None:
