@@ -21,7 +21,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from dynamic_shapes import parser, total_time, workload, write_results  # noqa: E402
+from dynamic_shapes import parser, torch_columns, total_time, workload, write_results  # noqa: E402
 from models_cpu import interleaved  # noqa: E402
 
 
@@ -51,16 +51,7 @@ def main(argv=None) -> int:
                         "static_ops": list(s.static_ops)}
         errors[label] = max(float((o - e).abs().max()) for o, e in zip(outs, expected))
         print(f"{label:>22}: {totals[label]:8.2f} s  {stats[label]}  max error {errors[label]:.2e}", flush=True)
-    with torch.no_grad():
-        totals["torch eager"] = total_time(model, xs)
-        if not args.no_inductor:
-            tc = torch.compile(model, dynamic=True)
-            outs = []
-            totals["torch.compile dynamic"] = total_time(lambda x: outs.append(tc(x)), xs)
-            errors["torch.compile dynamic"] = max(float((o - e).abs().max()) for o, e in zip(outs, expected))
-    for k in ("torch eager", "torch.compile dynamic"):
-        if k in totals:
-            print(f"{k:>22}: {totals[k]:8.2f} s", flush=True)
+    torch_columns(model, xs, expected, totals, errors, inductor=not args.no_inductor, width=22)
 
     per_call = []
     dyn = xcomp.compile(model, target="cpp", dynamic={"x": {1: "seq"}})

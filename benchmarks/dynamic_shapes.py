@@ -90,6 +90,22 @@ def write_results(args, load_before, ls, markdown, **fields) -> None:
     print(markdown(result))
 
 
+def torch_columns(model, xs, expected, totals, errors, eager=True, inductor=True, width=16) -> None:
+    """Add torch eager and torch.compile(dynamic=True) over the same calls to `totals`/`errors`."""
+    import torch
+    with torch.no_grad():
+        if eager:
+            totals["torch eager"] = total_time(model, xs)
+        if inductor:
+            tc = torch.compile(model, dynamic=True)
+            outs = []
+            totals["torch.compile dynamic"] = total_time(lambda x: outs.append(tc(x)), xs)
+            errors["torch.compile dynamic"] = max(float((o - e).abs().max()) for o, e in zip(outs, expected))
+    for k in ("torch eager", "torch.compile dynamic"):
+        if k in totals:
+            print(f"{k:>{width}}: {totals[k]:8.2f} s", flush=True)
+
+
 def main(argv=None) -> int:
     ap = parser("dynamic_shapes")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the xcomp columns (median kept)")
@@ -132,17 +148,8 @@ def main(argv=None) -> int:
             print(f"{label:>16}: {runs[label][-1]:8.2f} s  {stats[label]}  max error {errors[label]:.2e}", flush=True)
     for label, _, _ in columns:
         totals[label] = sorted(runs[label])[len(runs[label]) // 2]
-    with torch.no_grad():
-        if not args.only_mlx:
-            totals["torch eager"] = total_time(model, xs)
-        if not args.no_inductor and not args.only_mlx:
-            tc = torch.compile(model, dynamic=True)
-            outs = []
-            totals["torch.compile dynamic"] = total_time(lambda x: outs.append(tc(x)), xs)
-            errors["torch.compile dynamic"] = max(float((o - e).abs().max()) for o, e in zip(outs, expected))
-    for k in ("torch eager", "torch.compile dynamic"):
-        if k in totals:
-            print(f"{k:>16}: {totals[k]:8.2f} s", flush=True)
+    torch_columns(model, xs, expected, totals, errors, eager=not args.only_mlx,
+                  inductor=not args.no_inductor and not args.only_mlx)
 
     per_call = []
     dyn = xcomp.compile(model, target="mlx", dynamic={"x": {1: "seq"}})
