@@ -185,4 +185,5 @@ def _unit_from_json(d: dict, source: str) -> CppUnit:
                    outputs=[(DType(dt), tuple(s)) for dt, s in d["outputs"]],
                    weights=[(n, DType(dt), tuple(s)) for n, dt, s in d["weights"]],
                    uses_blas=d["uses_blas"], arena_bytes=d["arena_bytes"], name=d["name"],
-                   sizes=list(d.get("sizes", [])), arena_dynamic=list(d.get("arena_dynamic", [])))
+                   sizes=list(d.get("sizes", [])), arena_dynamic=list(d.get("arena_dynamic", [])),
+                   list_outputs=list(d.get("list_outputs", [])))

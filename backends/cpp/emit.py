@@ -18,6 +18,7 @@ from xcomp.backends.cpp.unit import CppUnit
 from xcomp.backends.kernels.codegen import render
 from xcomp.backends.kernels.exprs import CPP_DIALECT
 from xcomp.ir.core import Program
+from xcomp.ir.types import ListType
 
 
 def load_rules() -> dict:
@@ -27,6 +28,11 @@ def load_rules() -> dict:
         if m.name.startswith("ops_"):
             importlib.import_module(f"{pkg.__name__}.{m.name}")
     return CppLowering.table
+
+
+def _output_type(v):
+    """The type an output slot describes: the value's, or a list's element type."""
+    return v.type.element if isinstance(v.type, ListType) else v.type
 
 
 def emit_program(program: Program, name: str = "model") -> CppUnit:
@@ -51,13 +57,13 @@ def emit_program(program: Program, name: str = "model") -> CppUnit:
     source = render("cpp", "unit", name=safe, header=render("cpp", "header", d=CPP_DIALECT.helpers()),
                     ops=files("xcomp.templates").joinpath("cpp/ops.h").read_text(),
                     statics=lw.statics, body=lw.lines, arena=lw.arena, n_inputs=len(ins),
-                    n_outputs=len(outs), n_weights=len(lw.weight_order), n_packs=lw.packs, sizes=lw.sizes,
+                    n_outputs=len(outs), n_lists=len(lw.list_outputs), n_weights=len(lw.weight_order), n_packs=lw.packs, sizes=lw.sizes,
                     prologue=lw.prologue() if symbolic else [])
     func = program.main
     return CppUnit(
         source=source,
         inputs=[(a.type.dtype, ir_dims(shape_of(a.type))) for a in func.args],
-        outputs=[(v.type.dtype, ir_dims(shape_of(v.type))) for v in func.outputs],
+        outputs=[(t.dtype, ir_dims(shape_of(t))) for t in map(_output_type, func.outputs)],
         weights=[(w, lw.weights[w].dtype, lw.weights[w].shape) for w in lw.weight_order],
         uses_blas=lw.uses_blas, arena_bytes=lw.arena, name=safe, sizes=list(lw.sizes),
-        arena_dynamic=[b.d for b in lw.dynamic])
+        arena_dynamic=[b.d for b in lw.dynamic], list_outputs=list(lw.list_outputs))

@@ -9,6 +9,14 @@ the lowered bodies. Buffers of `@main`'s intermediates come from the memory plan
 does not cover (region bodies, copies of views, scratch) get slots of their own after them. Results
 that `@main` returns are written straight into the caller's output buffers where possible.
 
+Lists (`!xc.list<T>`, TorchScript lists a loop or branch appends to) are `xc_list` variables
+(templates/cpp/ops.h): a growable run of elements of one byte size (the element type's; a size
+expression where it is symbolic). A rule updates a list in place when the IR value it replaces has no
+other use and lives in the same block (`reusable`), and region rules move lists rather than copy
+them where the source dies, so a loop appending n elements costs O(n), not O(n^2). A list that
+`@main` returns is moved into the model (`xc_model::lists`) and its output slot is an
+`xc_list_view` (count and data) the caller reads after the call (unit.py).
+
 Symbolic sizes: slots of a static size keep literal offsets from the arena's start (a static
 program's code is what it always was); slots whose size is symbolic follow them, at offsets the
 entry point computes from the call's sizes (`xo<k>`, `prologue`), and the arena grows when a call
@@ -155,6 +163,8 @@ class CppLowering(Lowering):
         self.slot_of: dict[Value, int] = {}
         self.direct: dict[Value, Buf] = {}    # @main results written into the caller's outputs
         self.counter = 0
+        self._last_use: dict = {}             # block -> {value: index of the block's op that uses it last}
+        self.list_outputs: list[int] = []     # indices of @main's results that are lists
 
     # names and lines ---------------------------------------------------------------------------
     def fresh(self, prefix: str) -> str:
@@ -236,10 +246,33 @@ class CppLowering(Lowering):
         self.statics.append(f"static {sty(dt)} {name}[{len(flat)}] = {{{', '.join(c_literal(dt, v) for v in flat)}}};")
         return Buf(name, dt, tuple(arr.shape))
 
-    def copy(self, dst, src) -> None:
+    def reusable(self, v: Value, op: Operation) -> bool:
+        """Whether `op` may take over `v`'s storage (update a list in place, move it): `op` runs in
+        the block that defines `v` (not in a region that may run it again), uses `v` once (its own
+        regions included), and no later op of that block (or of the regions they hold) reads `v`."""
+        home = v.owner if v.op is None else v.op.parent
+        if home is not op.parent or sum(o.operands.count(v) for o in op.walk()) != 1:
+            return False
+        if home not in self._last_use:
+            last = self._last_use[home] = {}
+            for i, top in enumerate(home.ops):
+                for o in top.walk():
+                    for u in o.operands:
+                        last[u] = i
+                last[top] = i
+        last = self._last_use[home]
+        return last.get(v) == last[op]
+
+    @staticmethod
+    def local(v: Value, block) -> bool:
+        """Whether `v` is defined in `block` itself (an argument or a result of one of its ops)."""
+        return (v.owner if v.op is None else v.op.parent) is block
+
+    def copy(self, dst, src, move: bool = False) -> None:
+        """`dst = src` (a memmove of buffers; lists assigned, or moved when `move` and `src` is dead)."""
         if isinstance(dst, ListBuf):
             if dst.ptr != src.ptr:
-                self.emit(f"{dst.ptr} = {src.ptr};")
+                self.emit(f"{dst.ptr} = std::move({src.ptr});" if move else f"{dst.ptr} = {src.ptr};")
             return
         if dst.ptr == "nullptr" or src.ptr == "nullptr":
             return
@@ -279,6 +312,12 @@ class CppLowering(Lowering):
         outs = []
         returned = func.outputs
         for i, v in enumerate(returned):
+            if isinstance(v.type, ListType):   # element type: a tensor or host scalar, like an output
+                shape_of(v.type.element)
+                self.list_outputs.append(i)
+                self.emit(f"xc_list_view* y{i} = (xc_list_view*)out[{i}];")
+                outs.append(ListBuf(f"y{i}", v.type.element))
+                continue
             shape_of(v.type)
             dt = v.type.dtype
             self.emit(f"{sty(dt)}* y{i} = ({sty(dt)}*)out[{i}];")
@@ -289,7 +328,13 @@ class CppLowering(Lowering):
                 self.direct[v] = outs[-1]
         results = self.call(func, ins)
         for o, r in zip(outs, results):
-            self.copy(o, r)
+            if not isinstance(o, ListBuf):
+                self.copy(o, r)
+        lists = [r.ptr for o, r in zip(outs, results) if isinstance(o, ListBuf)]
+        for k, (o, r) in enumerate((o, r) for o, r in zip(outs, results) if isinstance(o, ListBuf)):
+            held = f"m->lists[{k}]"   # the model keeps the list until the next call
+            self.emit(f"{held} = std::move({r.ptr});" if lists.count(r.ptr) == 1 else f"{held} = {r.ptr};",
+                      f"{o.ptr}->n = {held}.n; {o.ptr}->data = {held}.data.data();")
         return ins, outs
 
     def region_body(self, block, args: list) -> list:
@@ -318,8 +363,8 @@ def _lower_if(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
             lw.emit("} else {")
         ys = lw.region(region.block, dict(env))
         lw.depth += 1
-        for r, y in zip(results, ys):
-            lw.copy(r, y)
+        for r, y, v in zip(results, ys, region.block.ops[-1].operands):
+            lw.copy(r, y, move=lw.local(v, region.block))
         lw.depth -= 1
     lw.emit("}")
     return results
@@ -330,8 +375,8 @@ def _lower_loop(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
     carried = [lw.slot(r.type) for r in op.results]
     temps = [lw.slot(r.type, "n") for r in op.results]
     it = lw.scratch(DType.I64, (), "i")
-    for c, a in zip(carried, init):
-        lw.copy(c, a)
+    for c, a, v in zip(carried, init, op.operands[2:]):
+        lw.copy(c, a, move=lw.reusable(v, op))
     go = lw.fresh("go")
     n = lw.fresh("trip")
     lw.emit(f"bool {go} = {lw.truth(cond)};", f"const int64_t {n} = (int64_t)({load(trip.dtype, trip.ptr + '[0]')});",
@@ -345,10 +390,10 @@ def _lower_loop(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
     ys = lw.region(body, inner)
     lw.depth += 1
     lw.emit(f"{go} = {lw.truth(ys[0])};")
-    for t, y in zip(temps, ys[1:]):
-        lw.copy(t, y)
+    for t, y, v in zip(temps, ys[1:], body.ops[-1].operands[1:]):
+        lw.copy(t, y, move=lw.local(v, body))   # (an outer list yielded as it is stays: copied)
     for c, t in zip(carried, temps):
-        lw.copy(c, t)
+        lw.copy(c, t, move=True)
     lw.depth -= 1
     lw.emit("}")
     return carried

@@ -22,8 +22,11 @@ def _list(lw, op, args):
 
 @rule("list_append")
 def _list_append(lw, op, args):
-    out = lw.out(op)
-    lw.copy(out, args[0])
+    if lw.reusable(op.operands[0], op):   # the old list dies here: append in place (a loop's O(1) step)
+        out = args[0]
+    else:
+        out = lw.out(op)
+        lw.copy(out, args[0])
     lw.emit(f"{out.ptr}.push({args[1].ptr}, {out.elem_bytes});")
     return [out]
 

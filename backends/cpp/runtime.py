@@ -11,6 +11,8 @@ and returns a list of new numpy arrays:
 - outputs are allocated per call (never reused: the caller owns them), in storage dtype, and
   bfloat16 outputs are widened to float32 (xcomp's numpy holder for bfloat16);
 - a failing `xc_run` raises `RunError` with the program's own message (`xc_error`);
+- a list output (`unit.list_outputs`) comes back as a Python list of new arrays, one per element,
+  copied out of the model's storage (the `xc_list_view` the call filled) before the lock is released;
 - calls are serialized per model (the generated code shares one arena per model);
 - `xc_destroy` runs when the runner is garbage collected;
 - a unit with symbolic sizes (`unit.sizes`) binds them from each call's input shapes (as
@@ -69,6 +71,23 @@ def from_storage(a: np.ndarray, dtype: DType) -> np.ndarray:
     return bf16_bits_to_f32(a) if dtype is DType.BF16 else a
 
 
+class ListView(ctypes.Structure):
+    """`xc_list_view` (templates/cpp/ops.h): the output slot of a list result."""
+
+    _fields_ = [("n", ctypes.c_int64), ("data", ctypes.c_void_p)]
+
+
+def list_elements(view: ListView, shape: tuple, sdt: np.dtype) -> list[np.ndarray]:
+    """Copies of the `view.n` elements of `shape` stored back to back at `view.data`."""
+    n = int(view.n)
+    nbytes = n * int(np.prod(shape, dtype=np.int64)) * sdt.itemsize
+    if n == 0:
+        return []
+    raw = (ctypes.c_char * nbytes).from_address(view.data) if nbytes else b""
+    whole = np.frombuffer(raw, dtype=sdt, count=nbytes // sdt.itemsize).reshape((n, *shape)).copy()
+    return list(whole)
+
+
 class CppRunner:
     """A created model of one built library: `runner(inputs) -> outputs` (see the module docstring)."""
 
@@ -114,6 +133,7 @@ class CppRunner:
         self._out_ptrs = (ctypes.c_void_p * max(1, len(unit.outputs)))()
         self._in_specs = [(dt, tuple(shape), storage_dtype(dt)) for dt, shape in unit.inputs]
         self._out_specs = [(dt, tuple(shape), storage_dtype(dt)) for dt, shape in unit.outputs]
+        self._lists = frozenset(unit.list_outputs)
         self._lock = threading.Lock()
         self._bound: dict = {}     # input shapes -> (sizes array, output shapes) of a symbolic unit
 
@@ -152,9 +172,10 @@ class CppRunner:
             sizes, out_shapes = self._bind(tuple(x.shape for x in held))
         else:
             out_shapes = [shape for _, shape, _ in self._out_specs]
-        outs = [np.empty(shape, sdt) for shape, (_, _, sdt) in zip(out_shapes, self._out_specs)]
+        outs = [np.empty(shape, sdt) if i not in self._lists else ListView()
+                for i, (shape, (_, _, sdt)) in enumerate(zip(out_shapes, self._out_specs))]
         for i, o in enumerate(outs):
-            self._out_ptrs[i] = _address(o)
+            self._out_ptrs[i] = ctypes.addressof(o) if i in self._lists else _address(o)
         with self._lock:
             if symbolic:
                 rc = self._run(self._handle, sizes, self._in_ptrs, self._out_ptrs)
@@ -163,7 +184,10 @@ class CppRunner:
             if rc != 0:
                 msg = (self._lib.xc_error(self._handle) or b"").decode(errors="replace")
                 raise RunError(f"C++ model {self.unit.name} failed: {msg or f'xc_run returned {rc}'}")
-        return [from_storage(o, dt) for o, (dt, _, _) in zip(outs, self._out_specs)]
+            for i in self._lists:   # the model's storage: copied before the next call may change it
+                outs[i] = list_elements(outs[i], out_shapes[i], self._out_specs[i][2])
+        return [[from_storage(e, dt) for e in o] if i in self._lists else from_storage(o, dt)
+                for i, (o, (dt, _, _)) in enumerate(zip(outs, self._out_specs))]
 
     # -- runtime controls of the built library -------------------------------------------------
     def blas(self) -> str:

@@ -23,6 +23,11 @@ Buffers (weights, inputs, outputs) are C-contiguous element storage:
   bf16 the upper 16 bits of a float32 (uint16_t; the loader converts xcomp's float32 bf16 arrays with
   round-to-nearest-even, and back), i64/i32/i16/i8/ui8 the C integer of that width, bool one byte
   (0/1, numpy bool bytes as they are).
+List results (`!xc.list<T>`, indices in `CppUnit.list_outputs`): the output slot points to a
+caller's `xc_list_view { int64_t n; const void* data; }` that the call fills: `n` elements of `T`
+(the dtype and shape `outputs` states for that slot) stored back to back at `data`, owned by the
+model and valid until its next run or `xc_destroy` (copy them out before either).
+
 Host scalars (a `ScalarType` @main argument or result; shape `()` in `inputs`/`outputs`) are passed
 through a pointer to one element of the same storage (i64 -> int64_t, f64 -> double, i1 -> uint8).
 Tensors of shape `()` are one element too, so the caller need not tell the two apart.
@@ -54,13 +59,14 @@ class CppUnit:
 
     source: str                                   # the whole translation unit
     inputs: list[tuple[DType, tuple]]             # @main args in order (host scalars: shape ()); dims int or size text
-    outputs: list[tuple[DType, tuple]]            # @main results in order
+    outputs: list[tuple[DType, tuple]]            # @main results in order (a list: its element's)
     weights: list[tuple[str, DType, tuple]]       # program.weights names, in xc_create's order
     uses_blas: bool                               # calls xc_sgemm
     arena_bytes: int                              # bytes of intermediates' arena (its static part)
     name: str = "model"                           # sanitized ([A-Za-z0-9_]) name for files
     sizes: list[str] = field(default_factory=list)     # size names xc_run_sizes takes ([]: static program)
     arena_dynamic: list = field(default_factory=list)  # bytes (size text) of each slot after the static part
+    list_outputs: list[int] = field(default_factory=list)  # outputs that are lists (of the element in `outputs`)
 
     def arena_at(self, env) -> int:
         """Arena bytes a call with sizes `env` ({"S": 128}) needs (64-byte aligned slots)."""

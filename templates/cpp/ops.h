@@ -745,7 +745,13 @@ static bool xc_index_walk(const xc_index_geom& g, int64_t* const* idx, F&& f) {
   return true;
 }
 
-// -- host lists (TorchScript lists a loop appends to): elements of one static byte size --------------
+// -- host lists (TorchScript lists a loop appends to): elements of one byte size ----------------------
+// A list @main returns reaches the caller as an xc_list_view in its output slot: `n` elements stored
+// back to back at `data` (owned by the model, valid until its next run or xc_destroy).
+#ifndef XC_LIST_VIEW_DEFINED
+#define XC_LIST_VIEW_DEFINED
+typedef struct xc_list_view { int64_t n; const void* data; } xc_list_view;
+#endif
 struct xc_list {
   std::vector<unsigned char> data;
   int64_t n = 0;
