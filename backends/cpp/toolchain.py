@@ -301,21 +301,25 @@ def _accelerate(cxx: str, flags: list[str]) -> Blas | None:
                 ("-DXC_HAVE_CBLAS=1", "-DXC_CBLAS_PREFIX=", '-DXC_BLAS_NAME="accelerate"'), link)
 
 
+_MKL_RT = ("libmkl_rt.so.2", "libmkl_rt.so.3")   # mkl 2024-2025 wheels, mkl 2026 (same CBLAS and pack API)
+
+
 def _mkl_library() -> str | None:
-    """libmkl_rt.so.2 of the `mkl` wheel (x86-64 Linux): under <sys.prefix>/lib, else from the installed
-    distribution's file list; None elsewhere or when not installed."""
+    """libmkl_rt.so.2 (or .so.3, mkl 2026) of the `mkl` wheel (x86-64 Linux): under <sys.prefix>/lib,
+    else from the installed distribution's file list; None elsewhere or when not installed."""
     if not sys.platform.startswith("linux") or platform.machine().lower() not in ("x86_64", "amd64"):
         return None
-    path = os.path.join(sys.prefix, "lib", "libmkl_rt.so.2")
-    if os.path.isfile(path):
-        return os.path.realpath(path)
+    for name in _MKL_RT:
+        path = os.path.join(sys.prefix, "lib", name)
+        if os.path.isfile(path):
+            return os.path.realpath(path)
     try:
         import importlib.metadata as md
         files = md.distribution("mkl").files or ()
     except Exception:  # not installed, or metadata unreadable
         return None
     for f in files:
-        if f.name == "libmkl_rt.so.2":
+        if f.name in _MKL_RT:
             p = str(f.locate())
             if os.path.isfile(p):
                 return os.path.realpath(p)
