@@ -8,6 +8,7 @@ Names in the source are generated (`x0`, `w3`, `b12`); nothing from the model re
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from importlib.resources import files
@@ -35,6 +36,16 @@ def _output_type(v):
     return v.type.element if isinstance(v.type, ListType) else v.type
 
 
+@functools.lru_cache(maxsize=None)
+def prelude() -> str:
+    """The opening of every unit: `#include "xcomp_runtime.h"`, the dialect helpers
+    (templates/cpp/header.j2) and the op helpers (templates/cpp/ops.h), inside an include guard
+    (templates/cpp/prelude.j2). Its text is the same for every program, so builds include it
+    precompiled (pch.py); the unit stays one self-contained file."""
+    return render("cpp", "prelude", header=render("cpp", "header", d=CPP_DIALECT.helpers()),
+                  ops=files("xcomp.templates").joinpath("cpp/ops.h").read_text())
+
+
 def emit_program(program: Program, name: str = "model") -> CppUnit:
     """The C++ translation unit of `program` (raises LoweringError listing every op the C++ backend
     cannot lower). Symbolic sizes become run-time sizes of `xc_run_sizes` (unit.py); a rule that
@@ -54,9 +65,8 @@ def emit_program(program: Program, name: str = "model") -> CppUnit:
     if not symbolic and lw.dynamic:
         raise NeedsStaticSizes("symbolic sizes that the inputs do not bind", "xc.fused")
     safe = "".join(ch for ch in name if ch.isalnum() or ch == "_") or "model"
-    source = render("cpp", "unit", name=safe, header=render("cpp", "header", d=CPP_DIALECT.helpers()),
-                    ops=files("xcomp.templates").joinpath("cpp/ops.h").read_text(),
-                    statics=lw.statics, body=lw.lines, arena=lw.arena, n_inputs=len(ins),
+    source = render("cpp", "unit", name=safe, prelude=prelude(), statics=lw.statics, body=lw.lines, arena=lw.arena,
+                    n_inputs=len(ins),
                     n_outputs=len(outs), n_lists=len(lw.list_outputs), n_weights=len(lw.weight_order), n_packs=lw.packs, sizes=lw.sizes,
                     prologue=lw.prologue() if symbolic else [])
     func = program.main

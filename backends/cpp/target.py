@@ -23,8 +23,14 @@ class CppTarget(Target):
         self._emitted = None    # (program, unit or the NeedsStaticSizes raised): one emission per program
 
     def unavailable_reason(self) -> str | None:
+        """None when a compiler is found and probed; `xcomp.compile` asks before capturing, so the
+        precompiled prelude of the units (pch.py) starts building here, in the background."""
+        from xcomp.backends.cpp import pch
         from xcomp.backends.cpp.toolchain import unavailable_reason
-        return unavailable_reason()
+        reason = unavailable_reason()
+        if reason is None:
+            pch.prepare()
+        return reason
 
     def runtime_details(self) -> str:
         """What builds here use (`xcomp targets`): the BLAS found and the thread runtime."""

@@ -80,10 +80,12 @@ class Toolchain:
     blas: Blas = field(default_factory=lambda: Blas("fallback"))
 
     def command(self, source: str, output: str, include_dir: str, uses_blas: bool,
-                extra: tuple[str, ...] = ()) -> list[str]:
-        """The command line that builds `source` into the shared library `output`."""
+                extra: tuple[str, ...] = (), prelude: str | None = None) -> list[str]:
+        """The command line that builds `source` into the shared library `output` (`prelude`: a
+        precompiled header to include first, pch.py)."""
         blas = self.blas if uses_blas else Blas("fallback")
-        return [self.cxx, *self.flags, *blas.defines, *extra, f"-I{include_dir}", source, "-o", output,
+        pre = ["-include", prelude] if prelude else []
+        return [self.cxx, *self.flags, *blas.defines, *extra, f"-I{include_dir}", *pre, source, "-o", output,
                 *blas.link]
 
     def fingerprint(self, uses_blas: bool) -> str:
@@ -234,6 +236,28 @@ def _probe(cxx: str, env: dict, cpu: str) -> Toolchain:
         raise TargetError(f"C++ compiler {cxx} does not run ({e}); {INSTALL_HINT}") from e
     version = (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else cxx
     flags = [*BASE_FLAGS, *OPT_FLAGS]
+    simd_src = "extern \"C\" float xc_probe(const float* x, int n) { float s = 0;\n#pragma omp simd reduction(+:s)\n for (int i = 0; i < n; ++i) s += x[i];\n return s; }\n"
+    march = env.get("XCOMP_MARCH", "native") != "baseline"
+    wide = [*WIDE_VECTOR_FLAGS] if march and " avx512f" in cpu else []
+    every = [*flags, *VECTORIZE_FLAGS, *(["-march=native", *wide] if march else []), "-fopenmp-simd"]
+    if _try(cxx, every, simd_src):  # one compiler run where every optional flag is accepted (GCC, clang on x86)
+        flags = every
+    else:
+        flags = _probe_flags(cxx, version, env, cpu, flags, simd_src)
+    openmp = False
+    if env.get("XCOMP_OPENMP", "0") == "1":
+        omp_src = ("#include <omp.h>\nextern \"C\" int xc_probe() { int n = 0;\n"
+                   "#pragma omp parallel reduction(+:n)\n n += 1;\n return n + omp_get_max_threads(); }\n")
+        openmp = _try(cxx, [*flags, "-fopenmp"], omp_src)
+        flags += ["-fopenmp", "-DXC_OPENMP=1"] if openmp else ["-pthread"]
+    else:
+        flags.append("-pthread")
+    flags += env.get("XCOMP_CXXFLAGS", "").split()
+    return Toolchain(cxx, version, tuple(flags), openmp, cpu, _find_blas(cxx, flags, env.get("XCOMP_BLAS") or "auto"))
+
+
+def _probe_flags(cxx: str, version: str, env: dict, cpu: str, flags: list[str], simd_src: str) -> list[str]:
+    """The base flags plus each optional one the compiler accepts, tried one at a time."""
     if not _try(cxx, flags, "int xc_probe(int x) { return x + 1; }\n"):
         raise TargetError(f"C++ compiler {cxx} ({version}) cannot build a C++17 shared library "
                           f"with {' '.join(flags)}; {INSTALL_HINT}")
@@ -247,19 +271,9 @@ def _probe(cxx: str, env: dict, cpu: str) -> Toolchain:
         if "-march=native" in flags and " avx512f" in cpu and _try(cxx, [*flags, *WIDE_VECTOR_FLAGS],
                                                                   "int xc_probe(int x) { return x + 1; }\n"):
             flags += WIDE_VECTOR_FLAGS
-    simd_src = "extern \"C\" float xc_probe(const float* x, int n) { float s = 0;\n#pragma omp simd reduction(+:s)\n for (int i = 0; i < n; ++i) s += x[i];\n return s; }\n"
     if _try(cxx, [*flags, "-fopenmp-simd"], simd_src):  # `#pragma omp simd` loops vectorize, no OpenMP runtime
         flags.append("-fopenmp-simd")
-    openmp = False
-    if env.get("XCOMP_OPENMP", "0") == "1":
-        omp_src = ("#include <omp.h>\nextern \"C\" int xc_probe() { int n = 0;\n"
-                   "#pragma omp parallel reduction(+:n)\n n += 1;\n return n + omp_get_max_threads(); }\n")
-        openmp = _try(cxx, [*flags, "-fopenmp"], omp_src)
-        flags += ["-fopenmp", "-DXC_OPENMP=1"] if openmp else ["-pthread"]
-    else:
-        flags.append("-pthread")
-    flags += env.get("XCOMP_CXXFLAGS", "").split()
-    return Toolchain(cxx, version, tuple(flags), openmp, cpu, _find_blas(cxx, flags, env.get("XCOMP_BLAS") or "auto"))
+    return flags
 
 
 def _sgemm_probe(prefix: str) -> str:

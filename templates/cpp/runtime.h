@@ -261,26 +261,31 @@ static inline XcPool& xc_pool() {
 }
 template <class T> struct xc_unref { typedef T type; };
 template <class T> struct xc_unref<T&> { typedef T type; };
-template <class F> static void xc_pool_trampoline(void* ctx, int64_t b, int64_t e) { (*(F*)ctx)(b, e); }
-template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) {
+// The loop body is compiled once, in its trampoline (never inlined into the caller), and the pool
+// logic once, in xc_parallel_run: inlining both into every parallel loop of a program compiled each
+// body two or three times (GPT block: 2.1 s -> 1.4 s of g++ CPU time, the same code run).
+template <class F> static inline __attribute__((noinline)) void xc_pool_trampoline(void* ctx, int64_t b, int64_t e) {
+  (*(F*)ctx)(b, e);
+}
+static inline __attribute__((noinline)) void xc_parallel_run(int64_t n, int64_t grain,
+                                                             void (*run)(void*, int64_t, int64_t), void* ctx) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   const int64_t nt = xc_num_threads();
   int64_t chunks = (n + grain - 1) / grain;
-  if (chunks <= 1 || nt <= 1 || xc_in_worker()) { f((int64_t)0, n); return; }
+  if (chunks <= 1 || nt <= 1 || xc_in_worker()) { run(ctx, (int64_t)0, n); return; }
   XcPool& p = xc_pool();
   int idle = 0;
   if (p.workers == 0 || !__atomic_compare_exchange_n(&p.busy, &idle, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-    f((int64_t)0, n);  // no workers, or another thread is using the pool right now
+    run(ctx, (int64_t)0, n);  // no workers, or another thread is using the pool right now
     return;
   }
   const int64_t most = (p.workers + 1) * XC_CHUNKS_PER_THREAD;
   if (chunks > most) chunks = most;
   if (chunks > XC_MAX_CHUNKS) chunks = XC_MAX_CHUNKS;
-  typedef typename xc_unref<F>::type Fn;
   const uint64_t gen = ++p.generation & 0xFFFFFF;
   XcJob& j = p.jobs[gen & 1];
-  j.run = &xc_pool_trampoline<Fn>; j.ctx = (void*)&f; j.n = n; j.chunks = chunks;
+  j.run = run; j.ctx = ctx; j.n = n; j.chunks = chunks;
   __atomic_store_n(&j.done, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&p.ticket, xc_ticket(gen, (uint64_t)chunks, 0), __ATOMIC_SEQ_CST);
   if (__atomic_load_n(&p.sleepers, __ATOMIC_SEQ_CST) > 0) {
@@ -294,6 +299,10 @@ template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) 
   for (int spin = 0; __atomic_load_n(&j.done, __ATOMIC_ACQUIRE) < chunks; ++spin)
     if (spin < 4000) xc_cpu_relax(); else sched_yield();
   __atomic_store_n(&p.busy, 0, __ATOMIC_RELEASE);
+}
+template <class F> inline void xc_parallel_for(int64_t n, int64_t grain, F&& f) {
+  typedef typename xc_unref<F>::type Fn;
+  xc_parallel_run(n, grain, &xc_pool_trampoline<Fn>, (void*)&f);
 }
 #endif
 #define XC_HAVE_PARALLEL_FOR 1
