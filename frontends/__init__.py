@@ -22,3 +22,5 @@ class Captured:
     # `notes` (tracer and script warnings) are shown by explain()
     rebuild: Optional[Callable[[list, Callable], Any]] = None
     notes: list = field(default_factory=list)
+    # the capture cache's entry it was loaded from (`xcomp.frontends.capture_cache`); "" when captured
+    cached: str = ""

@@ -21,17 +21,11 @@ from xcomp.frontends import Captured
 from xcomp.frontends.aten import ATEN
 from xcomp.frontends.aten.symbolic import is_symbolic_scalar, meta_size, range_guards, same_sizes, symbolic_value
 from xcomp.frontends.context import ConvertContext
+from xcomp.frontends.torch_dtypes import TORCH_DTYPES, XCOMP_TO_TORCH  # noqa: F401  (imported from here too)
 from xcomp.logs import get_logger
 from xcomp.progress import progress
 
 _CAPTURE_LOG = get_logger("capture")
-
-TORCH_DTYPES = {
-    torch.float64: DType.F64, torch.float32: DType.F32, torch.float16: DType.F16,
-    torch.bfloat16: DType.BF16, torch.int64: DType.I64, torch.int32: DType.I32,
-    torch.int16: DType.I16, torch.int8: DType.I8, torch.uint8: DType.U8, torch.bool: DType.BOOL,
-}
-XCOMP_TO_TORCH = {v: k for k, v in TORCH_DTYPES.items()}
 
 
 def to_dtype(dt: torch.dtype, value: str = "a value", location: str = "<unknown>") -> DType:

@@ -59,13 +59,15 @@ def _bind(fn, args: Sequence[Any]):
     return bound
 
 
-def capture(fn, example_inputs: Sequence[Any], dynamic=False) -> Program:
+def capture(fn, example_inputs: Sequence[Any], dynamic=False, cache: bool | None = False) -> Program:
     """Capture `fn` (nn.Module, FX GraphModule, function, MLX function, TorchScript module or
     function, or the path of a `.pt` file) on example inputs as a Program (the frontend comes from
-    `FRONTENDS`). `dynamic` marks input dims symbolic as in `compile` (True, or `{"x": {0: "batch"}}`)."""
+    `FRONTENDS`). `dynamic` marks input dims symbolic as in `compile` (True, or `{"x": {0: "batch"}}`).
+    `cache` (default False here): True or None (XCOMP_CACHE) reads and writes torch.export captures
+    in the capture cache (`xcomp.frontends.capture_cache`), as `compile` and `export` do."""
     from xcomp.dynamic import normalize
     args = list(example_inputs)
-    return _capture(fn, args, normalize(dynamic, fn, args)).program
+    return _capture(fn, args, normalize(dynamic, fn, args), cache).program
 
 
 def _frontend(module: str, what: str):
@@ -131,7 +133,12 @@ def _prepare_torchscript(fn):
     return _frontend("torchscript", "TorchScript modules").prepare(fn)
 
 
-def _capture_torch_export(fn, args, dynamic):
+def _capture_torch_export(fn, args, dynamic, cache: bool | None = False):
+    from xcomp.frontends import capture_cache   # a hit skips torch.export (an entry of an earlier process)
+    return capture_cache.capture(fn, args, dynamic, _export, cache)
+
+
+def _export(fn, args, dynamic):
     from xcomp.frontends import torch_export
     target = fn if all(_is_tensor_like(a) for a in args) else _bind(fn, args)
     return torch_export.capture_module(target, _torch_inputs(_split_args(args)[0]), dynamic)
@@ -141,12 +148,14 @@ def _capture_torch_export(fn, args, dynamic):
 class Frontend:
     """A frontend entry: `claims(fn, args)` says whether it takes `fn` (args may be None before the
     first call), `capture(fn, args, dynamic)` returns a `Captured`, and `prepare(fn)` (optional) runs
-    once in `compile()` (a `.pt` path is loaded there, so a bad file fails at once)."""
+    once in `compile()` (a `.pt` path is loaded there, so a bad file fails at once). `cached`: its
+    `capture` takes `cache=` (the on-disk capture cache, `xcomp.frontends.capture_cache`)."""
 
     name: str
     claims: Callable[[Any, Any], bool]
     capture: Callable[[Any, list, bool], Captured]
     prepare: Callable[[Any], Any] | None = None
+    cached: bool = False
 
 
 # Tried in order, as targets come from TARGETS; the last entry claims everything.
@@ -155,7 +164,7 @@ FRONTENDS: list[Frontend] = [
     Frontend("mlx file", lambda fn, args: _is_path(fn, ".mlxfn"), _capture_mlxfn),
     Frontend("torchscript", _claims_torchscript, _capture_torchscript, _prepare_torchscript),
     Frontend("mlx", _claims_mlx, _capture_mlx),
-    Frontend("torch.export", lambda fn, args: True, _capture_torch_export),
+    Frontend("torch.export", lambda fn, args: True, _capture_torch_export, cached=True),
 ]
 
 
@@ -164,8 +173,12 @@ def frontend_for(fn, args=None) -> Frontend:
     return next(f for f in FRONTENDS if f.claims(fn, args))
 
 
-def _capture(fn, args: list, dynamic: bool = False) -> Captured:
-    return frontend_for(fn, args).capture(fn, args, dynamic)
+def _capture(fn, args: list, dynamic: bool = False, cache: bool | None = False) -> Captured:
+    """`fn` captured by its frontend; `cache` (False, True, None: XCOMP_CACHE) as in `capture`."""
+    frontend = frontend_for(fn, args)
+    if frontend.cached:
+        return frontend.capture(fn, args, dynamic, cache=cache)
+    return frontend.capture(fn, args, dynamic)
 
 
 def optimize(program: Program, target: str = "reference", passes: Sequence[str] | None = None,
@@ -302,7 +315,7 @@ class Compiled:
     def _compile(self, args: list, spec):
         """Capture (with the dynamic dims `spec`), optimize and build for `target`."""
         try:
-            cap = _capture(self.fn, args, spec or None)
+            cap = _capture(self.fn, args, spec or None, self.program_cache)
         except Exception as e:
             if not spec or isinstance(e, XcompError):
                 raise
@@ -401,7 +414,8 @@ class Compiled:
         prog = e.captured.program
         pipeline = list(self.target.pipeline if self.passes is None else self.passes)
         notes = [str(n) for n in list(e.captured.notes) + self.notes]
-        lines = [f"captured with {e.captured.source}: {prog.op_count()} ops, {len(prog.weights)} weights",
+        cached = f" (from the capture cache: {e.captured.cached})" if e.captured.cached else ""
+        lines = [f"captured with {e.captured.source}{cached}: {prog.op_count()} ops, {len(prog.weights)} weights",
                  f"target '{self.target.name}': pipeline {pipeline}"]
         lines += [f"  note: {n}" for n in notes]
         mine = summarize(self.target, prog, e.optimized)
@@ -461,7 +475,9 @@ def compile(fn, target: str = "mlx", example_inputs: Sequence[Any] | None = None
     builds and calls.
     `target_options` go to the target (e.g. `compute_precision="float32"` for `coreml`).
     `cache=False` skips the on-disk program cache (`xcomp.program_cache`; default: on unless
-    XCOMP_CACHE=0): a process compiling a program that an earlier one compiled skips the passes.
+    XCOMP_CACHE=0): a process compiling a program that an earlier one compiled skips the passes,
+    and one capturing a module an earlier one captured skips torch.export (the capture cache,
+    `xcomp.frontends.capture_cache`; weights are read from the module, never from the cache).
 
     `fn` may be a TorchScript module or function, or the path of a `.pt` file (loaded at once with
     `torch.jit.load(map_location="cpu")`; a `.pt` file is code: trust it as you would trust code).
@@ -491,7 +507,7 @@ def export(fn, example_inputs: Sequence[Any] | None = None, target: str = "refer
     src = resolve_source(fn, example_inputs)
     if src.inputs is None and src.kind != "mlx":
         raise XcompError(f"export of {src.description} needs example_inputs")
-    program = capture(src.fn, src.inputs or [], dynamic=dynamic)
+    program = capture(src.fn, src.inputs or [], dynamic=dynamic, cache=cache)
     annotate(program, src, src.inputs)
     from xcomp import program_cache
     optimized, _, key = program_cache.optimize(program, t, None, cache)

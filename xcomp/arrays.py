@@ -48,7 +48,7 @@ def convert(x: Any, kind: str, type: TensorType | None = None) -> Any:
         return a.astype(mx_dtype(type.dtype)) if type is not None and a.dtype != mx_dtype(type.dtype) else a
     if kind == "torch":
         import torch
-        from xcomp.frontends.torch_export import XCOMP_TO_TORCH
+        from xcomp.frontends.torch_dtypes import XCOMP_TO_TORCH
         a = to_numpy(x)
         t = torch.from_numpy(np.ascontiguousarray(a).reshape(a.shape))  # keeps 0-d arrays 0-d
         if type is None or t.dtype == XCOMP_TO_TORCH[type.dtype]:

@@ -11,8 +11,8 @@ recently used first when the namespace grows past `max_bytes`.
     root      XCOMP_CACHE_DIR, else the user's cache folder (~/.cache/xcomp, ~/Library/Caches/xcomp)
     max_bytes XCOMP_CACHE_MAX_MB (megabytes; default 2048) per namespace
 
-Namespaces in use (`NAMESPACES`; `xcomp cache info|clear [--namespace N]`): `programs` (optimized
-programs, `xcomp.program_cache`), `cpp` and `cpp-index` (C++ libraries and the program -> library
+Namespaces in use (`NAMESPACES`; `xcomp cache info|clear [--namespace N]`): `captures` (torch.export
+captures, `xcomp.frontends.capture_cache`), `programs` (optimized programs, `xcomp.program_cache`), `cpp` and `cpp-index` (C++ libraries and the program -> library
 index, `backends/cpp/build.py`), `coreml` (exported `.mlpackage`s) and `tuning` (the metal/cuda
 tuner's kernel choices, `xcomp.tuning_cache`). Files may sit in subfolders of an entry (a Core ML
 package is a folder): the manifest lists every file by its path inside the entry.
@@ -41,6 +41,7 @@ _FAILED_KEEP_S = 86400.0  # failed builds kept for a day, for their sources and 
 
 # namespace -> what its entries hold (what `xcomp cache info` lists even while empty)
 NAMESPACES = {
+    "captures": "torch.export captures (IR text, weight names, output structure)",
     "programs": "optimized programs (IR text, folded weights, pass records)",
     "cpp": "C++ shared libraries",
     "cpp-index": "IR text -> C++ library index",
