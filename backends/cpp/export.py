@@ -1,16 +1,21 @@
 """Write a `CppUnit` as a self-contained C++ project that builds with CMake and runs without Python.
 
     CMakeLists.txt     static library <name> (model.cpp, weights.cpp) + the example `main`; OpenMP when
-                       found (else a pthread pool); BLAS: Accelerate (macOS), OpenBLAS (libopenblas, or
-                       scipy-openblas32's via -DXC_OPENBLAS_DIR=...), else the runtime's portable GEMM
+                       found (else a pthread pool); BLAS (`blas_defaults`): the one the in-process build
+                       uses first (-DXC_BLAS=...), then oneMKL (XC_MKL_PATH, the mkl wheel's libmkl_rt),
+                       Accelerate (macOS), OpenBLAS (XC_OPENBLAS_DIR: scipy-openblas32's or libopenblas),
+                       a system CBLAS (find_package(BLAS)), else the runtime's built-in GEMM; configure
+                       prints the one it took
     model.h            C API (xc_create/xc_run/xc_error/xc_destroy, xc_weights_load) and the shapes,
-                       dtypes and byte sizes of inputs, outputs and weights as constants
+                       dtypes and byte sizes of inputs, outputs and weights as constants (a list
+                       output: its element's, `is_list` set; its slot an `xc_list_view`)
     model.cpp          the generated translation unit
     xcomp_runtime.h    the runtime header
     weights.bin        every weight's storage, 64-byte aligned, in xc_create's order
     weights.json       manifest: name, dtype, shape, offset, nbytes, sha256 of each weight
     weights.cpp        the reader: one aligned buffer, checked by size and CRC-32 (zlib's)
-    main.cpp           example: input<i>.bin files in, output<i>.bin files out
+    main.cpp           example: input<i>.bin files in, output<i>.bin files out (a list output: its
+                       elements back to back)
 """
 from __future__ import annotations
 
@@ -72,6 +77,31 @@ def write_weights(unit: CppUnit, weights: dict[str, np.ndarray], path: str) -> t
     return infos, len(blob), crc
 
 
+def _cmake_path(path: str) -> str:
+    """`path` for a quoted CMake string, or "" when it holds a character that would need escaping."""
+    return path if path and not any(c in path for c in '"\\$;\n') else ""
+
+
+def blas_defaults() -> dict:
+    """What the exported CMakeLists.txt tries first: the BLAS the in-process build uses (`blas_choice`,
+    "auto" when it uses the built-in GEMM or no compiler is found) and where this machine has oneMKL
+    (`mkl_path`) and scipy-openblas32 (`openblas_dir`), as hints."""
+    from xcomp.backends.cpp.toolchain import _mkl_library, toolchain
+    try:
+        blas = toolchain().blas
+    except TargetError:     # no compiler here: the project still exports
+        blas = None
+    choice = blas.name if blas is not None and blas.name in ("mkl", "openblas", "accelerate") else "auto"
+    openblas = ""
+    try:
+        import scipy_openblas32
+        openblas = scipy_openblas32.get_lib_dir()
+    except ImportError:
+        pass
+    return {"blas_choice": choice, "blas_used": blas.name if blas is not None else "unknown",
+            "mkl_path": _cmake_path(_mkl_library() or ""), "openblas_dir": _cmake_path(openblas)}
+
+
 def export_project(unit: CppUnit, weights: dict[str, np.ndarray], path: str) -> str:
     """Write the project for `unit` with `weights` (by name) into the folder `path`; returns `path`."""
     from xcomp.backends.kernels.codegen import environment
@@ -82,10 +112,12 @@ def export_project(unit: CppUnit, weights: dict[str, np.ndarray], path: str) -> 
         "uses_blas": unit.uses_blas,
         "arena_bytes": int(unit.arena_bytes),
         "inputs": [_info(f"input{i}", dt, shape) for i, (dt, shape) in enumerate(unit.inputs)],
-        "outputs": [_info(f"output{i}", dt, shape) for i, (dt, shape) in enumerate(unit.outputs)],
+        "outputs": [dict(_info(f"output{i}", dt, shape), is_list=int(i in unit.list_outputs))
+                    for i, (dt, shape) in enumerate(unit.outputs)],
         "weights": winfos,
         "weights_bytes": wbytes,
         "weights_crc32": f"0x{crc:08x}",
+        **blas_defaults(),
     }
     env = environment()
     files = {f"{stem}": env.get_template(f"cpp/project/{stem}.j2").render(**data)
