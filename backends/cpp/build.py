@@ -19,7 +19,7 @@ import time
 from importlib.resources import files
 from typing import Callable
 
-from xcomp.backends.cpp import pch
+from xcomp.backends.cpp import prebuilt
 from xcomp.backends.cpp.toolchain import Toolchain, toolchain
 from xcomp.backends.cpp.unit import CppUnit
 from xcomp.cache import Cache, content_key
@@ -75,8 +75,8 @@ def _compile(unit: CppUnit, tc: Toolchain, d: str, failed: str, extra_flags: tup
         f.write(unit.source)
     with open(os.path.join(d, RUNTIME_HEADER), "w") as f:
         f.write(runtime_header())
-    prelude = pch.for_unit(unit.source, tc, unit.uses_blas, extra_flags)  # None: the unit parses its own
-    cmd = tc.command(src, out, d, unit.uses_blas, extra_flags, prelude)
+    entry = prebuilt.for_unit(unit.source, tc, unit.uses_blas, extra_flags)  # None: the unit builds whole
+    cmd = tc.command(src, out, d, unit.uses_blas, extra_flags, prebuilt.compile_args(entry) if entry else ([], []))
     t0 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT_S, cwd=d)

@@ -41,7 +41,7 @@ def prelude() -> str:
     """The opening of every unit: `#include "xcomp_runtime.h"`, the dialect helpers
     (templates/cpp/header.j2) and the op helpers (templates/cpp/ops.h), inside an include guard
     (templates/cpp/prelude.j2). Its text is the same for every program, so builds include it
-    precompiled (pch.py); the unit stays one self-contained file."""
+    precompiled (prebuilt.py); the unit stays one self-contained file."""
     return render("cpp", "prelude", header=render("cpp", "header", d=CPP_DIALECT.helpers()),
                   ops=files("xcomp.templates").joinpath("cpp/ops.h").read_text())
 

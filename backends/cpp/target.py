@@ -24,12 +24,12 @@ class CppTarget(Target):
 
     def unavailable_reason(self) -> str | None:
         """None when a compiler is found and probed; `xcomp.compile` asks before capturing, so the
-        precompiled prelude of the units (pch.py) starts building here, in the background."""
-        from xcomp.backends.cpp import pch
+        parts every unit shares (prebuilt.py) start building here, in the background."""
+        from xcomp.backends.cpp import prebuilt
         from xcomp.backends.cpp.toolchain import unavailable_reason
         reason = unavailable_reason()
         if reason is None:
-            pch.prepare()
+            prebuilt.prepare()
         return reason
 
     def runtime_details(self) -> str:

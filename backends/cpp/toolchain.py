@@ -88,13 +88,12 @@ class Toolchain:
     blas: Blas = field(default_factory=lambda: Blas("fallback"))
 
     def command(self, source: str, output: str, include_dir: str, uses_blas: bool,
-                extra: tuple[str, ...] = (), prelude: str | None = None) -> list[str]:
-        """The command line that builds `source` into the shared library `output` (`prelude`: a
-        precompiled header to include first, pch.py)."""
+                extra: tuple[str, ...] = (), prebuilt: tuple[list[str], list[str]] = ([], [])) -> list[str]:
+        """The command line that builds `source` into the shared library `output` (`prebuilt`: the
+        arguments before and after the source that use the prebuilt prelude and GEMM, prebuilt.py)."""
         blas = self.blas if uses_blas else Blas("fallback")
-        pre = ["-include", prelude] if prelude else []
-        return [self.cxx, *self.flags, *blas.defines, *extra, f"-I{include_dir}", *pre, source, "-o", output,
-                *blas.link]
+        return [self.cxx, *self.flags, *blas.defines, *extra, f"-I{include_dir}", *prebuilt[0], source,
+                *prebuilt[1], "-o", output, *blas.link]
 
     def fingerprint(self, uses_blas: bool) -> str:
         """What, besides the source, decides the built library (part of the cache key)."""
