@@ -30,6 +30,7 @@ from typing import Any, Callable
 from xcomp.cache import Cache, content_key
 from xcomp.frontends import Captured
 from xcomp.frontends.capture_guards import Unhashable, describe, file_digest
+from xcomp.ir.core import Program
 from xcomp.logs import get_logger
 
 _LOG = get_logger("cache")
@@ -145,10 +146,43 @@ def _write(d: str, captured: Captured, fn, args: list) -> None:
 
 
 # -- load -------------------------------------------------------------------------------------------
+class _TextProgram(Program):
+    """A hit's captured program kept as its IR text until its functions or guards are first read;
+    then it is parsed and is a plain `Program` from there on. When the optimized program comes from
+    the program cache as well (whose key hashes this text: `unparsed`), it is never parsed."""
+
+    def __init__(self, text: str, weights: dict, arg_names: dict, hints: dict, source_name: str):
+        # not Program.__init__: `funcs` and `guards` come from the text
+        self.__dict__.update(weights=weights, weight_dtypes={}, metadata={}, _text=text, _arg_names=arg_names,
+                             _hints=hints, _source=source_name)
+
+    @property
+    def unparsed(self) -> tuple[str, dict]:
+        """(IR text, argument names per function) of the program, not parsed."""
+        return self._text, self._arg_names
+
+    def _parse(self) -> Program:
+        from xcomp.ir.parser import parse
+        d = self.__dict__
+        p = parse(d["_text"], self.weights, source_name=d["_source"])
+        for name, arg_names in d["_arg_names"].items():
+            p.funcs[name].arg_names = list(arg_names)
+        if d["_hints"]:
+            for i, v in enumerate(_values(p)):
+                v.hint = d["_hints"].get(str(i), "")
+        for k in ("_text", "_arg_names", "_hints", "_source"):
+            del d[k]
+        d.update(funcs=p.funcs, guards=p.guards)
+        self.__class__ = Program
+        return self
+
+    funcs = property(lambda self: self._parse().funcs, lambda self, v: setattr(self._parse(), "funcs", v))
+    guards = property(lambda self: self._parse().guards, lambda self, v: setattr(self._parse(), "guards", v))
+
+
 def _read(d: str, fn, args: list) -> Captured:
     from torch.utils import _pytree
 
-    from xcomp.ir.parser import parse
     from xcomp.ir.types import DType
     with open(os.path.join(d, INFO)) as f:
         info = json.load(f)
@@ -161,15 +195,9 @@ def _read(d: str, fn, args: list) -> Captured:
         weights[name] = _weight_array(t)
     path = os.path.join(d, PROGRAM)
     with open(path) as f:
-        program = parse(f.read(), weights, source_name=path)
+        program = _TextProgram(f.read(), weights, info["arg_names"], info["hints"], path)
     program.weight_dtypes = {k: DType(v) for k, v in info["weight_dtypes"].items()}
     program.metadata = info["metadata"]
-    for name, arg_names in info["arg_names"].items():
-        program.funcs[name].arg_names = list(arg_names)
-    hints = info["hints"]
-    if hints:
-        for i, v in enumerate(_values(program)):
-            v.hint = hints.get(str(i), "")
     spec = info["out_spec"]
     return Captured(program, None if spec is None else _pytree.treespec_loads(spec), info["source"],
                     info["array_kind"], notes=list(info["notes"]), cached=d)

@@ -147,10 +147,13 @@ def program_key(program: Program, target, passes=None) -> str | None:
     names = _pass_names(target, passes)
     if names is None:
         return None
+    # a capture cache hit's program gives the text it was read from, unparsed (frontends/capture_cache)
+    text, arg_names = getattr(program, "unparsed", None) or \
+        (print_program(program), {n: list(f.arg_names) for n, f in program.funcs.items()})
     side = {"weight_dtypes": {k: getattr(v, "value", str(v)) for k, v in sorted(program.weight_dtypes.items())},
-            "arg_names": {n: list(f.arg_names) for n, f in sorted(program.funcs.items())}}
+            "arg_names": {n: list(a) for n, a in sorted(arg_names.items())}}
     weights = [f"{n}={array_digest(w)}" for n, w in sorted(program.weights.items())]
-    return content_key(_KEY_VERSION, source_fingerprint(), print_program(program), json.dumps(side, sort_keys=True),
+    return content_key(_KEY_VERSION, source_fingerprint(), text, json.dumps(side, sort_keys=True),
                        *weights, "|", target.name, options_text(target), json.dumps(names))
 
 
