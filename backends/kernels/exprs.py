@@ -243,7 +243,9 @@ CPP: dict[str, Entry] = {**COMMON, "xc.lgamma": _call1("lgamma"), "xc.erfc": _ca
                          "xc.digamma": "xc_digamma({0})", "xc.rsqrt": "(1.0f / std::sqrt({0}))",
                          "xc.abs:int": "({0} < 0 ? -{0} : {0})",
                          "xc.bitwise_not:int": "xc_not({0})",
-                         "xc.logical_not:int": "(!{0})"}
+                         "xc.logical_not:int": "(!{0})",
+                         # exp of softmax's x - max(x) (graph.mark_nonpositive): no overflow to handle
+                         "xc.exp": lambda a, at, ctx: f"xc_vexp{'_nonpos' if at.get('nonpositive') else ''}({a[0]})"}
 CPP_DIALECT = Dialect(
     "cpp", CPP, "std::", "",
     {DType.F32: "float", DType.F64: "double", DType.F16: "xc_f16", DType.BF16: "xc_bf16",

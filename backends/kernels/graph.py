@@ -213,5 +213,17 @@ def build_graph(block: Block, operand_types: list, full: tuple | None = None, k:
             raise LoweringError(f"{op.name} cannot go into a generated kernel")
         node.shape = tuple(op.results[0].type.shape)
         env[op.results[0]] = node
+    mark_nonpositive(g)
     return g
 
+
+def mark_nonpositive(g: Graph) -> None:
+    """Mark exp nodes whose argument is `x - max(x)` over the same row (softmax, log_softmax, or the
+    same written out): that argument is <= 0 or NaN, so a dialect may spell the exp without the
+    overflow handling (`nonpositive` attribute; the cpp dialect's xc_vexp_nonpos)."""
+    for n in g.nodes:
+        if n.kind == "ew" and n.op == "xc.exp" and n.dtype.is_float:
+            s = n.args[0]
+            if (s.kind == "ew" and s.op == "xc.sub" and s.args[1].kind == "reduce" and s.args[1].op == "max"
+                    and s.args[1].args[0] is s.args[0]):
+                n.attrs["nonpositive"] = True

@@ -44,15 +44,6 @@
 #ifndef XC_EXPORT
 #define XC_EXPORT extern "C" __attribute__((visibility("default")))
 #endif
-// XC_PREBUILT_GEMM (the cpp target's builds, backends/cpp/prebuilt.py): xc_sgemm and xc_sgemm_weight are
-// compiled once per toolchain into an object (this header with XC_PREBUILT_GEMM_OBJECT) that each
-// library links, instead of in every program; the state both parts use (threads, the pool) is then
-// one definition per library (XC_SHARED: hidden, not static).
-#ifdef XC_PREBUILT_GEMM
-#define XC_SHARED inline __attribute__((visibility("hidden")))
-#else
-#define XC_SHARED static inline
-#endif
 
 // -- memory -----------------------------------------------------------------------------------
 static inline void* xc_aligned_alloc(size_t bytes) {
@@ -104,6 +95,24 @@ static inline float xc_vexp(float x) {
   const float out = y * xc_bits_f32((uint32_t)(k1 + 127) << 23) * xc_bits_f32((uint32_t)(k2 + 127) << 23);
   return x != x ? x : out;
 }
+// exp(x) for x <= 0 (or NaN): softmax's exp(x - max(x)), which the kernel graph marks (graph.py
+// mark_nonpositive). No overflow to guard, so one exponent factor 2^(k + 64) times the constant 2^-64
+// (denormal results rounded once, by the last product) instead of two, and the polynomial in Estrin
+// form (3 dependent FMAs instead of 7): the exp pass of a softmax row is latency-bound, not
+// throughput-bound (1024x4096 on one core: exp+sum pass 9.4 -> 6.1 ms). <= 2 ulp on [-104, 0]
+// (tests/cpp/test_cpp_runtime.py), 0 below, NaN for NaN; still exact enough up to x = 40.
+static inline float xc_vexp_nonpos(float x) {
+  const float c = x < -104.0f ? -104.0f : x;                                  // a NaN stays
+  const float t = c * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + round(c / ln 2): k in t's low bits
+  const float n = t - 12582912.0f;
+  const float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
+  const float r2 = r * r, r4 = r2 * r2;
+  const float y = ((1.9875691500e-4f * r + 1.3981999507e-3f) * r2 + (8.3334519073e-3f * r + 4.1665795894e-2f)) * r4 +
+                  ((1.6666665459e-1f * r + 5.0000001201e-1f) * r2 + (r + 1.0f));
+  uint32_t tb;
+  memcpy(&tb, &t, 4);
+  return y * (xc_bits_f32((tb << 23) + ((127u + 64u) << 23)) * 5.42101086242752217e-20f);   // 2^k
+}
 static inline float xc_vtanh(float x) {
   const float a = fabsf(x), z = x * x;
   const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
@@ -132,7 +141,7 @@ static inline void xc_cpu_relax() {
   __asm__ __volatile__("yield");
 #endif
 }
-XC_SHARED int& xc_threads_slot() { static int n = 0; return n; }
+static inline int& xc_threads_slot() { static int n = 0; return n; }
 static inline int xc_default_threads() {
   const char* s = getenv("XCOMP_NUM_THREADS");
   int n = s ? atoi(s) : 0;
@@ -211,9 +220,9 @@ struct XcPool {
   pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 };
 static inline uint64_t xc_ticket(uint64_t gen, uint64_t chunks, uint64_t next) { return (gen << 40) | (chunks << 20) | next; }
-XC_SHARED bool& xc_in_worker() { static __thread bool w = false; return w; }
+static inline bool& xc_in_worker() { static __thread bool w = false; return w; }
 static inline bool xc_in_parallel() { return xc_in_worker(); }
-XC_SHARED XcPool*& xc_pool_slot() { static XcPool* p = nullptr; return p; }
+static inline XcPool*& xc_pool_slot() { static XcPool* p = nullptr; return p; }
 // claim and run chunks of the current job until none is left; true if any ran
 static inline bool xc_pool_work(XcPool& p) {
   bool ran = false;
@@ -253,7 +262,7 @@ static inline void* xc_pool_worker(void*) {
   }
   return nullptr;
 }
-XC_SHARED XcPool& xc_pool() {
+static inline XcPool& xc_pool() {
   static XcPool* pool = [] {
     XcPool* p = new XcPool();
     xc_pool_slot() = p;
@@ -805,21 +814,8 @@ static inline const float* xc_mkl_weight_packed(void** slot, bool tb, const floa
 // MKL's packed-GEMM API when MKL is the BLAS, by xcomp's own GEMM when there is no BLAS. False (nothing
 // done) when the product is left to xc_sgemm: other BLAS (no packed API), or MKL with too few rows to
 // split over the threads (xc_sgemm then splits the columns).
-#if defined(XC_PREBUILT_GEMM) && !defined(XC_PREBUILT_GEMM_OBJECT)
-__attribute__((visibility("hidden"))) bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N,
-                                                           int64_t K, const float* A, int64_t lda, const float* B,
-                                                           int64_t ldb, float* C, int64_t ldc);
-__attribute__((visibility("hidden"))) void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
-                                                    float alpha, const float* A, int64_t lda, const float* B,
-                                                    int64_t ldb, float beta, float* C, int64_t ldc);
-#else
-#ifdef XC_PREBUILT_GEMM_OBJECT
-#define XC_GEMM_API __attribute__((visibility("hidden")))
-#else
-#define XC_GEMM_API static inline
-#endif
 constexpr int64_t XC_PREPACK_MAX_M = 512;
-XC_GEMM_API bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
+static inline bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
                                    int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
   if (!slot || M < XC_PACKED_MIN_M || M > XC_PREPACK_MAX_M || N <= 0 || K <= 0) return false;
 #if defined(XC_BLAS_MKL)
@@ -852,16 +848,15 @@ XC_GEMM_API bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64
   return true;
 }
 
-XC_GEMM_API void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                          int64_t ldc) {
+static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                            int64_t ldc) {
 #ifdef XC_HAVE_CBLAS
   if (xc_blas_ready()) xc_sgemm_blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
 #endif
   xc_sgemm_own(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-#endif  // XC_PREBUILT_GEMM
 
 // -- runtime controls, exported from every built library (for the loader and tests) -------------
 // Defined here, not inline: include this header in one translation unit per library (or define
