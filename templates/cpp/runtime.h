@@ -44,6 +44,15 @@
 #ifndef XC_EXPORT
 #define XC_EXPORT extern "C" __attribute__((visibility("default")))
 #endif
+// XC_PREBUILT_GEMM (the cpp target's builds, backends/cpp/prebuilt.py): xc_sgemm and xc_sgemm_weight are
+// compiled once per toolchain into an object (this header with XC_PREBUILT_GEMM_OBJECT) that each
+// library links, instead of in every program; the state both parts use (threads, the pool) is then
+// one definition per library (XC_SHARED: hidden, not static).
+#ifdef XC_PREBUILT_GEMM
+#define XC_SHARED inline __attribute__((visibility("hidden")))
+#else
+#define XC_SHARED static inline
+#endif
 
 // -- memory -----------------------------------------------------------------------------------
 static inline void* xc_aligned_alloc(size_t bytes) {
@@ -141,7 +150,7 @@ static inline void xc_cpu_relax() {
   __asm__ __volatile__("yield");
 #endif
 }
-static inline int& xc_threads_slot() { static int n = 0; return n; }
+XC_SHARED int& xc_threads_slot() { static int n = 0; return n; }
 static inline int xc_default_threads() {
   const char* s = getenv("XCOMP_NUM_THREADS");
   int n = s ? atoi(s) : 0;
@@ -220,9 +229,9 @@ struct XcPool {
   pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 };
 static inline uint64_t xc_ticket(uint64_t gen, uint64_t chunks, uint64_t next) { return (gen << 40) | (chunks << 20) | next; }
-static inline bool& xc_in_worker() { static __thread bool w = false; return w; }
+XC_SHARED bool& xc_in_worker() { static __thread bool w = false; return w; }
 static inline bool xc_in_parallel() { return xc_in_worker(); }
-static inline XcPool*& xc_pool_slot() { static XcPool* p = nullptr; return p; }
+XC_SHARED XcPool*& xc_pool_slot() { static XcPool* p = nullptr; return p; }
 // claim and run chunks of the current job until none is left; true if any ran
 static inline bool xc_pool_work(XcPool& p) {
   bool ran = false;
@@ -262,7 +271,7 @@ static inline void* xc_pool_worker(void*) {
   }
   return nullptr;
 }
-static inline XcPool& xc_pool() {
+XC_SHARED XcPool& xc_pool() {
   static XcPool* pool = [] {
     XcPool* p = new XcPool();
     xc_pool_slot() = p;
@@ -814,8 +823,21 @@ static inline const float* xc_mkl_weight_packed(void** slot, bool tb, const floa
 // MKL's packed-GEMM API when MKL is the BLAS, by xcomp's own GEMM when there is no BLAS. False (nothing
 // done) when the product is left to xc_sgemm: other BLAS (no packed API), or MKL with too few rows to
 // split over the threads (xc_sgemm then splits the columns).
+#if defined(XC_PREBUILT_GEMM) && !defined(XC_PREBUILT_GEMM_OBJECT)
+__attribute__((visibility("hidden"))) bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N,
+                                                           int64_t K, const float* A, int64_t lda, const float* B,
+                                                           int64_t ldb, float* C, int64_t ldc);
+__attribute__((visibility("hidden"))) void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                                                    float alpha, const float* A, int64_t lda, const float* B,
+                                                    int64_t ldb, float beta, float* C, int64_t ldc);
+#else
+#ifdef XC_PREBUILT_GEMM_OBJECT
+#define XC_GEMM_API __attribute__((visibility("hidden")))
+#else
+#define XC_GEMM_API static inline
+#endif
 constexpr int64_t XC_PREPACK_MAX_M = 512;
-static inline bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
+XC_GEMM_API bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
                                    int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
   if (!slot || M < XC_PACKED_MIN_M || M > XC_PREPACK_MAX_M || N <= 0 || K <= 0) return false;
 #if defined(XC_BLAS_MKL)
@@ -848,15 +870,16 @@ static inline bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int
   return true;
 }
 
-static inline void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-                            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                            int64_t ldc) {
+XC_GEMM_API void xc_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                          int64_t ldc) {
 #ifdef XC_HAVE_CBLAS
   if (xc_blas_ready()) xc_sgemm_blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
 #endif
   xc_sgemm_own(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+#endif  // XC_PREBUILT_GEMM
 
 // -- runtime controls, exported from every built library (for the loader and tests) -------------
 // Defined here, not inline: include this header in one translation unit per library (or define
