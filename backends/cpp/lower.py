@@ -253,6 +253,8 @@ class CppLowering(Lowering):
         home = v.owner if v.op is None else v.op.parent
         if home is not op.parent or sum(o.operands.count(v) for o in op.walk()) != 1:
             return False
+        if v.op is None and home.parent is None:   # a function's argument: the caller's value (xc.call)
+            return False
         if home not in self._last_use:
             last = self._last_use[home] = {}
             for i, top in enumerate(home.ops):

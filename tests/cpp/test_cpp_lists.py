@@ -1,8 +1,8 @@
 """Host lists (`!xc.list<T>`) on the `cpp` target, written as IR text and checked against the
 reference interpreter: lists carried through `xc.loop` and `xc.if`, returned from `@main` (a Python
-list of arrays per list output), returned twice, read by a loop that also carries them; the
-in-place append where the old list dies (and the copy where it does not); a list of elements whose
-size is symbolic (one library for every length)."""
+list of arrays per list output), returned twice, read by a loop that also carries them, given to a
+function; the in-place append where the old list dies (and the copy where it does not); a list of
+elements whose size is symbolic (one library for every length)."""
 from __future__ import annotations
 
 import numpy as np
@@ -89,6 +89,22 @@ func.func @main(%x: tensor<3xf32>, %n: tensor<i64>) -> ({L}, {L}) {{
 }}
 """
 
+# a function that appends to the list it is given: the caller's list, read again after the call, is
+# not changed (a function's argument is never updated in place)
+CALL = f"""module {{
+func.func @grow(%l: {L}, %x: tensor<3xf32>) -> ({L}) {{
+  %l2 = "xc.list_append"(%l, %x) : ({L}, tensor<3xf32>) -> {L}
+  func.return %l2 : {L}
+}}
+func.func @main(%x: tensor<3xf32>, %n: tensor<i64>) -> ({L}, tensor<i64>) {{
+  %start = "xc.list"(%x) : (tensor<3xf32>) -> {L}
+  %0 = "xc.call"(%start, %x) {{callee = @grow}} : ({L}, tensor<3xf32>) -> {L}
+  %len = "xc.list_len"(%start) : ({L}) -> tensor<i64>
+  func.return %0, %len : {L}, tensor<i64>
+}}
+}}
+"""
+
 T = 'tensor<?xf32, ["S"]>'
 LS = f"!xc.list<{T}>"
 # elements of a symbolic length S: tanh of the last one appended n times
@@ -122,9 +138,9 @@ def _same(got, want):
     assert_close(g, w, dtype=str(w.dtype))
 
 
-def _check(text, ns):
+def _check(text, ns, **options):
     p = xcomp.parse(text)
-    fn = xcomp.compile(p, target="cpp")
+    fn = xcomp.compile(p, target="cpp", **options)
     x = np.array([0.5, -1.0, 2.0], np.float32)
     for n in ns:
         inputs = [x, np.array(n, np.int64)]
@@ -152,6 +168,10 @@ def test_list_through_an_if_in_a_loop():
 
 def test_list_read_by_the_loop_that_carries_it_returned_twice():
     _check(SHARED, [0, 3])
+
+
+def test_list_given_to_a_function_is_not_changed_for_the_caller():
+    _check(CALL, [1], passes=[])   # (no passes: the call stays a call, not inlined)
 
 
 def test_list_outputs_are_new_arrays_per_call():
