@@ -31,6 +31,10 @@ ROW_ELEMENTS_PER_TASK = 1 << 13  # grain of row loops, in elements
 MIN_SIMD_COLUMNS = 16            # shorter inner dims run as one flat loop
 EPILOGUE_BLOCK_BYTES = 1 << 20   # GEMM output bytes per block of a matmul epilogue (about an L2)
 MIN_BLOCK_ROWS = 32
+# accumulators of a row reduction whose elements are cheap (a norm's sums, softmax's max): one is a
+# chain of one dependent add per vector, which bounds the pass; several over as many parts of the row
+# run in parallel (layer norm 1024x4096, 1 thread CPU time, interleaved: 6.14 -> 4.79 ms, torch eager 5.05)
+ROW_STREAMS = 4
 
 
 def emitter(g: Graph) -> Emitter:
@@ -187,10 +191,13 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
             body = _needed(node.args, row_only=True)
             keep = [f"{stash_buf.ptr}[row * {L} + col] = {em.ref(stash)};"] \
                 if stash is not None and stash in body and node is _last_reduce(g) else []
-            phases.append({"kind": "reduce", "op": node.op, "acc": f"acc{em.ids[node]}",
+            acc, value = f"acc{em.ids[node]}", em.ref(node.args[0])
+            n = 1 if any(b.kind == "ew" and b.op in EXPENSIVE for b in body) else ROW_STREAMS
+            phases.append({"kind": "reduce", "op": node.op, "acc": acc,
                            "ident": flit(IDENTITY[node.op]), "stmts": em.stmts(body),
-                           "value": em.ref(node.args[0]), "var": em.ref(node), "inputs": uses(body),
-                           "stash": keep})
+                           "value": value, "var": em.ref(node), "inputs": uses(body),
+                           "stash": keep, "streams": n,
+                           "updates": [_update(node.op, f"{acc}_{j}", value) for j in range(n)]})
         elif node.kind == "ew" and not node.row:
             phases.append({"kind": "scalar", "stmts": [em.stmt(node)]})
     for o, b in row_outs:
@@ -219,6 +226,14 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
 
 EXPENSIVE = {"xc.exp", "xc.exp2", "xc.expm1", "xc.log", "xc.log1p", "xc.log2", "xc.tanh", "xc.erf",
              "xc.sigmoid", "xc.gelu", "xc.silu", "xc.pow", "xc.sin", "xc.cos"}
+
+
+def _update(op: str, acc: str, v: str) -> list[str]:
+    """The statements folding value `v` into accumulator `acc` of a sum / max / min (a max or min
+    also ORs whether `v` is NaN into `acc`_nan)."""
+    if op == "sum":
+        return [f"{acc} += {v};"]
+    return [f"{acc} = {v} {'>' if op == 'max' else '<'} {acc} ? {v} : {acc};", f"{acc}_nan |= {v} != {v};"]
 
 
 def _last_reduce(g: Graph):
