@@ -96,9 +96,11 @@ def loop_ptr(b: Buf, const: bool) -> str:
 
 
 def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf], outs: list[Buf],
-                     comment: str, block: tuple[str, str] | None = None) -> None:
+                     comment: str, block: tuple[str, str] | None = None,
+                     callback: tuple[str, str] | None = None) -> None:
     """`block` = (first row, row count) C expressions: only those rows of a 2-d output, whose first
-    input holds just those rows (a GEMM's row block, still in cache)."""
+    input holds just those rows (a GEMM's row block, still in cache). `callback` = (name, statement):
+    the loop over flat element ranges as a lambda `name(c0, c1)` that `statement` (in its scope) calls."""
     em = emitter(g)
     stmts = em.stmts(g.nodes)
     n = prod(out_shape)
@@ -110,7 +112,7 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
     else:
         shape, st = merge_dims(tuple(out_shape), strides)
     C = shape[-1]
-    two_level = block is not None or (len(shape) > 1 and at_least(C, MIN_SIMD_COLUMNS))
+    two_level = not callback and (block is not None or (len(shape) > 1 and at_least(C, MIN_SIMD_COLUMNS)))
     R = block[1] if block else (n // C if two_level else 1)
     grow = f"{block[0]} + r" if block else "r"
     inputs, pointers = [], {}
@@ -144,7 +146,8 @@ def emit_elementwise(lw: CppLowering, g: Graph, out_shape: tuple, ins: list[Buf]
                 i["mode"] = "index"
     lw.emit(render("cpp", "elementwise", comment=comment, R=R if two_level else 1, C=C, grain=grain,
                    inputs=inputs, outputs=outputs, stmts=stmts, flat=not two_level, grow=grow,
-                   pointers=list(pointers.values())).rstrip("\n"))
+                   pointers=list(pointers.values()), callback=callback[0] if callback else "",
+                   after=callback[1] if callback else "").rstrip("\n"))
 
 
 def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], outs: list[Buf],
@@ -321,6 +324,8 @@ def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
     g = build_graph(sub, [a.type for a in sub.args])
     emitter(g).stmts(g.nodes)
     anchor_args = [args[block.args.index(v)] for v in anchor.operands]
+    if anchor.name == "xc.conv":
+        return _conv_epilogue(lw, op, anchor, anchor_args, g, args, used, block)
     rows = _row_blocks(anchor, anchor_args, g, op)
     M = shape_of(anchor.results[0].type)[0] if rows else 0
     if rows and isinstance(M, int):
@@ -345,6 +350,28 @@ def _gemm_then_epilogue(lw, op, anchor, anchor_args, g, args, used, block, outs=
     outs = outs or [lw.out(op, i) for i in range(len(op.results))]
     ins = [result] + [args[block.args.index(a)] for a in used]
     emit_elementwise(lw, g, tuple(outs[0].shape), ins, outs, f"epilogue of {anchor.name}")
+    return outs
+
+
+def _conv_epilogue(lw, op, anchor, anchor_args, g, args, used, block) -> list[Buf]:
+    """A convolution whose direct kernel runs: the epilogue as its callback, on each block of output
+    rows just computed (still in cache); any other: the convolution, then the epilogue."""
+    from xcomp.backends.cpp.ops_linalg import conv
+    outs = [lw.out(op, i) for i in range(len(op.results))]
+    ins = [args[block.args.index(a)] for a in used]
+    fused = []
+
+    def per_tile(result: Buf, call: str) -> None:
+        name = lw.fresh("epi")
+        emit_elementwise(lw, g, tuple(outs[0].shape), [result] + ins, outs,
+                         f"epilogue of xc.conv, run by the kernel per block of output rows",
+                         callback=(name, f"{call}, {name});"))
+        fused.append(name)
+
+    same = all(tuple(b.shape) == tuple(shape_of(anchor.results[0].type)) for b in outs)
+    (result,) = conv(lw, anchor, anchor_args, epilogue=per_tile if same else None)
+    if not fused:
+        emit_elementwise(lw, g, tuple(outs[0].shape), [result] + ins, outs, f"epilogue of {anchor.name}")
     return outs
 
 

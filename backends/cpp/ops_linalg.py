@@ -96,23 +96,35 @@ def _matmul(lw, op, args):
     return [y]
 
 
-def _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, k, out_sp, stride, lo, dil, planes):
-    """The register-blocked direct kernel of 1-d/2-d convolutions (`xc_conv2d_direct_f32`): it reads a
-    zero-padded copy of the input (rows Hp x Wp, wide enough for the last 8- or 16-pixel tile)
-    unless the input needs no padding and every tile's reads fit in it."""
+def _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, k, out_sp, stride, lo, dil, planes) -> str:
+    """The register-blocked direct kernel of 1-d/2-d convolutions (`xc_conv2d_direct_f32`), as a call
+    without its closing parenthesis (an epilogue callback may follow). It reads a zero-padded copy of
+    the input (rows Hp x Wp, wide enough for the last 8- or 16-pixel tile) unless the input needs no
+    padding and every tile's reads fit in it, and the weights packed per block of output channels:
+    once, in a model slot, when they are a weight; else per call into scratch."""
     lead = lambda v, fill: [fill] * (2 - nsp) + [int(t) for t in v]
     (in1, in2), (k1, k2), (out1, out2) = lead(in_sp, 1), lead(k, 1), lead(out_sp, 1)
     (st1, st2), (pd1, pd2), (dl1, dl2) = lead(stride, 1), lead(lo, 0), lead(dil, 1)
     V = 8 if out2 <= 8 else 16
+    S = st2 if st2 in (1, 2) else 0
     Hp = (out1 - 1) * st1 + (k1 - 1) * dl1 + 1
     Wp = (-(-out2 // V) * V - 1) * st2 + (k2 - 1) * dl2 + 1
     copy = pd1 != 0 or pd2 != 0 or Hp > in1 or Wp > in2
     xp = lw.scratch(DType.F32, (planes * Hp * Wp,)).ptr if copy else "nullptr"
-    lw.emit(f"xc_conv2d_direct_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom}, {xp}, {Hp}, {Wp}, {V});")
+    if fw.dtype is DType.F32 and fw.ptr in {w.ptr for w in lw.weights.values()}:
+        pack, wscratch = f"&m->packs[{lw.packs}]", "nullptr"
+        lw.packs += 1
+    else:
+        pack, wscratch = "nullptr", lw.scratch(DType.F32, (fw.numel,)).ptr
+    return (f"xc_conv2d_direct_f32<{V}, {S}>({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom}, {xp}, {Hp}, {Wp}, "
+            f"{pack}, {wscratch}")
 
 
 @rule("conv")
-def _conv(lw, op, args):
+def conv(lw, op, args, epilogue=None):
+    """The rule of xc.conv. `epilogue(y, call)`, when given, is called instead of emitting the direct
+    kernel's call text `call` (unclosed) when that kernel runs on float32 `y`: a fused elementwise
+    epilogue then runs on each block of output rows as the kernel finishes it (fused.py)."""
     x, w = args[0], args[1]
     bias = args[2] if len(args) > 2 else None
     y = lw.out(op)
@@ -147,7 +159,11 @@ def _conv(lw, op, args):
         O = prod(out_sp)
         pointwise = K == 1 and all(s == 1 for s in stride) and all(p == 0 for p in lo) and tuple(out_sp) == tuple(in_sp)
         if not pointwise and (cin // G) * K <= DIRECT_MAX_TAPS and nsp <= 2:
-            _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, w.shape[2:], out_sp, stride, lo, dil, N * cin)
+            call = _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, w.shape[2:], out_sp, stride, lo, dil, N * cin)
+            if epilogue is not None and fy is y:
+                epilogue(y, call)
+            else:
+                lw.emit(call + ");")
         elif not pointwise and (cin // G) * K <= min(DIRECT_MAX_TAPS, DIRECT_3D_MAX_TAPS):
             lw.emit(f"xc_conv_direct_f32({fy.ptr}, {fx.ptr}, {fw.ptr}, {fbias}, {geom});")
         else:

@@ -77,6 +77,17 @@ def test_conv_epilogue_relu_residual_matches_torch():
     _run_group(fn, [torch.randn(3, 8, 10, 21)])
 
 
+def test_conv_epilogue_broadcast_runtime_weight_matches_torch():
+    # a weight that is an input (packed per call into scratch), an epilogue reading a per-channel
+    # operand by flat index, partial 16-pixel tiles (11 columns) and 8-pixel two-row tiles (odd rows)
+    torch.manual_seed(2)
+
+    def fn(x, w, s):
+        return (torch.sigmoid(F.conv2d(x, w, padding=1) * s + x),
+                torch.relu(F.conv2d(x[..., :7], w, stride=(1, 1), padding=(0, 1)) - s))
+    _run_group(fn, [torch.randn(2, 8, 9, 11), torch.randn(8, 8, 3, 3) * 0.2, torch.randn(1, 8, 1, 1)])
+
+
 def test_transposed_conv_matches_torch():
     torch.manual_seed(2)
     params = [(torch.randn(ws), torch.randn(ws[1] * kw.get("groups", 1)), kw, len(ws) - 2) for _, ws, kw in TRANSPOSED]
@@ -102,7 +113,9 @@ def test_pooling_paths_match_torch():
                 F.avg_pool2d(a, 2, divisor_override=3),
                 F.adaptive_avg_pool2d(a, (5, 4)), F.adaptive_max_pool2d(a, 3), F.adaptive_avg_pool2d(a, 1),
                 F.max_pool1d(b, 4, stride=3, padding=2), F.avg_pool1d(b, 3), F.adaptive_avg_pool1d(b, 7),
-                F.max_pool3d(c, 2, padding=1), F.avg_pool3d(c, (2, 3, 2)))
+                F.max_pool3d(c, 2, padding=1), F.avg_pool3d(c, (2, 3, 2)),
+                F.adaptive_max_pool2d(a, 1), F.avg_pool2d(a, 2), F.max_pool3d(c, (1, 2, 2)),
+                F.adaptive_avg_pool3d(c, 1), F.max_pool2d(a, (17, 19)))
     _run_group(fn, [x2, x1, x3])
 
 

@@ -81,9 +81,9 @@ def test_reduction_over_leading_axes_and_nonlast_softmax():
 
 @pytest.mark.parametrize("cin,groups,kernel,expect", [
     (272, 1, 3, "xc_conv_f32("),         # 2448 taps: im2col + GEMM
-    (24, 1, 3, "xc_conv2d_direct_f32("), # 216 taps: register-blocked direct
-    (24, 2, 3, "xc_conv2d_direct_f32("), # 108 taps per group: direct
-    (8, 8, 3, "xc_conv2d_direct_f32("),  # depthwise
+    (24, 1, 3, "xc_conv2d_direct_f32<"), # 216 taps: register-blocked direct
+    (24, 2, 3, "xc_conv2d_direct_f32<"), # 108 taps per group: direct
+    (8, 8, 3, "xc_conv2d_direct_f32<"),  # depthwise
     (24, 1, 1, "xc_conv_f32("),          # 1x1: GEMM on the input as it is
 ])
 def test_convolution_kernel_choice(cin, groups, kernel, expect):
