@@ -23,7 +23,7 @@ static inline int64_t xc_map(const xc_dim& d, int64_t o) {
 }
 
 template <typename T>
-XC_PREBUILT_TEMPLATE void xc_remap(T* dst, const T* src, int rank, const xc_dim* dims, T fill) {
+static void xc_remap(T* dst, const T* src, int rank, const xc_dim* dims, T fill) {
   int64_t inner = rank ? dims[rank - 1].size : 1, outer = 1;
   for (int i = 0; i + 1 < rank; ++i) outer *= dims[i].size;
   if (inner == 0 || outer == 0) return;
