@@ -45,6 +45,11 @@ class Target:
         """None when the target can run on this machine, else why not."""
         return None
 
+    def prepare(self) -> None:
+        """Start, in the background, what builds of this target may need (cpp: the prebuilt prelude and
+        GEMM object). `xcomp.compile` calls it before a torch.export capture (a capture cache miss) so
+        the work overlaps capture and passes; a start whose capture is cached never calls it."""
+
     def supported(self) -> set[str]:
         """Op names this target lowers directly."""
         raise NotImplementedError

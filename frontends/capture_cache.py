@@ -203,16 +203,23 @@ def _read(d: str, fn, args: list) -> Captured:
                     info["array_kind"], notes=list(info["notes"]), cached=d)
 
 
-def capture(fn, args: list, dynamic, run: Callable[[Any, list, Any], Captured], use_cache: bool | None) -> Captured:
-    """`run(fn, args, dynamic)` (a torch.export capture) through the capture cache."""
+def capture(fn, args: list, dynamic, run: Callable[[Any, list, Any], Captured], use_cache: bool | None,
+            on_miss: Callable[[], None] | None = None) -> Captured:
+    """`run(fn, args, dynamic)` (a torch.export capture) through the capture cache; `on_miss()`
+    (the target's background preparation) runs before a capture that is not read from it."""
     from xcomp.program_cache import enabled
-    if not enabled(use_cache):
+
+    def capture_now() -> Captured:
+        if on_miss is not None:
+            on_miss()
         return run(fn, args, dynamic)
+    if not enabled(use_cache):
+        return capture_now()
     try:
         key = capture_key(fn, args, dynamic)
     except Unhashable as e:
         _LOG.debug("capture not cached: %s", e)
-        return run(fn, args, dynamic)
+        return capture_now()
     cache = Cache(NAMESPACE)
     hit = cache.lookup(key)
     if hit:
@@ -223,7 +230,7 @@ def capture(fn, args: list, dynamic, run: Callable[[Any, list, Any], Captured], 
         except Exception as e:  # noqa: BLE001 - an entry that passed its checksums but does not load
             _LOG.debug("unreadable entry %s/%s (%s: %s): capturing again", NAMESPACE, key[:16], type(e).__name__, e)
             cache.remove(key)
-    captured = run(fn, args, dynamic)
+    captured = capture_now()
     try:
         cache.get(key, lambda d: _write(d, captured, fn, args))
     except _NotStored as e:

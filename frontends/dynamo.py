@@ -53,7 +53,9 @@ def xcomp_backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], optio
     from torch._functorch.aot_autograd import make_boxed_func
     from xcomp.backends import get_target, require_runnable
     opts = _options(options)
-    require_runnable(get_target(opts["target"]))
+    target = get_target(opts["target"])
+    require_runnable(target)
+    target.prepare()   # background work its builds may need (cpp: the prebuilt parts)
     weights = _static_inputs(gm, example_inputs) if opts["freeze"] else {}
 
     def inference(aot_gm, aot_inputs):

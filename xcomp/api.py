@@ -133,9 +133,9 @@ def _prepare_torchscript(fn):
     return _frontend("torchscript", "TorchScript modules").prepare(fn)
 
 
-def _capture_torch_export(fn, args, dynamic, cache: bool | None = False):
+def _capture_torch_export(fn, args, dynamic, cache: bool | None = False, on_miss=None):
     from xcomp.frontends import capture_cache   # a hit skips torch.export (an entry of an earlier process)
-    return capture_cache.capture(fn, args, dynamic, _export, cache)
+    return capture_cache.capture(fn, args, dynamic, _export, cache, on_miss)
 
 
 def _export(fn, args, dynamic):
@@ -173,11 +173,14 @@ def frontend_for(fn, args=None) -> Frontend:
     return next(f for f in FRONTENDS if f.claims(fn, args))
 
 
-def _capture(fn, args: list, dynamic: bool = False, cache: bool | None = False) -> Captured:
-    """`fn` captured by its frontend; `cache` (False, True, None: XCOMP_CACHE) as in `capture`."""
+def _capture(fn, args: list, dynamic: bool = False, cache: bool | None = False, on_miss=None) -> Captured:
+    """`fn` captured by its frontend; `cache` (False, True, None: XCOMP_CACHE) as in `capture`;
+    `on_miss()` runs before a capture that is not read from the capture cache."""
     frontend = frontend_for(fn, args)
     if frontend.cached:
-        return frontend.capture(fn, args, dynamic, cache=cache)
+        return frontend.capture(fn, args, dynamic, cache=cache, on_miss=on_miss)
+    if on_miss is not None:
+        on_miss()
     return frontend.capture(fn, args, dynamic)
 
 
@@ -315,7 +318,7 @@ class Compiled:
     def _compile(self, args: list, spec):
         """Capture (with the dynamic dims `spec`), optimize and build for `target`."""
         try:
-            cap = _capture(self.fn, args, spec or None, self.program_cache)
+            cap = _capture(self.fn, args, spec or None, self.program_cache, on_miss=self.target.prepare)
         except Exception as e:
             if not spec or isinstance(e, XcompError):
                 raise

@@ -23,14 +23,17 @@ class CppTarget(Target):
         self._emitted = None    # (program, unit or the NeedsStaticSizes raised): one emission per program
 
     def unavailable_reason(self) -> str | None:
-        """None when a compiler is found and probed; `xcomp.compile` asks before capturing, so the
-        parts every unit shares (prebuilt.py) start building here, in the background."""
-        from xcomp.backends.cpp import prebuilt
+        """None when a compiler is found and probed."""
         from xcomp.backends.cpp.toolchain import unavailable_reason
-        reason = unavailable_reason()
-        if reason is None:
+        return unavailable_reason()
+
+    def prepare(self) -> None:
+        """Start building the parts every unit shares (prebuilt.py) in the background: `xcomp.compile`
+        calls it before capturing with torch.export (not on a start whose capture is cached, where
+        computing that entry's key would cost more than the rest of the start)."""
+        from xcomp.backends.cpp import prebuilt
+        if self.unavailable_reason() is None:
             prebuilt.prepare()
-        return reason
 
     def runtime_details(self) -> str:
         """What builds here use (`xcomp targets`): the BLAS found and the thread runtime."""
