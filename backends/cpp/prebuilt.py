@@ -1,27 +1,30 @@
 """What every generated unit shares, compiled once per toolchain and cached: the prelude precompiled
-(a GCC precompiled header) and the GEMM entry points as an object file.
+(a GCC precompiled header), the GEMM entry points and common helper instantiations as objects.
 
 Every unit the code generator writes opens with the same text (templates/cpp/prelude.j2:
 `#include "xcomp_runtime.h"` and the generator's helpers inside the include guard XCOMP_PRELUDE).
 Parsing it, with <cmath>, <algorithm> and <vector>, was ~0.6 s of g++ CPU time per build; loading it
-precompiled takes ~0.1 s. `xc_sgemm` and `xc_sgemm_weight` (BLAS dispatch, packing, the fallback
-GEMM) were another ~0.25 s in every program that multiplies matrices; with `-DXC_PREBUILT_GEMM` the
-unit only declares them and links `xcomp_gemm.o` (runtime.h says what else that changes).
+precompiled takes ~0.15 s. `xc_sgemm` and `xc_sgemm_weight` (BLAS dispatch, weight packing, the
+fallback GEMM) were another 0.25 s (OpenBLAS) to 1.5 s (oneMKL, whose builds keep the fallback GEMM)
+in every program that multiplies matrices: with `-DXC_PREBUILT_GEMM` the unit only declares them
+(runtime.h) and links `xcomp_gemm.o`. Helpers the prelude declares `extern template` (`xc_remap<float>`)
+are instantiated once, in `xcomp_ops.o`.
 
 A `Cache("cpp-prebuilt")` entry holds `xcomp_prelude.h` (the prelude's text), `xcomp_runtime.h`,
-`xcomp_prelude.h.gch` and `xcomp_gemm.o`, keyed by the text, the runtime header, the toolchain
-(compiler, version, flags, CPU features), the BLAS and the extra flags: GCC takes a precompiled
-header only under the options it was built with. A unit is compiled as it is, with
+`xcomp_prelude.h.gch`, `xcomp_gemm.o` and `xcomp_ops.o`, keyed by the text, the runtime header, the
+toolchain (compiler, version, flags, CPU features), the BLAS and the extra flags: GCC takes a
+precompiled header only under the options it was built with. A unit is compiled as it is, with
 `-include <entry>/xcomp_prelude.h`: GCC loads the .gch and then skips the unit's own copy of the
-text (include guards); where GCC rejects the .gch it reads the header (the same text). So neither
+text (include guards); where GCC rejects the .gch it reads the header (the same text). So none of it
 changes what a library computes, and the library's cache key (its source, runtime header, toolchain
-and flags) covers them.
+and flags) covers what it is built from.
 
-Building an entry takes ~1.6 s of CPU (two compiler runs, side by side), so it runs in a background
-thread: `prepare` starts it when `xcomp.compile` checks that the cpp target can run, so it overlaps
-capture and the passes; a build waits for it then. A build that finds no entry and none being made
-starts one and goes on without it (later builds use it). Only GCC (clang's precompiled headers take
-other options); XCOMP_PREBUILT=0 turns both off.
+Making an entry takes ~2-3.5 s of CPU (the header and the GEMM object side by side, then the
+instantiations with the new header), so it runs in a background thread: `prepare` starts it when
+`xcomp.compile` checks that the cpp target can run, so it overlaps capture and the passes; a build
+waits for it then. A build that finds no entry and none being made starts one and goes on without it
+(later builds use it). Only GCC (clang's precompiled headers take other options); XCOMP_PREBUILT=0
+turns it off (units then build whole, as the exported project builds them).
 """
 from __future__ import annotations
 
@@ -34,14 +37,16 @@ from xcomp.cache import Cache, content_key
 
 PRELUDE = "xcomp_prelude.h"
 GEMM_OBJECT = "xcomp_gemm.o"
+OPS_OBJECT = "xcomp_ops.o"
 DEFINE = "-DXC_PREBUILT_GEMM=1"
 END = "#endif  // XCOMP_PRELUDE\n"
-_KEY_VERSION = "xcomp-cpp-prebuilt-1"
+_KEY_VERSION = "xcomp-cpp-prebuilt-3"
 _TIMEOUT_S = 300
 
 _lock = threading.Lock()
 _running: dict[str, threading.Thread] = {}   # entry folder -> the thread making it in this process
 _ready: set[str] = set()                     # entry folders verified in this process
+_failed: set[str] = set()                    # entry folders that could not be made in this process
 _keyed = threading.Event()                   # clear while `prepare`'s thread has not said what it makes
 _keyed.set()
 _prepared_roots: set[str] = set()
@@ -62,7 +67,7 @@ def usable(tc: Toolchain) -> bool:
 
 def compile_args(entry: str) -> tuple[list[str], list[str]]:
     """(arguments before the unit's source, arguments after it) that build with `entry`."""
-    return [DEFINE, "-include", os.path.join(entry, PRELUDE)], [os.path.join(entry, GEMM_OBJECT)]
+    return [DEFINE, "-include", os.path.join(entry, PRELUDE)], [os.path.join(entry, o) for o in (GEMM_OBJECT, OPS_OBJECT)]
 
 
 def _key(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...]) -> str:
@@ -74,23 +79,37 @@ def _cache() -> Cache:
     return Cache("cpp-prebuilt")
 
 
-def _produce(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...], d: str) -> None:
-    from xcomp.backends.cpp.build import RUNTIME_HEADER, runtime_header
-    files = {PRELUDE: prelude, RUNTIME_HEADER: runtime_header(), "xcomp_gemm.cpp": '#include "xcomp_runtime.h"\n'}
-    for name, text in files.items():
-        with open(os.path.join(d, name), "w") as f:
-            f.write(text)
-    blas = tc.blas if uses_blas else Blas("fallback")
-    base = [tc.cxx, *tc.flags, *blas.defines, *extra, DEFINE, f"-I{d}"]
-    cmds = [[*base, "-x", "c++-header", os.path.join(d, PRELUDE), "-o", os.path.join(d, PRELUDE + ".gch")],
-            [*base, "-DXC_PREBUILT_GEMM_OBJECT=1", "-DXC_RUNTIME_NO_EXPORTS=1", "-c",
-             os.path.join(d, "xcomp_gemm.cpp"), "-o", os.path.join(d, GEMM_OBJECT)]]
+def instantiations(prelude: str) -> list[str]:
+    """The explicit instantiations the prelude's `extern template ...;` lines declare."""
+    return [line[len("extern "):] for line in prelude.splitlines() if line.startswith("extern template ")]
+
+
+def _run(cmds: list[list[str]], d: str) -> None:
+    """Run the commands side by side; RuntimeError with the output of the first that fails."""
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=d) for c in cmds]
     outs = [p.communicate(timeout=_TIMEOUT_S)[0] for p in procs]
     for p, out in zip(procs, outs):
         if p.returncode != 0:
             raise RuntimeError(f"building the prebuilt parts failed: {out.strip()[-2000:]}")
-    os.remove(os.path.join(d, "xcomp_gemm.cpp"))
+
+
+def _produce(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...], d: str) -> None:
+    from xcomp.backends.cpp.build import RUNTIME_HEADER, runtime_header
+    files = {PRELUDE: prelude, RUNTIME_HEADER: runtime_header(), "xcomp_gemm.cpp": '#include "xcomp_runtime.h"\n',
+             "xcomp_ops.cpp": "".join(f"{line}\n" for line in instantiations(prelude))}
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    blas = tc.blas if uses_blas else Blas("fallback")
+    base = [tc.cxx, *tc.flags, *blas.defines, *extra, DEFINE, f"-I{d}"]
+    _run([[*base, "-x", "c++-header", os.path.join(d, PRELUDE), "-o", os.path.join(d, PRELUDE + ".gch")],
+          [*base, "-DXC_PREBUILT_GEMM_OBJECT=1", "-DXC_RUNTIME_NO_EXPORTS=1", "-c", os.path.join(d, "xcomp_gemm.cpp"),
+           "-o", os.path.join(d, GEMM_OBJECT)]], d)
+    # the instantiations, with the precompiled prelude just made
+    _run([[*base, "-include", os.path.join(d, PRELUDE), "-c",
+           os.path.join(d, "xcomp_ops.cpp"), "-o", os.path.join(d, OPS_OBJECT)]], d)
+    for name in ("xcomp_gemm.cpp", "xcomp_ops.cpp"):
+        os.remove(os.path.join(d, name))
 
 
 def _make(key: str, prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...]) -> None:
@@ -99,8 +118,9 @@ def _make(key: str, prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[s
         d = cache.get(key, lambda d: _produce(prelude, tc, uses_blas, extra, d))
         with _lock:
             _ready.add(d)
-    except Exception:  # nothing prebuilt: units build whole, as without it
-        pass
+    except Exception:  # nothing prebuilt: units build whole, as without it (not tried again in this process)
+        with _lock:
+            _failed.add(cache.entry_dir(key))
     finally:
         with _lock:
             _running.pop(cache.entry_dir(key), None)
@@ -113,7 +133,7 @@ def start(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...] =
     key = _key(prelude, tc, uses_blas, extra)
     d = cache.entry_dir(key)   # (entries are remembered by folder: XCOMP_CACHE_DIR may change)
     with _lock:
-        if d in _ready or d in _running:
+        if d in _ready or d in _running or d in _failed:
             return d
     if cache.lookup(key):
         with _lock:
@@ -182,4 +202,4 @@ def for_unit(source: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...]
         start(prelude, tc, uses_blas, extra)
     with _lock:
         ready = d in _ready
-    return d if ready and os.path.isfile(os.path.join(d, GEMM_OBJECT)) else None
+    return d if ready and os.path.isfile(os.path.join(d, OPS_OBJECT)) else None

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from xcomp.cache import content_key, default_root
@@ -187,7 +188,7 @@ def _cpu_features_uncached() -> str:
 def _toolchain(cxx: str, env: tuple, cpu: str, openblas_origin: str, root: str) -> Toolchain:
     st = os.stat(cxx)
     key = content_key("toolchain", _PROBE_VERSION, cxx, str(st.st_size), str(st.st_mtime_ns), repr(env), cpu,
-                      openblas_origin, sys.platform, repr((BASE_FLAGS, OPT_FLAGS, VECTORIZE_FLAGS, WIDE_VECTOR_FLAGS)))
+                      openblas_origin, sys.platform, repr((BASE_FLAGS, OPT_FLAGS, VECTORIZE_FLAGS, WIDE_VECTOR_FLAGS, auto_order(cpu))))
     path = os.path.join(root, "probes", f"cpp-{key[:32]}.json")
     try:
         with open(path) as f:
@@ -247,10 +248,16 @@ def _probe(cxx: str, env: dict, cpu: str) -> Toolchain:
     march = env.get("XCOMP_MARCH", "native") != "baseline"
     wide = [*wide_vector_flags(cpu)] if march else []
     every = [*flags, *VECTORIZE_FLAGS, *(["-march=native", *wide] if march else []), "-fopenmp-simd"]
-    if _try(cxx, every, simd_src):  # one compiler run where every optional flag is accepted (GCC, clang on x86)
-        flags = every
-    else:
-        flags = _probe_flags(cxx, version, env, cpu, flags, simd_src)
+    tail = [*(["-pthread"] if env.get("XCOMP_OPENMP", "0") != "1" else []), *env.get("XCOMP_CXXFLAGS", "").split()]
+    # one compiler run where every optional flag is accepted (GCC, clang on x86), and beside it the BLAS
+    # probe with those flags (its answer is kept when they are the flags chosen)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        blas_early = pool.submit(_find_blas, cxx, [*every, *tail], env.get("XCOMP_BLAS") or "auto")
+        if _try(cxx, every, simd_src):
+            flags = list(every)
+        else:
+            flags = _probe_flags(cxx, version, env, cpu, flags, simd_src)
+        early = blas_early.exception() or blas_early.result()
     openmp = False
     if env.get("XCOMP_OPENMP", "0") == "1":
         omp_src = ("#include <omp.h>\nextern \"C\" int xc_probe() { int n = 0;\n"
@@ -260,6 +267,10 @@ def _probe(cxx: str, env: dict, cpu: str) -> Toolchain:
     else:
         flags.append("-pthread")
     flags += env.get("XCOMP_CXXFLAGS", "").split()
+    if flags == [*every, *tail]:
+        if isinstance(early, Exception):
+            raise early
+        return Toolchain(cxx, version, tuple(flags), openmp, cpu, early)
     return Toolchain(cxx, version, tuple(flags), openmp, cpu, _find_blas(cxx, flags, env.get("XCOMP_BLAS") or "auto"))
 
 
@@ -381,11 +392,26 @@ _BLAS_FINDERS = {"mkl": _mkl, "openblas": _openblas, "accelerate": _accelerate}
 # oneMKL only on x86-64 Linux, Accelerate only on macOS; OpenBLAS anywhere the wheel installs.
 # oneMKL against OpenBLAS, single-threaded CPU time per call on the benchmark models: see the README.
 _AUTO_ORDER = ("mkl", "accelerate", "openblas")
+# on an x86 CPU of another vendor than Intel, OpenBLAS first (oneMKL second): on an AVX2 AMD EPYC, oneMKL
+# 2026.2 was the slowest GEMM on every row of benchmarks/cpp_cpu.py (single-thread CPU ms, one interleaved
+# run, MKL / own GEMM / OpenBLAS with weights through xcomp's packed GEMM: MLP b1 2.92/3.20/2.58, b32
+# 27.3/21.1/21.2, encoder b1 9.27/8.27/8.60, b8 72.4/69.0/67.9; its packed-weight product of 32 x 4096 x
+# 1024 12.4 ms against 8.4 for xcomp's, its sgemv 10% slower than OpenBLAS's)
+_AUTO_ORDER_OTHER_X86 = ("accelerate", "openblas", "mkl")
+
+
+def auto_order(cpu: str) -> tuple[str, ...]:
+    """The BLAS tried in turn with XCOMP_BLAS=auto on a CPU (`cpu_features()` text)."""
+    arch, _, rest = cpu.partition(" ")
+    model = rest.split("|")[0].lower()
+    x86 = arch.lower() in ("x86_64", "amd64", "i686", "i386")
+    return _AUTO_ORDER_OTHER_X86 if x86 and model.strip() and "intel" not in model else _AUTO_ORDER
 _HINTS = {"mkl": "pip install mkl (x86-64 Linux)", "openblas": "pip install scipy-openblas32",
           "accelerate": "macOS only"}
 
 
-def _find_blas(cxx: str, flags: list[str], choice: str) -> Blas:
+def _find_blas(cxx: str, flags: list[str], choice: str, cpu: str | None = None) -> Blas:
+    """The BLAS of XCOMP_BLAS=`choice` (auto: the first found, in `auto_order` of the CPU)."""
     if choice == "none":
         return Blas("fallback", "xcomp's own packed GEMM in xcomp_runtime.h (XCOMP_BLAS=none)")
     if choice in _BLAS_FINDERS:
@@ -396,7 +422,7 @@ def _find_blas(cxx: str, flags: list[str], choice: str) -> Blas:
         return blas
     if choice != "auto":
         raise TargetError(f"XCOMP_BLAS={choice!r}: expected auto, mkl, openblas, accelerate or none")
-    for name in _AUTO_ORDER:
+    for name in auto_order(cpu_features() if cpu is None else cpu):
         blas = _BLAS_FINDERS[name](cxx, flags)
         if blas is not None:
             return blas

@@ -42,7 +42,11 @@
 #define XC_BLAS_NAME "fallback"
 #endif
 #ifndef XC_EXPORT
+#ifdef XC_PREBUILT_GEMM  // weak: a prebuilt object made with the same precompiled prelude defines them too
+#define XC_EXPORT extern "C" __attribute__((visibility("default"), weak))
+#else
 #define XC_EXPORT extern "C" __attribute__((visibility("default")))
+#endif
 #endif
 // XC_PREBUILT_GEMM (the cpp target's builds, backends/cpp/prebuilt.py): xc_sgemm and xc_sgemm_weight are
 // compiled once per toolchain into an object (this header with XC_PREBUILT_GEMM_OBJECT) that each
