@@ -1,7 +1,8 @@
 """The exp of softmax-shaped row groups on cpp: `exp(x - max(x))` (softmax, log_softmax, the same
 written out) is spelled with the runtime's exp for non-positive arguments (graph.mark_nonpositive);
 other exps keep the full-range one. Checked on the source and against torch eager, with the edge
-values a row can hold (-inf masks, a NaN, a row of -inf, +inf, huge and tiny values)."""
+values a row can hold (-inf masks, a NaN, a row of -inf, +inf, huge values, exps below the normal
+range, which the nonpositive exp flushes to 0)."""
 from __future__ import annotations
 
 import pytest
