@@ -21,6 +21,10 @@ capture giving a wrong answer is the worst outcome, a capture taken again only c
 
 Torch, numpy and the standard library are known by name (their version is in the key); anything
 else is hashed by content. `Unhashable` says what stopped it (logged under XCOMP_LOGS=cache).
+
+Not seen: state code reads from outside its module, arguments and globals (environment variables,
+files, torch's global flags beyond those above), torch/numpy/standard-library functions replaced
+in-process, and ATen converters removed in-process (added or replaced ones are: `converters`).
 """
 from __future__ import annotations
 

@@ -336,7 +336,7 @@ def capture_module(fn, example_inputs: Sequence[Any], dynamic=None) -> Captured:
     `xcomp.frontends.dynamic_shapes`) for symbolic sizes."""
     from xcomp.frontends.dynamic_shapes import export_program, rename_sizes
     module = fn if isinstance(fn, torch.nn.Module) else _FunctionModule(fn)
-    was_training = getattr(module, "training", False)
+    modes = [(m, m.training) for m in module.modules()]   # restored per module: a wrapper is new (training)
     module.eval()
     t0 = time.perf_counter()
     try:
@@ -346,7 +346,8 @@ def capture_module(fn, example_inputs: Sequence[Any], dynamic=None) -> Captured:
     except Exception as e:  # torch.export's own errors: one line of why, and what works instead
         raise CaptureError(_capture_failure(fn, e)) from e
     finally:
-        module.train(was_training)
+        for m, training in modes:
+            m.training = training
     t1 = time.perf_counter()
     with rename_sizes(ep, dynamic):
         captured = from_exported(ep)

@@ -252,3 +252,29 @@ def test_a_warm_process_imports_no_dynamo(cache_dir):
                                       check=True).stdout.splitlines()[-1]) for _ in range(2)]
     assert outs[0]["dynamo"] and not outs[0]["cached"], outs
     assert not outs[1]["dynamo"] and outs[1]["cached"] and outs[1]["err"] < 1e-4, outs
+
+
+class Nested(torch.nn.Module):
+    """Nested outputs and a constant argument (the module is exported bound: weights under `inner.`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, a, scale: float):
+        y = self.fc(a) * scale
+        return {"y": y, "pair": (y + 1.0, torch.tanh(y))}
+
+
+def test_nested_outputs_and_constant_arguments_hit(cache_dir, exports):
+    m, a = Nested().eval(), x(2, 4)
+    run(m, a, 3.0)
+    y, cap = run(m, a, 3.0)
+    assert cap.cached and len(exports) == 1
+    want = m(a, 3.0)
+    assert set(y) == {"y", "pair"} and isinstance(y["pair"], tuple)
+    torch.testing.assert_close(y["y"], want["y"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y["pair"][1], want["pair"][1], rtol=1e-5, atol=1e-5)
+    _, cap = run(m, a, 2.0)   # another constant: another capture
+    assert not cap.cached and len(exports) == 2
+    assert not any(s.training for s in m.modules())   # capturing the bound module left it in eval mode
