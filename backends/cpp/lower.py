@@ -164,6 +164,7 @@ class CppLowering(Lowering):
         self.direct: dict[Value, Buf] = {}    # @main results written into the caller's outputs
         self.counter = 0
         self._last_use: dict = {}             # block -> {value: index of the block's op that uses it last}
+        self._owner = {b: o for o in program.walk() for r in o.regions for b in r.blocks}  # block -> its op
         self.list_outputs: list[int] = []     # indices of @main's results that are lists
 
     # names and lines ---------------------------------------------------------------------------
@@ -247,28 +248,35 @@ class CppLowering(Lowering):
         return Buf(name, dt, tuple(arr.shape))
 
     def reusable(self, v: Value, op: Operation) -> bool:
-        """Whether `op` may take over `v`'s storage (update a list in place, move it): `op` runs in
-        the block that defines `v` (not in a region that may run it again), uses `v` once (its own
-        regions included), and no later op of that block (or of the regions they hold) reads `v`."""
+        """Whether `op` may take over `v`'s storage (update a list in place, move it): `op` uses `v`
+        once (its own regions included), no later op reads `v`, and `op` runs at most once per `v`:
+        in the block that defines `v`, or in branches of `xc.if`s there (only one branch runs), not
+        in a loop body that may run it again. A function's arguments are the caller's: never."""
         home = v.owner if v.op is None else v.op.parent
-        if home is not op.parent or sum(o.operands.count(v) for o in op.walk()) != 1:
+        if sum(o.operands.count(v) for o in op.walk()) != 1 or (v.op is None and home.parent is None):
             return False
-        if v.op is None and home.parent is None:   # a function's argument: the caller's value (xc.call)
-            return False
-        if home not in self._last_use:
-            last = self._last_use[home] = {}
-            for i, top in enumerate(home.ops):
+        block, at = op.parent, op
+        while True:
+            last = self._last_uses(block)
+            if last.get(v) != last[at]:          # read again after `at` in its block
+                return False
+            if block is home:
+                return True
+            at = self._owner.get(block)
+            if at is None or at.name != "xc.if":
+                return False
+            block = at.parent
+
+    def _last_uses(self, block) -> dict:
+        """{value or op: index of the op of `block` that uses it last / holds it} (nested uses count)."""
+        if block not in self._last_use:
+            last = self._last_use[block] = {}
+            for i, top in enumerate(block.ops):
                 for o in top.walk():
                     for u in o.operands:
                         last[u] = i
                 last[top] = i
-        last = self._last_use[home]
-        return last.get(v) == last[op]
-
-    @staticmethod
-    def local(v: Value, block) -> bool:
-        """Whether `v` is defined in `block` itself (an argument or a result of one of its ops)."""
-        return (v.owner if v.op is None else v.op.parent) is block
+        return self._last_use[block]
 
     def copy(self, dst, src, move: bool = False) -> None:
         """`dst = src` (a memmove of buffers; lists assigned, or moved when `move` and `src` is dead)."""
@@ -365,8 +373,9 @@ def _lower_if(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
             lw.emit("} else {")
         ys = lw.region(region.block, dict(env))
         lw.depth += 1
-        for r, y, v in zip(results, ys, region.block.ops[-1].operands):
-            lw.copy(r, y, move=lw.local(v, region.block))
+        end = region.block.ops[-1]
+        for r, y, v in zip(results, ys, end.operands):
+            lw.copy(r, y, move=lw.reusable(v, end))
         lw.depth -= 1
     lw.emit("}")
     return results
@@ -392,8 +401,9 @@ def _lower_loop(lw: CppLowering, op: Operation, args: list, env: dict) -> list:
     ys = lw.region(body, inner)
     lw.depth += 1
     lw.emit(f"{go} = {lw.truth(ys[0])};")
-    for t, y, v in zip(temps, ys[1:], body.ops[-1].operands[1:]):
-        lw.copy(t, y, move=lw.local(v, body))   # (an outer list yielded as it is stays: copied)
+    end = body.ops[-1]
+    for t, y, v in zip(temps, ys[1:], end.operands[1:]):
+        lw.copy(t, y, move=lw.reusable(v, end))   # (an outer list yielded as it is stays: copied)
     for c, t in zip(carried, temps):
         lw.copy(c, t, move=True)
     lw.depth -= 1

@@ -105,6 +105,23 @@ func.func @main(%x: tensor<3xf32>, %n: tensor<i64>) -> ({L}, tensor<i64>) {{
 }}
 """
 
+# a loop carrying two lists yields one new list for both (each gets its own copy)
+TWICE_YIELDED = f"""module {{
+func.func @main(%x: tensor<3xf32>, %n: tensor<i64>) -> ({L}, {L}) {{
+  %go = "xc.constant"() {{dtype = i1, value = true}} : () -> tensor<i1>
+  %a0 = "xc.list"(%x) : (tensor<3xf32>) -> {L}
+  %b0 = "xc.list"(%x, %x) : (tensor<3xf32>, tensor<3xf32>) -> {L}
+  %0:2 = "xc.loop"(%n, %go, %a0, %b0) ({{
+  ^bb0(%i: tensor<i64>, %a: {L}, %b: {L}):
+    %y = "xc.neg"(%x) : (tensor<3xf32>) -> tensor<3xf32>
+    %a2 = "xc.list_append"(%a, %y) : ({L}, tensor<3xf32>) -> {L}
+    "xc.yield"(%go, %a2, %a2) : (tensor<i1>, {L}, {L}) -> ()
+  }}) : (tensor<i64>, tensor<i1>, {L}, {L}) -> ({L}, {L})
+  func.return %0#0, %0#1 : {L}, {L}
+}}
+}}
+"""
+
 T = 'tensor<?xf32, ["S"]>'
 LS = f"!xc.list<{T}>"
 # elements of a symbolic length S: tanh of the last one appended n times
@@ -152,18 +169,28 @@ def _check(text, ns, **options):
     return fn
 
 
+def _no_list_copied_in_the_loop(src: str) -> None:
+    """Lists inside the loop are appended to in place and moved, never copied (`lN = lM;`)."""
+    body = src[src.index("for (int64_t it"):]
+    body = body[:body.index("\n  }\n")]
+    assert not [line for line in body.splitlines()
+                if line.strip().startswith("l") and " = l" in line and "std::move" not in line], body
+
+
 def test_list_appended_in_a_loop_is_returned():
     fn = _check(APPEND_IN_LOOP, [0, 1, 4, 40])
     src = fn.source()
     assert ".push(" in src and "xc_list_view" in src
-    # the append updates the loop's list in place: no copy of a list inside the loop
-    body = src[src.index("for (int64_t it"):]
-    assert not any(line.strip().startswith("l") and " = l" in line and "std::move" not in line
-                   for line in body.splitlines()), body
+    _no_list_copied_in_the_loop(src)
 
 
 def test_list_through_an_if_in_a_loop():
-    _check(IF_APPENDS, [0, 1, 5])
+    fn = _check(IF_APPENDS, [0, 1, 5])
+    _no_list_copied_in_the_loop(fn.source())   # the branch appends in place, the other moves it on
+
+
+def test_one_list_yielded_for_two_carried_lists():
+    _check(TWICE_YIELDED, [0, 2])
 
 
 def test_list_read_by_the_loop_that_carries_it_returned_twice():
