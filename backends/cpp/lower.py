@@ -11,9 +11,10 @@ that `@main` returns are written straight into the caller's output buffers where
 
 Lists (`!xc.list<T>`, TorchScript lists a loop or branch appends to) are `xc_list` variables
 (templates/cpp/ops.h): a growable run of elements of one byte size (the element type's; a size
-expression where it is symbolic). A rule updates a list in place when the IR value it replaces has no
-other use and lives in the same block (`reusable`), and region rules move lists rather than copy
-them where the source dies, so a loop appending n elements costs O(n), not O(n^2). A list that
+expression where it is symbolic). A rule updates a list in place when the IR value it replaces is
+read no more and the op runs once per value (in the value's block or a branch of an `xc.if` there,
+not in a loop body: `reusable`), and region rules move lists rather than copy them by the same rule,
+so a loop appending n elements (in a branch or not) costs O(n), not O(n^2). A list that
 `@main` returns is moved into the model (`xc_model::lists`) and its output slot is an
 `xc_list_view` (count and data) the caller reads after the call (unit.py).
 
