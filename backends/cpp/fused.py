@@ -6,13 +6,17 @@ expression table Metal and CUDA use.
   rows x columns with a `#pragma omp simd` column loop (broadcast operands read per row or per
   column), else one flat loop with index arithmetic for broadcast operands;
 - row groups (softmax, norms, logsumexp, sum/mean/max/var with their prologue and epilogue): one
-  task per block of rows; each reduction is one pass over the row, then the epilogue pass stores;
+  task per block of rows; each reduction is one pass over the row (a cheap one with ROW_STREAMS
+  accumulators), then the epilogue pass stores; a first reduction followed by a transcendental pass
+  (softmax's max, then exp) runs for the next row inside that pass (`_ahead`);
 - matmul/conv epilogue groups: the anchor through its op rule (GEMM), then the elementwise rest over
   its result.
 
 A group whose graph cannot be built (a reduction over leading axes, ...) is lowered op by op.
 """
 from __future__ import annotations
+
+import re
 
 from xcomp.backends.cpp.lower import Buf, CppLowering, load, shape_of, store
 from xcomp.backends.cpp.sizes import (at_least, broadcast_strides, cdiv_expr, collapse, index_expr, prod,
@@ -199,7 +203,7 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
             phases.append({"kind": "reduce", "op": node.op, "acc": acc,
                            "ident": flit(IDENTITY[node.op]), "stmts": em.stmts(body),
                            "value": value, "var": em.ref(node), "inputs": uses(body),
-                           "stash": keep, "streams": n,
+                           "stash": keep, "streams": n, "carry": "", "next": None,
                            "updates": [_update(node.op, f"{acc}_{j}", value) for j in range(n)]})
         elif node.kind == "ew" and not node.row:
             phases.append({"kind": "scalar", "stmts": [em.stmt(node)]})
@@ -224,7 +228,7 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
     grain = cdiv_expr(ROW_ELEMENTS_PER_TASK, L)
     lw.emit(render("cpp", "row", comment=comment, R=R, L=L, grain=grain, pointers=pointers,
                    inputs=[dict(i, node=None) for i in inputs], phases=phases, final=final,
-                   row_outputs=row_stores, red_outputs=red_stores).rstrip("\n"))
+                   row_outputs=row_stores, red_outputs=red_stores, ahead=_ahead(phases)).rstrip("\n"))
 
 
 EXPENSIVE = {"xc.exp", "xc.exp2", "xc.expm1", "xc.log", "xc.log1p", "xc.log2", "xc.tanh", "xc.erf",
@@ -237,6 +241,38 @@ def _update(op: str, acc: str, v: str) -> list[str]:
     if op == "sum":
         return [f"{acc} += {v};"]
     return [f"{acc} = {v} {'>' if op == 'max' else '<'} {acc} ? {v} : {acc};", f"{acc}_nan |= {v} != {v};"]
+
+
+_VALUE = re.compile(r"\b([av]\d+)\b")   # the names of a row loop's inputs and values (a0, v3)
+_ROW = re.compile(r"\brow\b")
+
+
+def _next_row(text: str) -> str:
+    """Statements or index expressions of a row loop rewritten for the next row (`nrow`), values renamed."""
+    return _ROW.sub("nrow", _VALUE.sub(r"\1_n", text))
+
+
+def _ahead(phases: list[dict]) -> dict | None:
+    """Run the first reduction of each row inside the previous row's transcendental pass (softmax: the
+    max of row r + 1 in the exp pass of row r), so the first read of a row from memory overlaps that
+    compute instead of running alone; the template then gives each task's first row its own pass.
+    Marks the phases (`carry` on the first, `next` on the host) and returns the template's data, or
+    None when the row has no such pass (norms, a lone sum) or a per-row value precedes the reduction."""
+    if not phases or phases[0]["kind"] != "reduce" or phases[0]["stash"]:
+        return None
+    hosts = [p for p in phases[1:] if p["kind"] == "reduce" and p["streams"] == 1]
+    if not hosts:
+        return None
+    first, host = phases[0], hosts[-1]
+    carry, acc = f"{first['acc']}_ahead", f"{first['acc']}_nx"
+    ins = [dict(i, var=f"{i['var']}_n", base=_ROW.sub("nrow", i["base"]), load_row=_ROW.sub("nrow", i["load_row"]),
+                load_vec=i["load_vec"].replace(f"p_{i['var']}[", f"p_{i['var']}_n["),
+                load_general=_ROW.sub("nrow", i["load_general"])) for i in first["inputs"]]
+    host["next"] = {"acc": acc, "op": first["op"], "ident": first["ident"], "carry": carry, "inputs": ins,
+                    "stmts": [_next_row(s) for s in first["stmts"]],
+                    "updates": _update(first["op"], acc, _next_row(first["value"]))}
+    first["carry"] = carry
+    return {"carry": carry, "first": dict(first, carry=""), "inputs": ins, "host": f"{host['op']} of {host['value']}"}
 
 
 def _last_reduce(g: Graph):
