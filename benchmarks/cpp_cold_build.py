@@ -12,6 +12,9 @@ Each round runs, each in a fresh Python process with torch imported and the mode
     same for the newer side; default: this checkout);
   - torch.compile: `torch.compile(model)` to the first result with an empty TORCHINDUCTOR_CACHE_DIR
     (what benchmarks/cpp_cpu.py reports as torch.compile's cold compile).
+  - xcomp, "prebuilt parts cached": the same with a cache folder that keeps only what does not depend on
+    the program (`probes/`, `cpp-prebuilt/`: the compiler probe and backends/cpp/prebuilt.py's parts,
+    made by one unmeasured run first): a new program on a machine where xcomp has built before.
 Medians over the rounds; the variants alternate within a round, so a busy machine disturbs them alike.
 Writes <name>.json and <name>.md (with the machine, benchmarks/host.py) into --out.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -122,6 +126,7 @@ def median(rows: list[dict], key: str) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+KEPT = "after, prebuilt parts cached"
 PHASES = ("total", "probe", "capture", "passes", "emit", "wait_prebuilt", "compile", "load")
 
 
@@ -174,19 +179,29 @@ def main(argv=None) -> None:
         info["load_average"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
-    tc = toolchain()
+    with tempfile.TemporaryDirectory() as probe_cache:  # probed afresh, as the runs below probe it
+        os.environ["XCOMP_CACHE_DIR"] = probe_cache
+        tc = toolchain()
+        del os.environ["XCOMP_CACHE_DIR"]
     info["compiler"], info["flags"], info["blas"] = tc.version, " ".join(tc.flags), tc.blas.describe()
     runs: dict[str, list[dict]] = {"before": [], "after": []} if args.before else {"after": []}
+    runs[KEPT] = []
     runs["torch.compile"] = []
-    with tempfile.TemporaryDirectory() as site:
+    with tempfile.TemporaryDirectory() as site, tempfile.TemporaryDirectory() as kept:
         with open(os.path.join(site, "sitecustomize.py"), "w") as f:
             f.write(_SITECUSTOMIZE)
+        run(_XCOMP, {**variant_env(args.threads, args.after, site), "XCOMP_CACHE_DIR": kept})  # makes the parts
         for i in range(args.rounds):
             for name in runs:
+                root = {"before": args.before, "after": args.after, KEPT: args.after}.get(name)
+                env = variant_env(args.threads, root, site)
                 with tempfile.TemporaryDirectory() as cache:
-                    root = {"before": args.before, "after": args.after}.get(name)
-                    env = variant_env(args.threads, root, site)
                     env["XCOMP_CACHE_DIR"] = env["TORCHINDUCTOR_CACHE_DIR"] = cache
+                    if name == KEPT:
+                        for entry in os.listdir(kept):   # keep only what no program decides
+                            if entry not in ("probes", "cpp-prebuilt"):
+                                shutil.rmtree(os.path.join(kept, entry), ignore_errors=True)
+                        env["XCOMP_CACHE_DIR"] = kept
                     r = run(_INDUCTOR if name == "torch.compile" else _XCOMP, env)
                 runs[name].append(r)
                 print(f"round {i + 1} {name}: {json.dumps(r)}", flush=True)
