@@ -707,9 +707,10 @@ static inline void xc_sgemm_packed_block(bool ta, bool tb, int64_t i0, int64_t i
         }
         for (int64_t i = b0; i < b1; i += XC_PMR) {
           const int64_t mr = b1 - i < XC_PMR ? b1 - i : XC_PMR;
-          // B packed once: the last row tile prefetches the next panel (the packing of panels here reads
-          // B ahead instead)
-          const float* pf = bpk && p + 1 < p1 && i + XC_PMR >= b1 ? panel + kc * XC_PNR : nullptr;
+          // B packed once: every row tile prefetches the next panel (the packing of panels here reads B
+          // ahead instead). Not only the last tile: with few rows that one is short (32 rows: 2) and the
+          // panel's lines came late; 32 x 4096 x 1024 on an AVX2 EPYC 8.3 -> 7.7 ms, 128 rows unchanged
+          const float* pf = bpk && p + 1 < p1 ? panel + kc * XC_PNR : nullptr;
           xc_pkern_upto<XC_PMR>(mr, kc, pack ? ap + (i - b0) * kc : Ak + i * lda, pack ? 0 : lda, panel,
                                 C + i * ldc + j0, ldc, nr, alpha, bt, pf);
         }
