@@ -200,11 +200,13 @@ def emit_rows(lw: CppLowering, g: Graph, full: tuple, k: int, ins: list[Buf], ou
                 if stash is not None and stash in body and node is _last_reduce(g) else []
             acc, value = f"acc{em.ids[node]}", em.ref(node.args[0])
             n = 1 if any(b.kind == "ew" and b.op in EXPENSIVE for b in body) else ROW_STREAMS
+            nan = not node.attrs.get("nan_reaches_outputs")   # graph.mark_nan_reaching_outputs
             phases.append({"kind": "reduce", "op": node.op, "acc": acc,
                            "ident": flit(IDENTITY[node.op]), "stmts": em.stmts(body),
                            "value": value, "var": em.ref(node), "inputs": uses(body),
-                           "stash": keep, "streams": n, "carry": "", "next": None,
-                           "updates": [_update(node.op, f"{acc}_{j}", value) for j in range(n)]})
+                           "stash": keep, "streams": n, "carry": "", "next": None, "nan": nan,
+                           "updates": [_update(node.op, f"{acc}_{j}" if n > 1 else acc, value, nan)
+                                       for j in range(n)]})
         elif node.kind == "ew" and not node.row:
             phases.append({"kind": "scalar", "stmts": [em.stmt(node)]})
     for o, b in row_outs:
@@ -235,12 +237,13 @@ EXPENSIVE = {"xc.exp", "xc.exp2", "xc.expm1", "xc.log", "xc.log1p", "xc.log2", "
              "xc.sigmoid", "xc.gelu", "xc.silu", "xc.pow", "xc.sin", "xc.cos"}
 
 
-def _update(op: str, acc: str, v: str) -> list[str]:
+def _update(op: str, acc: str, v: str, nan: bool = True) -> list[str]:
     """The statements folding value `v` into accumulator `acc` of a sum / max / min (a max or min
-    also ORs whether `v` is NaN into `acc`_nan)."""
+    also ORs whether `v` is NaN into `acc`_nan, unless `nan` is False)."""
     if op == "sum":
         return [f"{acc} += {v};"]
-    return [f"{acc} = {v} {'>' if op == 'max' else '<'} {acc} ? {v} : {acc};", f"{acc}_nan |= {v} != {v};"]
+    return [f"{acc} = {v} {'>' if op == 'max' else '<'} {acc} ? {v} : {acc};"] + \
+        ([f"{acc}_nan |= {v} != {v};"] if nan else [])
 
 
 _VALUE = re.compile(r"\b([av]\d+)\b")   # the names of a row loop's inputs and values (a0, v3)
@@ -270,7 +273,7 @@ def _ahead(phases: list[dict]) -> dict | None:
                 load_general=_ROW.sub("nrow", i["load_general"])) for i in first["inputs"]]
     host["next"] = {"acc": acc, "op": first["op"], "ident": first["ident"], "carry": carry, "inputs": ins,
                     "stmts": [_next_row(s) for s in first["stmts"]],
-                    "updates": _update(first["op"], acc, _next_row(first["value"]))}
+                    "updates": _update(first["op"], acc, _next_row(first["value"]), first["nan"])}
     first["carry"] = carry
     return {"carry": carry, "first": dict(first, carry=""), "inputs": ins, "host": f"{host['op']} of {host['value']}"}
 

@@ -214,6 +214,7 @@ def build_graph(block: Block, operand_types: list, full: tuple | None = None, k:
         node.shape = tuple(op.results[0].type.shape)
         env[op.results[0]] = node
     mark_nonpositive(g)
+    mark_nan_reaching_outputs(g)
     return g
 
 
@@ -227,3 +228,39 @@ def mark_nonpositive(g: Graph) -> None:
             if (s.kind == "ew" and s.op == "xc.sub" and s.args[1].kind == "reduce" and s.args[1].op == "max"
                     and s.args[1].args[0] is s.args[0]):
                 n.attrs["nonpositive"] = True
+
+
+def mark_nan_reaching_outputs(g: Graph) -> None:
+    """Mark row maxima whose NaN every output gets anyway (`nan_reaches_outputs`): softmax's max m,
+    used only in `x - m` (x the row it reduces) fed only to exps that a row sum adds up, with every
+    output depending on such a sum. A NaN of the row then makes that sum NaN, so a dialect may take
+    the max without tracking NaN (torch's max is NaN there; the outputs are NaN either way)."""
+    users: dict[int, list[Node]] = {}
+    for n in g.nodes:
+        for a in n.args:
+            users.setdefault(id(a), []).append(n)
+    outs = [id(o) for o in g.outputs]
+    for m in g.reductions:
+        if m.op != "max":
+            continue
+        subs = users.get(id(m), [])
+        exps = [e for s in subs for e in users.get(id(s), [])]
+        sums = [r for e in exps for r in users.get(id(e), []) if r.kind == "reduce" and r.op == "sum"]
+        if (subs and all(s.op == "xc.sub" and s.args == [m.args[0], m] for s in subs)
+                and exps and all(e.op == "xc.exp" for e in exps) and sums
+                and all(_depends(o, {id(s) for s in sums}) for o in g.outputs) and outs):
+            m.attrs["nan_reaches_outputs"] = True
+
+
+def _depends(n: Node, on: set[int]) -> bool:
+    """Whether node `n` is one of `on` (ids) or computed from one."""
+    seen: set[int] = set()
+    stack = [n]
+    while stack:
+        x = stack.pop()
+        if id(x) in on:
+            return True
+        if id(x) not in seen:
+            seen.add(id(x))
+            stack.extend(x.args)
+    return False

@@ -52,10 +52,12 @@ def _check_nonpositive(fn):
 
 def test_softmax_uses_the_nonpositive_exp_and_takes_the_next_rows_max_in_its_exp_pass():
     """Also fused._ahead: row r's exp pass takes the max of row r + 1 (rows of NaN, -inf, +inf next
-    to ordinary ones; tasks of several rows)."""
+    to ordinary ones; tasks of several rows), and that max does not track NaN (a NaN in the row
+    reaches every output through the sum: graph.mark_nan_reaching_outputs)."""
     fn = lambda x: torch.softmax(x * 0.5, -1)  # noqa: E731
     src = _source(fn, [_edge_rows()])
     assert "const int64_t nrow = row + 1 < r1 ? row + 1 : row;" in src and "_ahead = " in src
+    assert "_nan |=" not in src
     _check_nonpositive(fn)
 
 
