@@ -827,10 +827,11 @@ static inline const float* xc_mkl_weight_packed(void** slot, bool tb, const floa
 #endif
 
 // C = op(A) @ op(B) (no alpha, beta 0) where B is a weight with a slot in the model (ops.h's
-// xc_matmul_f32): B packed once, at the first product of XC_PACKED_MIN_M..XC_PREPACK_MAX_M rows, by
-// MKL's packed-GEMM API when MKL is the BLAS, by xcomp's own GEMM without a BLAS or with OpenBLAS (no
-// packed API; its sgemm packs B on every call: 32 x 4096 x 1024 single-threaded on an AVX2 EPYC 12.3 ms
-// against 8.4 with B packed once, and no slower from 128 rows). False (nothing done) when the product is
+// xc_matmul_f32): B packed once, at its first product, by MKL's packed-GEMM API when MKL is the BLAS
+// (products of XC_PACKED_MIN_M..XC_PREPACK_MAX_M rows), by xcomp's own GEMM without a BLAS or with
+// OpenBLAS (products of XC_PACKED_MIN_M rows or more; OpenBLAS has no packed API and its sgemm packs B on
+// every call: 32 x 4096 x 1024 single-threaded on an AVX2 EPYC 12.3 ms against 8.4 with B packed once;
+// 128 and 1024 rows the same or up to 6% faster). False (nothing done) when the product is
 // left to xc_sgemm: Accelerate, or MKL with too few rows to split over the threads (xc_sgemm then splits
 // the columns).
 #if defined(XC_PREBUILT_GEMM) && !defined(XC_PREBUILT_GEMM_OBJECT)
@@ -849,9 +850,10 @@ __attribute__((visibility("hidden"))) void xc_sgemm(bool transA, bool transB, in
 constexpr int64_t XC_PREPACK_MAX_M = 512;
 XC_GEMM_API bool xc_sgemm_weight(void** slot, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
                                    int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
-  if (!slot || M < XC_PACKED_MIN_M || M > XC_PREPACK_MAX_M || N <= 0 || K <= 0) return false;
+  if (!slot || M < XC_PACKED_MIN_M || N <= 0 || K <= 0) return false;
 #if defined(XC_BLAS_MKL)
   if (xc_mkl()) {
+    if (M > XC_PREPACK_MAX_M) return false;
     static int threads = (xc_blas_set_threads(xc_blas_own_threads() ? xc_num_threads() : 1), 1);
     (void)threads;
     const int64_t nt = xc_in_parallel() || xc_blas_own_threads() ? 1 : xc_num_threads(), big = 0x7fffffff;

@@ -62,7 +62,7 @@ def test_build_names_the_detected_blas(monkeypatch):
 @pytest.mark.parametrize("m,k,n", [(1, 70, 33), (3, 64, 40), (4, 3, 5), (13, 300, 70), (130, 64, 100),
                                    (600, 96, 33)])
 def test_forced_fallback_gemm_matches_eager(monkeypatch, m, k, n):
-    """XCOMP_BLAS=none: xcomp's own GEMM (weights packed once from 4 to 512 rows, the blocked fallback
+    """XCOMP_BLAS=none: xcomp's own GEMM (weights packed once from 4 rows, the blocked fallback
     below 4 rows)."""
     monkeypatch.setenv("XCOMP_BLAS", "none")
     fn = _mlp(k, n)
@@ -76,7 +76,7 @@ def test_forced_fallback_gemm_matches_eager(monkeypatch, m, k, n):
 def test_packed_weights_reused_across_row_counts(monkeypatch, blas):
     """One library for every batch size: the weight packed at the first call (8 rows) serves the
     later calls of other row counts (and the row blocks the pool splits them into); with OpenBLAS
-    the weights' products of 4 to 512 rows run xcomp's packed GEMM, the others OpenBLAS."""
+    the weights' products of 4 rows or more run xcomp's packed GEMM, fewer OpenBLAS."""
     if blas == "mkl" and not tc._mkl_library():
         pytest.skip("the mkl wheel is not installed (x86-64 Linux only)")
     if blas == "openblas" and importlib.util.find_spec("scipy_openblas32") is None:
