@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -246,6 +247,7 @@ class Compiled:
         self._admitted: dict[Any, Any] = {}   # call signature -> key of the symbolic entry that runs it
         self._structures: dict[Any, list] = {}  # signature without sizes -> keys of its entries
         self._last_key = None
+        self._fast_plan = None  # (entry, [(shape, torch dtype)]): the last call's, see _fast_call
         if example_inputs is not None:
             self._entry(list(example_inputs))
         if check_inputs is not None:
@@ -341,7 +343,41 @@ class Compiled:
         self.stats.specializations += 1
         return self.target.build(program)
 
+    def _fast_call(self, args):
+        """The call of the last entry for CPU torch tensors of exactly its static shapes and dtypes
+        (a model called again and again): no signature, conversions or structure walk beyond what
+        that entry was seen to need. None when the arguments are anything else."""
+        entry, specs = self._fast_plan
+        if len(args) != len(specs):
+            return None
+        torch = sys.modules["torch"]
+        native = []
+        for a, (shape, dtype) in zip(args, specs):
+            if type(a) is not torch.Tensor or a.dtype != dtype or a.shape != shape or a.device.type != "cpu":
+                return None
+            native.append(a.detach().numpy())
+        self.stats.calls += 1
+        return self._structure(entry.captured, [torch.from_numpy(o) for o in entry.runner(native)], "torch")
+
+    def _plan_fast(self, entry, args, tensors, native, raw, outs) -> None:
+        """Remember `entry` for _fast_call when this call was its plain case: every argument a CPU torch
+        tensor handed over as it is, every result a numpy array returned as its torch view."""
+        self._fast_plan = None
+        torch = sys.modules.get("torch")
+        if (torch is None or entry.spec is not None or (self.check and not entry.checked)
+                or self.target.array_kind != "numpy" or len(tensors) != len(args)
+                or any(type(t) is not torch.Tensor or t.device.type != "cpu" or t.dtype == torch.bfloat16
+                       or n.dtype != t.numpy(force=True).dtype for t, n in zip(args, native))
+                or any(not isinstance(r, np.ndarray) or type(o) is not torch.Tensor
+                       or o.dtype != torch.from_numpy(r).dtype for r, o in zip(raw, outs))):
+            return
+        self._fast_plan = (entry, [(t.shape, t.dtype) for t in args])
+
     def __call__(self, *args):
+        if self._fast_plan is not None:
+            got = self._fast_call(args)
+            if got is not None:
+                return got
         args = list(args)
         self.stats.calls += 1
         entry = self._entry(args)
@@ -352,13 +388,14 @@ class Compiled:
         out_kind = out_kind or "numpy"
         prog = entry.optimized
         native = [convert(t, self.target.array_kind, a.type) for t, a in zip(tensors, prog.main.args)]
-        outs = entry.runner(native)
+        raw = entry.runner(native)
         result_types = prog.main.result_types
         outs = [o if isinstance(o, list) and not isinstance(t, TensorType)  # run-time lists: the frontend's rebuild
-                else convert(o, out_kind, t if isinstance(t, TensorType) else None) for o, t in zip(outs, result_types)]
+                else convert(o, out_kind, t if isinstance(t, TensorType) else None) for o, t in zip(raw, result_types)]
         if self.check and not entry.checked:
             self._check(entry, tensors, outs)
             entry.checked = True
+        self._plan_fast(entry, args, tensors, native, raw, outs)
         return self._structure(entry.captured, outs, out_kind)
 
     def _check(self, entry: _Entry, tensors, outs):

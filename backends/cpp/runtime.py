@@ -208,6 +208,10 @@ class CppRunner:
 
 
 def _address(a: np.ndarray) -> int:
+    # ctypes reads a writable buffer's address about 3x faster than numpy builds __array_interface__
+    # (a per-call cost of every input and output)
+    if a.flags.writeable and a.nbytes:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
     return a.__array_interface__["data"][0]
 
 

@@ -393,101 +393,141 @@ static void xc_conv_direct_f32(float* y, const float* x, const float* w, const f
   });
 }
 
-// direct 1-d/2-d convolution, register-blocked: each task computes one output row of up to
-// XC_CONV_OCB output channels, in tiles of 8 or 16 contiguous output pixels held in vector
-// accumulators (weights broadcast). The input is read from `xp`, a zero-padded copy made here
-// (rows Hp x Wp per channel, wide enough for the last tile) or, when xp is null, from x itself
-// (unpadded, and every tile's reads fit in the image). Hp, Wp, V (8 or 16) come from the rule.
+// direct 1-d/2-d convolution, register-blocked: each task computes up to XC_CONV_OCB output channels
+// of one output row (two rows when V = 8), in tiles of V contiguous output pixels held in vector
+// accumulators (8 or 16 lanes; one weight broadcast per channel and tap). The weights are read
+// packed ([c][kh][kw][channel] per block of channels, xc_conv_pack): packed once into the model's
+// slot `*pack` when they are a weight, else per call into `wscratch`. The input is read from `xp`, a
+// zero-padded copy made here (rows Hp x Wp per channel, wide enough for the last tile) or, when xp is
+// null, from x itself (unpadded, and every tile's reads fit in the image). V (8 or 16) and S (the
+// stride of the last dim when 1 or 2; 0: read at run time) come from the rule. `epi(c0, c1)` runs on
+// each range of y a task has just finished (the rule's fused epilogue, while the tile is in cache).
 typedef float xc_f8 __attribute__((vector_size(32), aligned(4), __may_alias__));
 typedef float xc_f16v __attribute__((vector_size(64), aligned(4), __may_alias__));
 #ifdef __AVX512F__
 #define XC_CONV_OCB 8
 typedef xc_f16v xc_conv_vec16;
 #else
-#define XC_CONV_OCB 4
+#define XC_CONV_OCB 6
 typedef xc_f8 xc_conv_vec16;
 #endif
+struct xc_conv_noepi { void operator()(int64_t, int64_t) const {} };
 
-template <int OCB, typename VEC, int W, int S>
-static inline void xc_conv2d_tile(float* yq, int64_t O, const float* xs, int64_t cs, int64_t rs,
-                                  const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW,
-                                  int64_t dl1, int64_t dl2, int64_t st2, const float* bias, int64_t nvalid) {
-  // W pixels as NV vectors of L lanes (one 16-lane vector with AVX-512, two 8-lane ones with AVX2)
-  constexpr int L = (int)(sizeof(VEC) / sizeof(float)), NV = W / L;
-  VEC acc[OCB][NV];
+// w (Cout, cpg, K) -> per block of up to XC_CONV_OCB output channels of a group (m of them, from
+// channel co): [t = c * K + tap][m] at offset co * cpg * K (the same size as w)
+static void xc_conv_pack(float* wp, const float* w, int64_t G, int64_t opg, int64_t cpg, int64_t K) {
+  for (int64_t gr = 0; gr < G; ++gr)
+    for (int64_t b = 0; b < opg; b += XC_CONV_OCB) {
+      const int64_t co = gr * opg + b, m = std::min<int64_t>(XC_CONV_OCB, opg - b);
+      float* d = wp + co * cpg * K;
+      for (int64_t t = 0; t < cpg * K; ++t)
+        for (int64_t j = 0; j < m; ++j) d[t * m + j] = w[(co + j) * cpg * K + t];
+    }
+}
+
+template <int OCB, typename VEC, int NV, int R, int S>
+static inline void xc_conv2d_tile(float* yq, int64_t O, int64_t ors, const float* xs, int64_t cs, int64_t rs,
+                                  int64_t rstep, const float* wp, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
+                                  int64_t dl2, int64_t st2, const float* bias, int64_t nvalid, int rows) {
+  // R output rows (rstep apart in the input) x NV vectors of L lanes, for OCB channels
+  constexpr int L = (int)(sizeof(VEC) / sizeof(float)), W = NV * L;
+  VEC acc[OCB][R][NV];
 #pragma GCC unroll 8
-  for (int j = 0; j < OCB; ++j)
+  for (int j = 0; j < OCB; ++j) {
+    const float b = bias ? bias[j] : 0.0f;
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[j][v] = VEC{} + (bias ? bias[j] : 0.0f);
+      for (int v = 0; v < NV; ++v) acc[j][r][v] = VEC{} + b;
+  }
   for (int64_t c = 0; c < cpg; ++c)
     for (int64_t k1 = 0; k1 < KH; ++k1) {
       const float* xr = xs + c * cs + k1 * dl1 * rs;
-      const float* wr = w + (c * KH + k1) * KW;
-      for (int64_t k2 = 0; k2 < KW; ++k2) {
+      for (int64_t k2 = 0; k2 < KW; ++k2, wp += OCB) {
         const float* xk = xr + k2 * dl2;
-        VEC xv[NV];
+        VEC xv[R][NV];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-          if (S == 1) std::memcpy(&xv[v], xk + v * L, sizeof(VEC));  // unaligned load
-          else {
-            const int64_t s = S ? S : st2;
-            for (int e = 0; e < L; ++e) xv[v][e] = xk[(v * L + e) * s];
+          for (int v = 0; v < NV; ++v) {
+            if (S == 1) std::memcpy(&xv[r][v], xk + r * rstep + v * L, sizeof(VEC));  // unaligned load
+            else {
+              const int64_t s = S ? S : st2;
+              for (int e = 0; e < L; ++e) xv[r][v][e] = xk[r * rstep + (v * L + e) * s];
+            }
           }
-        }
 #pragma GCC unroll 8
         for (int j = 0; j < OCB; ++j) {
-          const float wv = wr[j * wco + k2];
+          const float wv = wp[j];
+#pragma GCC unroll 2
+          for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) acc[j][v] += wv * xv[v];
+            for (int v = 0; v < NV; ++v) acc[j][r][v] += wv * xv[r][v];
         }
       }
     }
-  for (int j = 0; j < OCB; ++j) {
-    float* q = yq + j * O;
-    if (nvalid == W) std::memcpy(q, &acc[j][0], sizeof(VEC) * NV);
-    else {
-      float tmp[W];
-      std::memcpy(tmp, &acc[j][0], sizeof(VEC) * NV);
-      for (int64_t e = 0; e < nvalid; ++e) q[e] = tmp[e];
+  // stores straight from the registers (a memcpy of the whole tile would spill it to the stack first)
+#pragma GCC unroll 8
+  for (int j = 0; j < OCB; ++j)
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      if (r >= rows) break;
+      float* q = yq + j * O + r * ors;
+      if (nvalid == W) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) { const VEC a = acc[j][r][v]; std::memcpy(q + v * L, &a, sizeof(VEC)); }
+      } else {
+        for (int64_t e = 0; e < nvalid; ++e) q[e] = acc[j][r][e / L][e % L];
+      }
     }
-  }
 }
 
-template <int OCB, typename VEC, int W>
-static void xc_conv2d_tiles(float* yrow, int64_t O, int64_t out2, const float* xs, int64_t cs, int64_t rs,
-                            const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
-                            int64_t dl2, int64_t st2, const float* bias) {
+template <typename VEC, int NV, int R, int S>
+static void xc_conv2d_rows(int m, float* yrow, int64_t O, int64_t out2, const float* xs, int64_t cs, int64_t rs,
+                           int64_t rstep, const float* wp, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
+                           int64_t dl2, int64_t st2, const float* bias, int rows) {
+  // m (1..XC_CONV_OCB) output channels of `rows` output rows, tile by tile
+  constexpr int W = NV * (int)(sizeof(VEC) / sizeof(float));
   for (int64_t o2 = 0; o2 < out2; o2 += W) {
-    const int64_t nvalid = std::min<int64_t>(W, out2 - o2);
+    const int64_t nv = std::min<int64_t>(W, out2 - o2);
+    float* yt = yrow + o2;
     const float* xt = xs + o2 * st2;
-    if (st2 == 1) xc_conv2d_tile<OCB, VEC, W, 1>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
-    else if (st2 == 2) xc_conv2d_tile<OCB, VEC, W, 2>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
-    else xc_conv2d_tile<OCB, VEC, W, 0>(yrow + o2, O, xt, cs, rs, w, wco, cpg, KH, KW, dl1, dl2, st2, bias, nvalid);
+#define XC_CONV_M(M) case M: xc_conv2d_tile<M, VEC, NV, R, S>(yt, O, out2, xt, cs, rs, rstep, wp, cpg, KH, KW, dl1, dl2, st2, bias, nv, rows); break;
+    switch (m) {
+      XC_CONV_M(1) XC_CONV_M(2) XC_CONV_M(3) XC_CONV_M(4) XC_CONV_M(5) XC_CONV_M(6)
+#if XC_CONV_OCB > 6
+      XC_CONV_M(7) XC_CONV_M(8)
+#endif
+    }
+#undef XC_CONV_M
   }
 }
 
-template <typename VEC, int W>
-static void xc_conv2d_rows(float* yrow, int64_t O, int64_t out2, int nch, const float* xs, int64_t cs, int64_t rs,
-                           const float* w, int64_t wco, int64_t cpg, int64_t KH, int64_t KW, int64_t dl1,
-                           int64_t dl2, int64_t st2, const float* bias) {
-  // nch output channels (XC_CONV_OCB, or the group's last few) from one row of tiles
-  int done = 0;
-  while (done < nch) {
-    const int left = nch - done;
-    const int m = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-    const float* bm = bias ? bias + done : nullptr;
-    float* ym = yrow + done * O;
-    const float* wm = w + done * wco;
-    if (m == 8) xc_conv2d_tiles<8, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
-    else if (m == 4) xc_conv2d_tiles<4, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
-    else if (m == 2) xc_conv2d_tiles<2, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
-    else xc_conv2d_tiles<1, VEC, W>(ym, O, out2, xs, cs, rs, wm, wco, cpg, KH, KW, dl1, dl2, st2, bm);
-    done += m;
+// one row of a zero-padded copy: d[0, s0) = 0, d[s0, s1) = src[0, s1 - s0) (0 when src is null),
+// d[s1, Wp) = 0, in 8-float moves (short rows: library calls would cost more than the copy)
+static inline void xc_conv_padrow(float* d, const float* src, int64_t s0, int64_t s1, int64_t Wp) {
+  if (Wp < 8 || (src && s1 - s0 < 8)) {
+    for (int64_t s = 0; s < Wp; ++s) d[s] = src && s >= s0 && s < s1 ? src[s - s0] : 0.0f;
+    return;
+  }
+  if (!src) {
+    const xc_f8 z = {};
+    for (int64_t s = 0; s < Wp; s += 8) std::memcpy(d + std::min(s, Wp - 8), &z, sizeof(z));
+    return;
+  }
+  for (int64_t s = 0; s < s0; ++s) d[s] = 0.0f;
+  for (int64_t s = s1; s < Wp; ++s) d[s] = 0.0f;
+  for (int64_t s = s0; s < s1; s += 8) {
+    const int64_t j = std::min(s, s1 - 8);
+    xc_f8 v;
+    std::memcpy(&v, src + (j - s0), sizeof(v));
+    std::memcpy(d + j, &v, sizeof(v));
   }
 }
 
+template <int V, int S, typename EPI = xc_conv_noepi>
 static void xc_conv2d_direct_f32(float* y, const float* x, const float* w, const float* bias, const xc_conv_geom& g,
-                                 float* xp, int64_t Hp, int64_t Wp, int V) {
+                                 float* xp, int64_t Hp, int64_t Wp, void** pack, float* wscratch, EPI&& epi = EPI()) {
   const bool two = g.nsp == 2;
   const int64_t in1 = two ? g.in[0] : 1, in2 = g.in[g.nsp - 1];
   const int64_t out1 = two ? g.out[0] : 1, out2 = g.out[g.nsp - 1];
@@ -495,7 +535,15 @@ static void xc_conv2d_direct_f32(float* y, const float* x, const float* w, const
   const int64_t st1 = two ? g.stride[0] : 1, st2 = g.stride[g.nsp - 1];
   const int64_t pd1 = two ? g.pad[0] : 0, pd2 = g.pad[g.nsp - 1];
   const int64_t dl1 = two ? g.dil[0] : 1, dl2 = g.dil[g.nsp - 1];
-  const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G, O = out1 * out2;
+  const int64_t cpg = g.Cin / g.G, opg = g.Cout / g.G, O = out1 * out2, K = KH * KW;
+  const float* wp = wscratch;
+  if (pack && *pack) wp = (const float*)*pack;
+  else {
+    float* p = pack ? (float*)xc_aligned_alloc(sizeof(float) * g.Cout * cpg * K) : wscratch;
+    xc_conv_pack(p, w, g.G, opg, cpg, K);
+    if (pack) *pack = p;
+    wp = p;
+  }
   const float* src = x;
   int64_t rs = in2, cs = in1 * in2;
   if (xp) {  // zero-padded copy: padded row r, column s hold x[r - pd1][s - pd2] (0 outside)
@@ -503,29 +551,40 @@ static void xc_conv2d_direct_f32(float* y, const float* x, const float* w, const
     xc_parallel_for(g.N * g.Cin, std::max<int64_t>(1, 8192 / (Hp * Wp)), [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p)
         for (int64_t r = 0; r < Hp; ++r) {
-          float* d = xp + (p * Hp + r) * Wp;
           const int64_t i = r - pd1;
-          if (i < 0 || i >= in1) { std::memset(d, 0, sizeof(float) * Wp); continue; }
-          std::memset(d, 0, sizeof(float) * s0);
-          std::memcpy(d + s0, x + (p * in1 + i) * in2 + (s0 - pd2), sizeof(float) * (s1 - s0));
-          std::memset(d + s1, 0, sizeof(float) * (Wp - s1));
+          xc_conv_padrow(xp + (p * Hp + r) * Wp, i < 0 || i >= in1 ? nullptr : x + (p * in1 + i) * in2 + (s0 - pd2),
+                         s0, s1, Wp);
         }
     });
     src = xp; rs = Wp; cs = Hp * Wp;
   }
-  const int64_t cob = (opg + XC_CONV_OCB - 1) / XC_CONV_OCB, tasks = g.N * g.G * cob * out1;
-  const int64_t work = XC_CONV_OCB * out2 * cpg * KH * KW;
+  constexpr int R = V == 8 ? 2 : 1;   // 8-pixel rows: two of them per tile
+  const int64_t rb = (out1 + R - 1) / R, cob = (opg + XC_CONV_OCB - 1) / XC_CONV_OCB;
+  const int64_t tasks = g.N * g.G * cob * rb, work = XC_CONV_OCB * R * out2 * cpg * K;
   xc_parallel_for(tasks, std::max<int64_t>(1, 32768 / std::max<int64_t>(work, 1)), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o1 = t % out1, b = (t / out1) % cob, gr = (t / out1 / cob) % g.G, n = t / out1 / cob / g.G;
-      const int64_t co = gr * opg + b * XC_CONV_OCB;
-      const int nch = (int)std::min<int64_t>(XC_CONV_OCB, opg - b * XC_CONV_OCB);
+    // task t = ((n * G + gr) * cob + b) * rb + row block: divided once per chunk, then counted (a
+    // 64-bit division per index per task cost as much as a small tile)
+    int64_t ob = t0 % rb, b = (t0 / rb) % cob, gr = (t0 / rb / cob) % g.G, n = t0 / rb / cob / g.G;
+    for (int64_t t = t0; t < t1; ++t, ++ob) {
+      if (ob == rb) {
+        ob = 0;
+        if (++b == cob) { b = 0; if (++gr == g.G) { gr = 0; ++n; } }
+      }
+      const int64_t o1 = ob * R, co = gr * opg + b * XC_CONV_OCB;
+      const int m = (int)std::min<int64_t>(XC_CONV_OCB, opg - b * XC_CONV_OCB);
+      const int rows = (int)std::min<int64_t>(R, out1 - o1);
       const float* xs = src + (n * g.Cin + gr * cpg) * cs + o1 * st1 * rs;
-      float* yrow = y + (n * g.Cout + co) * O + o1 * out2;
-      const float* wc = w + co * cpg * KH * KW;
+      const int64_t y0 = (n * g.Cout + co) * O + o1 * out2;
+      const float* wc = wp + co * cpg * K;
       const float* bc = bias ? bias + co : nullptr;
-      if (V == 8) xc_conv2d_rows<xc_f8, 8>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
-      else xc_conv2d_rows<xc_conv_vec16, 16>(yrow, O, out2, nch, xs, cs, rs, wc, cpg * KH * KW, cpg, KH, KW, dl1, dl2, st2, bc);
+      if constexpr (V == 8) {
+        if (rows == R) xc_conv2d_rows<xc_f8, 1, R, S>(m, y + y0, O, out2, xs, cs, rs, st1 * rs, wc, cpg, KH, KW, dl1, dl2, st2, bc, rows);
+        else xc_conv2d_rows<xc_f8, 1, 1, S>(m, y + y0, O, out2, xs, cs, rs, st1 * rs, wc, cpg, KH, KW, dl1, dl2, st2, bc, rows);
+      } else {
+        xc_conv2d_rows<xc_conv_vec16, 16 / (int)(sizeof(xc_conv_vec16) / sizeof(float)), 1, S>(
+            m, y + y0, O, out2, xs, cs, rs, st1 * rs, wc, cpg, KH, KW, dl1, dl2, st2, bc, rows);
+      }
+      for (int j = 0; j < m; ++j) epi(y0 + j * O, y0 + j * O + rows * out2);
     }
   });
 }
@@ -616,6 +675,21 @@ static bool xc_pool_row_inner(float* yrow, const float* xp, const xc_pool_geom& 
     for (int64_t t0 = w0.ta; t0 < w0.tb; ++t0)
       for (int64_t t1 = w1.ta; t1 < w1.tb; ++t1) {
         const float* xr = xp + ((w0.lo + t0 * w0.step) * h.in[1] + w1.lo + t1 * w1.step) * h.in[2] + c0 * st - h.pad[2];
+        if (st == 2 && k2 == 2 && step2 == 1) {  // 2-wide stride-2 windows: both taps in one pass (no gathers)
+          if (mode == 0) {
+#pragma omp simd
+            for (int64_t i = 0; i < len; ++i) {
+              const float u = xr[2 * i], v = xr[2 * i + 1];
+              float a = acc[i];
+              a = (u > a || u != u) ? u : a;
+              acc[i] = (v > a || v != v) ? v : a;
+            }
+          } else {
+#pragma omp simd
+            for (int64_t i = 0; i < len; ++i) acc[i] += xr[2 * i] + xr[2 * i + 1];
+          }
+          continue;
+        }
         for (int64_t t2 = 0; t2 < k2; ++t2) {
           const float* xk = xr + t2 * step2;
           if (mode == 0 && st == 1) {
@@ -642,8 +716,78 @@ static bool xc_pool_row_inner(float* yrow, const float* xp, const xc_pool_geom& 
   return true;
 }
 
+// global pooling (one output per plane, its window the whole plane): one contiguous pass per plane
+template <typename T>
+static void xc_pool_global(T* y, const T* x, int64_t P, int64_t I, int mode, int64_t divisor) {
+  xc_parallel_for(P, std::max<int64_t>(1, 16384 / std::max<int64_t>(I, 1)), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const T* s = x + p * I;
+      if constexpr (std::is_same<T, float>::value) {
+        float r = mode == 0 ? -INFINITY : 0.0f;
+        int nan = 0;
+        if (mode == 0) {
+#pragma omp simd reduction(max : r) reduction(| : nan)
+          for (int64_t i = 0; i < I; ++i) { const float v = s[i]; r = v > r ? v : r; nan |= v != v; }
+        } else {
+#pragma omp simd reduction(+ : r)
+          for (int64_t i = 0; i < I; ++i) r += s[i];
+        }
+        y[p] = nan ? XC_NAN : mode == 0 ? r : r / (float)(divisor ? divisor : I);
+      } else {
+        double r = mode == 0 ? -INFINITY : 0.0;
+        bool nan = false;
+        for (int64_t i = 0; i < I; ++i) {
+          const double v = xc_val(s[i]);
+          if (mode == 0) { r = v > r ? v : r; nan = nan || v != v; } else r += v;
+        }
+        y[p] = xc_from<T>(nan ? (double)XC_NAN : mode == 0 ? r : r / (double)(divisor ? divisor : I));
+      }
+    }
+  });
+}
+
 template <typename T>
 static void xc_pool(T* y, int64_t* yidx, const T* x, const xc_pool_geom& g, int mode) {
+  {
+    bool global = !yidx;
+    int64_t I = 1;
+    for (int d = 0; d < g.nsp; ++d) {
+      global = global && g.out[d] == 1 && (g.adaptive || (g.k[d] == g.in[d] && g.pad[d] == 0 && g.dil[d] == 1));
+      I *= g.in[d];
+    }
+    if (global) { xc_pool_global(y, x, g.P, I, mode, g.adaptive ? 0 : g.divisor); return; }
+  }
+  if constexpr (std::is_same<T, float>::value) {  // 2x2 stride-2 windows, all inside the input
+    const int a = g.nsp - 2;
+    if (!yidx && !g.adaptive && g.nsp >= 2 && (g.nsp == 2 || (g.out[0] == g.in[0] && g.k[0] == 1 && g.pad[0] == 0)) &&
+        g.k[a] == 2 && g.k[a + 1] == 2 && g.stride[a] == 2 && g.stride[a + 1] == 2 && g.pad[a] == 0 &&
+        g.pad[a + 1] == 0 && g.dil[a] == 1 && g.dil[a + 1] == 1 && 2 * g.out[a] <= g.in[a] &&
+        2 * g.out[a + 1] <= g.in[a + 1] && !(mode != 0 && g.divisor)) {
+      const int64_t in1 = g.in[a], in2 = g.in[a + 1], out1 = g.out[a], out2 = g.out[a + 1];
+      const int64_t rows = g.P * (g.nsp == 3 ? g.in[0] : 1) * out1;
+      xc_parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(4 * out2, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* u = x + ((r / out1) * in1 + 2 * (r % out1)) * in2;
+          const float* v = u + in2;
+          float* q = y + r * out2;
+          if (mode == 0) {
+#pragma omp simd
+            for (int64_t i = 0; i < out2; ++i) {
+              float m = u[2 * i];
+              const float b = u[2 * i + 1], c = v[2 * i], d = v[2 * i + 1];
+              m = (b > m || b != b) && m == m ? b : m;
+              m = (c > m || c != c) && m == m ? c : m;
+              q[i] = (d > m || d != d) && m == m ? d : m;
+            }
+          } else {
+#pragma omp simd
+            for (int64_t i = 0; i < out2; ++i) q[i] = ((u[2 * i] + u[2 * i + 1]) + (v[2 * i] + v[2 * i + 1])) * 0.25f;
+          }
+        }
+      });
+      return;
+    }
+  }
   // dims right-aligned to 3 (leading dims of size 1, one-tap windows); windows computed per dim
   // once per output row and per output column, taps walked with pointer steps
   xc_pool_geom h = g;
