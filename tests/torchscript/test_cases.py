@@ -156,6 +156,21 @@ def test_loop_compiled_once_not_unrolled():
     assert got == f(rnd(1, 8, seed=1), W8, 99, 50) and len(got) == 50
 
 
+def test_empty_typed_list_verifies_and_round_trips():
+    """`tokens: List[int] = []` is an `xc.list` with no operands whose element type only its
+    declaration carries: the program verifies, prints, parses back to the same text and runs."""
+    from xcomp.ir.parser import parse
+    from xcomp.ir.printer import print_program
+    from xcomp.ir.verifier import verify
+    f = script(greedy_decode)
+    program = xcomp.capture(f, (rnd(1, 8), W8, 99, 6))
+    verify(program)
+    text = print_program(program)
+    again = parse(text)
+    verify(again)
+    assert print_program(again) == text and "!xc.list<tensor<i64>>" in text
+
+
 def test_script_warning_noted_in_explain():
     compiled = xcomp.compile(script(warns), target="reference")
     compiled(rnd(2, 2))

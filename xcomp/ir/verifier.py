@@ -9,7 +9,7 @@ import numpy as np
 
 from xcomp.errors import VerifyError
 from xcomp.ir.core import Block, Operation, Program
-from xcomp.ir.types import DType, ScalarType, TensorType
+from xcomp.ir.types import DType, ListType, NoneType, ScalarType, TensorType, Type
 from xcomp.ops.registry import Trait
 
 
@@ -63,6 +63,15 @@ REGION_RULES: dict[str, Callable[[Operation], Optional[str]]] = {
 }
 
 
+def _declares(inferred: Type, actual: Type) -> bool:
+    """Whether a result declared `actual` agrees with the `inferred` type: equal, or a list whose
+    element type nothing inferred (`!xc.list<none>`: an empty list literal) declared by the builder."""
+    if inferred == actual:
+        return True
+    return (isinstance(inferred, ListType) and isinstance(inferred.element, NoneType)
+            and isinstance(actual, ListType))
+
+
 def check_op(op: Operation, weight_types: Optional[dict] = None) -> Optional[str]:
     """Problems with one op on its own (not dominance), as a message, or None."""
     d = op.opdef
@@ -94,7 +103,7 @@ def check_op(op: Operation, weight_types: Optional[dict] = None) -> Optional[str
     except (TypeError, ValueError, IndexError, KeyError) as e:
         return f"{d.name}: {e}"
     actual = [v.type for v in op.results]
-    if inferred != actual:
+    if len(inferred) != len(actual) or not all(map(_declares, inferred, actual)):
         return f"{d.name}: result types {[str(t) for t in actual]} differ from inferred {[str(t) for t in inferred]}"
     return None
 
