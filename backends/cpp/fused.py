@@ -408,7 +408,12 @@ def _conv_epilogue(lw, op, anchor, anchor_args, g, args, used, block) -> list[Bu
         fused.append(name)
 
     same = all(tuple(b.shape) == tuple(shape_of(anchor.results[0].type)) for b in outs)
-    (result,) = conv(lw, anchor, anchor_args, epilogue=per_tile if same else None)
+    # one float32 output that is not the convolution's own result: the kernel writes it and the
+    # epilogue updates each block in place (one buffer instead of two, half the memory traffic)
+    inplace = (same and len(outs) == 1 and outs[0].dtype is DType.F32 and anchor_args[0].dtype is DType.F32
+               and not any(o.kind == "input" and o.value == 0 for o in g.outputs))
+    (result,) = conv(lw, anchor, anchor_args, epilogue=per_tile if same else None,
+                     out=outs[0] if inplace else None)
     if not fused:
         emit_elementwise(lw, g, tuple(outs[0].shape), [result] + ins, outs, f"epilogue of {anchor.name}")
     return outs

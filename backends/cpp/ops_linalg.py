@@ -121,13 +121,14 @@ def _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, k, out_sp, stride, lo, d
 
 
 @rule("conv")
-def conv(lw, op, args, epilogue=None):
+def conv(lw, op, args, epilogue=None, out=None):
     """The rule of xc.conv. `epilogue(y, call)`, when given, is called instead of emitting the direct
     kernel's call text `call` (unclosed) when that kernel runs on float32 `y`: a fused elementwise
-    epilogue then runs on each block of output rows as the kernel finishes it (fused.py)."""
+    epilogue then runs on each block of output rows as the kernel finishes it (fused.py). `out`: the
+    buffer to write instead of the op's own (the epilogue's output, which it then updates in place)."""
     x, w = args[0], args[1]
     bias = args[2] if len(args) > 2 else None
-    y = lw.out(op)
+    y = out if out is not None else lw.out(op)
     nsp = len(w.shape) - 2
     batched = len(x.shape) == nsp + 2
     stride, lo, hi, dil, outpad = conv_geometry(op.attrs, nsp)
