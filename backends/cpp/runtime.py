@@ -134,6 +134,8 @@ class CppRunner:
         self._in_specs = [(dt, tuple(shape), storage_dtype(dt)) for dt, shape in unit.inputs]
         self._out_specs = [(dt, tuple(shape), storage_dtype(dt)) for dt, shape in unit.outputs]
         self._lists = frozenset(unit.list_outputs)
+        self._plain = (not unit.sizes and not self._lists
+                       and all(dt is not DType.BF16 for dt, _, _ in self._in_specs + self._out_specs))
         self._lock = threading.Lock()
         self._bound: dict = {}     # input shapes -> (sizes array, output shapes) of a symbolic unit
 
@@ -156,7 +158,27 @@ class CppRunner:
             got = self._bound[shapes] = (sizes, outs)
         return got
 
+    def _call_plain(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """A static unit without list or bfloat16 values called with arrays as they are stored (C-order,
+        storage dtype, the compiled shapes): the call without per-value conversions. None otherwise."""
+        for i, (x, (_, shape, sdt)) in enumerate(zip(inputs, self._in_specs)):
+            if type(x) is not np.ndarray or x.dtype != sdt or x.shape != shape or not x.flags.c_contiguous:
+                return None
+            self._in_ptrs[i] = _address(x)
+        outs = [np.empty(shape, sdt) for _, shape, sdt in self._out_specs]
+        for i, o in enumerate(outs):
+            self._out_ptrs[i] = _address(o)
+        with self._lock:
+            if self._run(self._handle, self._in_ptrs, self._out_ptrs) != 0:
+                msg = (self._lib.xc_error(self._handle) or b"").decode(errors="replace")
+                raise RunError(f"C++ model {self.unit.name} failed: {msg or 'xc_run returned non-zero'}")
+        return outs
+
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self._plain and len(inputs) == len(self._in_specs):
+            outs = self._call_plain(inputs)
+            if outs is not None:
+                return outs
         if len(inputs) != len(self._in_specs):
             raise TargetError(f"C++ model takes {len(self._in_specs)} inputs, got {len(inputs)}")
         held = []
