@@ -62,36 +62,12 @@ class Attr:
     def check(self, name: str, value: Any) -> Any:
         """Validate and normalize a Python value for this attribute; raises TypeError."""
         k = self.kind
-        ok = {
-            AttrKind.INT: lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
-            AttrKind.FLOAT: lambda v: isinstance(v, (int, float, np.floating)) and not isinstance(v, bool),
-            AttrKind.BOOL: lambda v: isinstance(v, (bool, np.bool_)),
-            AttrKind.STR: lambda v: isinstance(v, str),
-            AttrKind.INTS: lambda v: isinstance(v, (tuple, list)) and all(
-                isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v),
-            AttrKind.FLOATS: lambda v: isinstance(v, (tuple, list)) and all(
-                isinstance(x, (int, float, np.floating)) for x in v),
-            AttrKind.DTYPE: lambda v: isinstance(v, DType),
-            AttrKind.ENUM: lambda v: isinstance(v, self.enum),
-            AttrKind.SYMBOL: lambda v: type(v).__name__ == "SymbolRef",
-            AttrKind.TENSOR: lambda v: isinstance(v, np.ndarray),
-            AttrKind.ANY: lambda v: isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_)),
-            AttrKind.DIMS: lambda v: isinstance(v, (tuple, list)) and all(
-                isinstance(x, (int, np.integer, str)) and not isinstance(x, bool) for x in v),
-            AttrKind.SYM: lambda v: isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_, str)),
-        }[k]
-        if not ok(value):
+        ok = isinstance(value, self.enum) if k is AttrKind.ENUM else _ACCEPTS[k](value)
+        if not ok:
             raise TypeError(f"attribute '{name}' expects {k.value}"
                             f"{' ' + self.enum.__name__ if self.enum else ''}, got {value!r}")
-        normalize = {
-            AttrKind.INT: int, AttrKind.FLOAT: float, AttrKind.BOOL: bool,
-            AttrKind.INTS: lambda v: tuple(int(x) for x in v),
-            AttrKind.FLOATS: lambda v: tuple(float(x) for x in v),
-            AttrKind.ANY: lambda v: v.item() if isinstance(v, np.generic) else v,
-            AttrKind.DIMS: lambda v: tuple(_size(x) for x in v),
-            AttrKind.SYM: lambda v: _size(v) if isinstance(v, str) else v.item() if isinstance(v, np.generic) else v,
-        }.get(k, lambda v: v)
-        return normalize(value)
+        normalize = _NORMALIZE.get(k)
+        return value if normalize is None else normalize(value)
 
 
 def _size(x):
@@ -101,6 +77,35 @@ def _size(x):
         return canon(x) if isinstance(x, str) else int(x)
     except SymbolicError as e:
         raise TypeError(str(e)) from None
+
+
+# attribute kind -> whether a value is acceptable (ENUM: an instance of the attribute's enum class)
+_ACCEPTS: dict[AttrKind, Callable[[Any], bool]] = {
+    AttrKind.INT: lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool),
+    AttrKind.FLOAT: lambda v: isinstance(v, (int, float, np.floating)) and not isinstance(v, bool),
+    AttrKind.BOOL: lambda v: isinstance(v, (bool, np.bool_)),
+    AttrKind.STR: lambda v: isinstance(v, str),
+    AttrKind.INTS: lambda v: isinstance(v, (tuple, list)) and all(
+        isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v),
+    AttrKind.FLOATS: lambda v: isinstance(v, (tuple, list)) and all(
+        isinstance(x, (int, float, np.floating)) for x in v),
+    AttrKind.DTYPE: lambda v: isinstance(v, DType),
+    AttrKind.SYMBOL: lambda v: type(v).__name__ == "SymbolRef",
+    AttrKind.TENSOR: lambda v: isinstance(v, np.ndarray),
+    AttrKind.ANY: lambda v: isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_)),
+    AttrKind.DIMS: lambda v: isinstance(v, (tuple, list)) and all(
+        isinstance(x, (int, np.integer, str)) and not isinstance(x, bool) for x in v),
+    AttrKind.SYM: lambda v: isinstance(v, (int, float, bool, np.integer, np.floating, np.bool_, str)),
+}
+# attribute kind -> the value's normal form (kinds absent keep the value)
+_NORMALIZE: dict[AttrKind, Callable[[Any], Any]] = {
+    AttrKind.INT: int, AttrKind.FLOAT: float, AttrKind.BOOL: bool,
+    AttrKind.INTS: lambda v: tuple(int(x) for x in v),
+    AttrKind.FLOATS: lambda v: tuple(float(x) for x in v),
+    AttrKind.ANY: lambda v: v.item() if isinstance(v, np.generic) else v,
+    AttrKind.DIMS: lambda v: tuple(_size(x) for x in v),
+    AttrKind.SYM: lambda v: _size(v) if isinstance(v, str) else v.item() if isinstance(v, np.generic) else v,
+}
 
 
 def attr(kind: AttrKind, default: Any = None, *, enum: type | None = None) -> Attr:
