@@ -44,18 +44,22 @@ class _NotStored(Exception):
     """The capture cannot be stored (see the module docstring): it is used, nothing is cached."""
 
 
+# the frontends' files a torch.export capture runs (the TorchScript and MLX frontends are not among them)
+_CAPTURE_DIRS = ("", "aten")
+
+
 @functools.lru_cache(maxsize=None)
 def frontend_fingerprint() -> str:
-    """sha256 over the frontends' Python files (path and content), once per process."""
+    """sha256 over the torch.export capture's Python files (the frontends' own files and the ATen
+    table, path and content), once per process."""
     import xcomp.frontends
     root = os.path.dirname(os.path.abspath(xcomp.frontends.__file__))
     parts = []
-    for dirpath, dirnames, names in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
-        for n in sorted(names):
+    for sub in _CAPTURE_DIRS:
+        folder = os.path.join(root, sub)
+        for n in sorted(os.listdir(folder)):
             if n.endswith(".py"):
-                p = os.path.join(dirpath, n)
-                parts.append(f"{os.path.relpath(p, root)}={file_digest(p)}")
+                parts.append(f"{sub}/{n}={file_digest(os.path.join(folder, n))}")
     return content_key(*parts)
 
 
