@@ -69,3 +69,20 @@ def test_generated_program_runs_clean_under_asan_ubsan(tmp_path):
     with torch.no_grad():
         expected = model(x).numpy()
     assert_close(y, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler")
+def test_generated_cnn_runs_clean_under_asan_ubsan(tmp_path):
+    """The zoo CNN sanitized: the direct convolution kernel (packed weights, padded copies, tile
+    stores and the per-tile epilogue), the 2x2 max pool and the global average pool."""
+    torch = pytest.importorskip("torch")
+    emit = pytest.importorskip("xcomp.backends.cpp.emit")
+    import xcomp
+    from xcomp.zoo import cnn
+    model, (x,) = cnn(batch=2, size=20)
+    program, _ = xcomp.optimize(xcomp.capture(model, (x,)), target="cpp")
+    (y,) = sanitized_run(emit.emit_program(program), program.weights, [x.numpy()], tmp_path)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert_close(y, expected)
