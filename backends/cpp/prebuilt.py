@@ -126,9 +126,10 @@ def _make(key: str, prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[s
             _running.pop(cache.entry_dir(key), None)
 
 
-def start(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...] = ()) -> str:
-    """Start making the entry for `prelude` in the background unless it is cached or being made; its
-    folder. The thread is not a daemon: a process that ends first waits for it (no half-made entry)."""
+def start(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...] = (), make: bool = True) -> str:
+    """Start making the entry for `prelude` in the background unless it is cached or being made (or
+    `make` is False: only look it up); its folder. The thread is not a daemon: a process that ends
+    first waits for it (no half-made entry is left)."""
     cache = _cache()
     key = _key(prelude, tc, uses_blas, extra)
     d = cache.entry_dir(key)   # (entries are remembered by folder: XCOMP_CACHE_DIR may change)
@@ -140,7 +141,7 @@ def start(prelude: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...] =
             _ready.add(d)
         return d
     with _lock:
-        if d not in _running and d not in _ready:
+        if make and d not in _running and d not in _ready:
             t = threading.Thread(target=_make, args=(key, prelude, tc, uses_blas, extra), name="xcomp-prebuilt")
             _running[d] = t
             t.start()
@@ -153,11 +154,21 @@ def prepare() -> None:
     overlap capture and the passes instead of following them."""
     root = _cache().dir
     with _lock:
-        if root in _prepared_roots:
+        if root in _prepared_roots or not _pays():
             return
         _prepared_roots.add(root)
         _keyed.clear()
     threading.Thread(target=_prepare, name="xcomp-prebuilt-prepare").start()
+
+
+def _pays() -> bool:
+    """Whether making the parts (2-3.5 s of CPU) pays: once the cache holds a library. The first build
+    into an empty cache (a first use, a test's fresh folder) builds whole: on a busy or 2-core machine
+    the parts made beside one capture cost that build more than they save it."""
+    try:
+        return any(not n.startswith(".") and n != "failed" for n in os.listdir(Cache("cpp").dir))
+    except OSError:
+        return False
 
 
 def _prepare() -> None:
@@ -187,8 +198,8 @@ def _prepare() -> None:
 
 def for_unit(source: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...] = ()) -> str | None:
     """The entry folder to build a unit's `source` with, or None: the unit has no prelude, the
-    compiler is not GCC, or the entry is not made yet (then it is started in the background, and this
-    build goes on without it; one being made in this process is waited for)."""
+    compiler is not GCC, or the entry is not made yet (then it is started in the background where it
+    pays, and this build goes on without it; one being made in this process is waited for)."""
     prelude = prelude_of(source)
     if prelude is None or not usable(tc):
         return None
@@ -199,7 +210,7 @@ def for_unit(source: str, tc: Toolchain, uses_blas: bool, extra: tuple[str, ...]
     if t is not None:      # started earlier (by `prepare` while the program was captured): worth the wait
         t.join()
     else:
-        start(prelude, tc, uses_blas, extra)
+        start(prelude, tc, uses_blas, extra, make=_pays())
     with _lock:
         ready = d in _ready
     return d if ready and os.path.isfile(os.path.join(d, OPS_OBJECT)) else None
