@@ -272,6 +272,7 @@ def _ahead(phases: list[dict]) -> dict | None:
                 load_vec=i["load_vec"].replace(f"p_{i['var']}[", f"p_{i['var']}_n["),
                 load_general=_ROW.sub("nrow", i["load_general"])) for i in first["inputs"]]
     host["next"] = {"acc": acc, "op": first["op"], "ident": first["ident"], "carry": carry, "inputs": ins,
+                    "nan": first["nan"],
                     "stmts": [_next_row(s) for s in first["stmts"]],
                     "updates": _update(first["op"], acc, _next_row(first["value"]), first["nan"])}
     first["carry"] = carry
