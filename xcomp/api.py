@@ -353,9 +353,9 @@ class Compiled:
         torch = sys.modules["torch"]
         native = []
         for a, (shape, dtype) in zip(args, specs):
-            if type(a) is not torch.Tensor or a.dtype != dtype or a.shape != shape or a.device.type != "cpu":
+            if type(a) is not torch.Tensor or a.dtype != dtype or a.shape != shape or not a.is_cpu:
                 return None
-            native.append(a.detach().numpy())
+            native.append(a.detach().numpy() if a.requires_grad else a.numpy())
         self.stats.calls += 1
         return self._structure(entry.captured, [torch.from_numpy(o) for o in entry.runner(native)], "torch")
 
