@@ -366,6 +366,12 @@ def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
     anchor_args = [args[block.args.index(v)] for v in anchor.operands]
     if anchor.name == "xc.conv":
         return _conv_epilogue(lw, op, anchor, anchor_args, g, args, used, block)
+    scale = _scalar_scale(anchor, sub)
+    if scale is not None:
+        from xcomp.backends.cpp.ops_linalg import scaled_matmul
+        done = scaled_matmul(lw, anchor, anchor_args, scale, op)
+        if done is not None:
+            return done
     rows = _row_blocks(anchor, anchor_args, g, op)
     M = shape_of(anchor.results[0].type)[0] if rows else 0
     if rows and isinstance(M, int):
@@ -383,6 +389,20 @@ def _epilogue(lw: CppLowering, op: Operation, args: list[Buf]) -> list[Buf]:
         lw.emit("}")
         return outs
     return _gemm_then_epilogue(lw, op, anchor, anchor_args, g, args, used, block)
+
+
+def _scalar_scale(anchor: Operation, sub: Block):
+    """The constant c when a matmul's whole epilogue is `result * c` (c a scalar), else None."""
+    ops = [o for o in sub.ops if not o.opdef.is_terminator]
+    if anchor.name != "xc.matmul" or len(sub.args) != 1 or len(ops) != 2 or [o.name for o in ops] != [
+            "xc.constant", "xc.mul"]:
+        return None
+    const, mul = ops
+    value = const.attrs.get("value")
+    if (sub.terminator.operands != [mul.results[0]] or set(mul.operands) != {sub.args[0], const.results[0]}
+            or shape_of(const.results[0].type) != () or not isinstance(value, (int, float))):
+        return None
+    return float(value)
 
 
 def _gemm_then_epilogue(lw, op, anchor, anchor_args, g, args, used, block, outs=None) -> list[Buf]:

@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from xcomp.backends.cpp.sizes import PREFIX, NeedsStaticSizes, Sz, cpp, dims, names_of, prod
+from xcomp.backends.cpp.views import absorbed_views, written_views
 from xcomp.backends.kernels.exprs import CPP_DIALECT
 from xcomp.backends.lowering import Lowering, call_func
 from xcomp.errors import LoweringError
@@ -44,11 +45,13 @@ ALIGN = 64
 
 @dataclass
 class Buf:
-    """A tensor in C++: pointer expression `ptr` to C-contiguous storage of `shape`."""
+    """A tensor in C++: pointer expression `ptr` to C-contiguous storage of `shape`, or, with `view`,
+    a strided view of storage that starts at `ptr` (views.py: per dim its (size, stride) parts)."""
 
     ptr: str
     dtype: DType
     shape: tuple
+    view: tuple | None = None
 
     @property
     def numel(self):
@@ -148,7 +151,11 @@ class CppLowering(Lowering):
         self.weight_order: list[str] = []
         self.uses_blas = False
         self.packs = 0                        # weights the GEMM packs at their first product (xc_model::packs)
-        self.plan = plan_memory(program)
+        self.views = absorbed_views(program)  # view ops lowered to strided Bufs (views.py)
+        self.into = written_views(program)    # matmul -> the transpose whose buffer it writes
+        self.written: dict = {}               # such a transpose -> its buffer, once written
+        self.plan = plan_memory(program, views=self.views,
+                                into={m.results[0]: t.results[0] for m, t in self.into.items()})
         self.sizes = names_of(a.type.shape for a in program.main.args if isinstance(a.type, TensorType))
         self.dynamic: list = []               # bytes (Sz) of each slot at a run-time offset xo<k>
         self.offsets: list = []               # byte offset of each planned buffer (int or "xo<k>")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from xcomp.backends.cpp.lower import Buf, rule
+from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.sizes import Sz, broadcast_shapes, prod
+from xcomp.backends.cpp.ops_shape import strides
+from xcomp.backends.cpp.views import gemm_layout, rows_collapse, simple_strides, written_strides
 from xcomp.ir.types import DType
 from xcomp.ops.linalg import conv_geometry
 
@@ -55,10 +57,20 @@ def _offsets(lw, batch_shape, out_batch, mat: int) -> str:
     return name
 
 
-@rule("matmul")
-def _matmul(lw, op, args):
+def scaled_matmul(lw, op, args, alpha: float, group):
+    """`alpha * matmul` as one GEMM writing the result of `group` (a matmul epilogue that only
+    scales: attention's 1 / sqrt(d)), or None when the product is not a float32 one of static matrices."""
     a, b = args
-    y = lw.out(op)
+    if (op.results[0].type.dtype is not DType.F32 or any(x.dtype is not DType.F32 or len(x.shape) < 2 or
+                                                         not all(isinstance(d, int) for d in x.shape) for x in args)):
+        return None
+    return _matmul(lw, op, args, alpha, lw.out(group))
+
+
+@rule("matmul")
+def _matmul(lw, op, args, alpha: float = 1.0, out=None):
+    a, b = args
+    y = out if out is not None else None if op in lw.into else lw.out(op)
     ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
     ash, bsh = list(a.shape), list(b.shape)
     if len(ash) == 1:
@@ -69,11 +81,18 @@ def _matmul(lw, op, args):
     N = bsh[-2] if tb else bsh[-1]
     out_batch = broadcast_shapes(tuple(ash[:-2]), tuple(bsh[:-2]))
     nb = prod(out_batch)
+    if y is None:      # written into the buffer of the transpose that reads it (views.written_views)
+        t = lw.into[op]
+        lw.written[t] = z = lw.out(t)
+        _matmul_view(lw, a, b, z, ta, tb, M, N, K, out_batch, alpha, written_strides(t))
+        return [Buf(z.ptr, z.dtype, shape_of(op.results[0].type), ())]     # (read only by `t`)
     if y.numel == 0:
         return [y]
     if K == 0:
         lw.emit(f"xc_fill<{y.sty}>({y.ptr}, {y.numel}, xc_from<{y.sty}>(0.0));")
         return [y]
+    if a.view is not None or b.view is not None or alpha != 1.0:
+        return _matmul_view(lw, a, b, y, ta, tb, M, N, K, out_batch, alpha)
     if ((not isinstance(nb, int) or nb > 1) and not ta and all(d == 1 for d in bsh[:-2])
             and tuple(ash[:-2]) == tuple(out_batch)):   # (a run-time batch count may be 1: one GEMM all the same)
         # one operand (B) shared by every batch of a contiguous A: a single GEMM of nb * M rows
@@ -94,6 +113,61 @@ def _matmul(lw, op, args):
     else:
         lw.emit(f"xc_matmul_any<{y.sty}>({y.ptr}, {a.ptr}, {b.ptr}, {nb}, {oa}, {ob}, {M}, {N}, {K}, {flags});")
     return [y]
+
+
+def _matmul_view(lw, a: Buf, b: Buf, y: Buf, ta: bool, tb: bool, M, N, K, out_batch, alpha: float = 1.0,
+                 ys: tuple | None = None):
+    """A float32 matmul of static shapes whose operands may be strided views (views.py) and whose
+    result may be written with strides `ys` (into a transpose's buffer, views.written_views): each
+    matrix read in place with its leading dimension (a transposed view flips the operand's transpose
+    flag), one offset per batch. An A over many batches whose B is one matrix: one GEMM of all rows
+    when they are one run in A and in the result, else one GEMM per batch along the longest row dim."""
+    sa, fa, lda = _layout(a)
+    sb, fb, ldb = _layout(b)
+    ys = ys or tuple(strides(y.shape))
+    ldc = ys[-2] if M > 1 else N
+    nb = prod(out_batch)
+    if len(a.shape) > 2 and len(b.shape) == 2 and not ta and not fa:
+        rows = tuple(a.shape[:-1])
+        ra, rc = rows_collapse(rows + (K,), sa), rows_collapse(rows + (N,), ys)
+        if ra is not None and rc is not None:
+            lda, ldc, M, nb, out_batch, sa, ys = ra, rc, prod(rows), 1, (), (), ()
+        else:     # rows along the longest dim, the others as batches
+            r = max(range(len(rows)), key=lambda d: rows[d])
+            lda, ldc, M = sa[r], ys[r], rows[r]
+            keep = [d for d in range(len(rows)) if d != r]
+            out_batch = tuple(rows[d] for d in keep)
+            sa, ys, nb = tuple(sa[d] for d in keep) + (0, 0), tuple(ys[d] for d in keep) + (0, 0), prod(out_batch)
+            a = Buf(a.ptr, a.dtype, out_batch + (M, K))
+    oa = _view_offsets(lw, a.shape[:-2], sa[:-2], out_batch)
+    ob = _view_offsets(lw, b.shape[:-2], sb[:-2], out_batch)
+    oc = _view_offsets(lw, out_batch, ys[:-2], out_batch)
+    pack = "nullptr"
+    if b.view is None and len(b.shape) == 2 and b.ptr in {w.ptr for w in lw.weights.values()}:
+        pack = f"&m->packs[{lw.packs}]"
+        lw.packs += 1
+    lw.uses_blas = True
+    flag = lambda t: "true" if t else "false"
+    lw.emit(f"xc_matmul_view_f32({y.ptr}, {a.ptr}, {b.ptr}, {nb}, {oa}, {ob}, {oc}, {M}, {N}, {K}, "
+            f"{flag(ta != fa)}, {flag(tb != fb)}, {lda}, {ldb}, {ldc}, {float(alpha)!r}f, {pack});")
+    return [y]
+
+
+def _layout(x: Buf):
+    """(strides, stored transposed, leading dimension) of a matmul operand."""
+    st = simple_strides(x.view) if x.view is not None else tuple(strides(x.shape))
+    flip, ld = gemm_layout(tuple(x.shape), st)
+    return st, flip, ld
+
+
+def _view_offsets(lw, batch_shape, batch_strides, out_batch) -> str:
+    """A static table of each batch's element offset (dims of size 1 broadcast)."""
+    lead = len(out_batch) - len(batch_shape)
+    st = [0] * lead + [s if n != 1 else 0 for n, s in zip(batch_shape, batch_strides)]
+    offs = [sum(c * s for c, s in zip(idx, st)) for idx in np.ndindex(*out_batch)] if out_batch else [0]
+    name = lw.fresh("off")
+    lw.statics.append(f"static const int64_t {name}[{len(offs)}] = {{{', '.join(map(str, offs))}}};")
+    return name
 
 
 def _direct_2d(lw, fy, fx, fw, fbias, geom, nsp, in_sp, k, out_sp, stride, lo, dil, planes) -> str:

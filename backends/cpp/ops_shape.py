@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.sizes import dim, max1, prod
+from xcomp.backends.cpp.views import apply_view, contiguous
 from xcomp.ops.shape import PadMode, pad_widths
 
 # xc_dim kinds (templates/cpp/ops.h)
@@ -32,8 +33,17 @@ def remap(lw, op, x: Buf, dims: list[tuple], fill=0) -> list[Buf]:
     return [y]
 
 
+def as_view(op, x: Buf) -> Buf:
+    """`op`'s result as a strided view of `x` (an op of `CppLowering.views`): no code."""
+    off, view = apply_view(op, x.view if x.view is not None else contiguous(x.shape))
+    t = op.results[0].type
+    return Buf(x.ptr if off == 0 else f"({x.ptr} + {off})", t.dtype, shape_of(t), view)
+
+
 @rule("reshape")
 def _reshape(lw, op, args):
+    if op in lw.views:
+        return [as_view(op, args[0])]
     t = op.results[0].type
     return [Buf(args[0].ptr, t.dtype, shape_of(t))]
 
@@ -41,6 +51,10 @@ def _reshape(lw, op, args):
 @rule("transpose")
 def _transpose(lw, op, args):
     x = args[0]
+    if op in lw.written:        # its operand's producer wrote it (views.written_views)
+        return [lw.written[op]]
+    if op in lw.views:
+        return [as_view(op, x)]
     st = strides(x.shape)
     return remap(lw, op, x, [(x.shape[p], st[p], AFFINE, 1, 0, x.shape[p]) for p in op.attrs["perm"]])
 
@@ -48,6 +62,8 @@ def _transpose(lw, op, args):
 @rule("slice")
 def _slice(lw, op, args):
     x = args[0]
+    if op in lw.views:
+        return [as_view(op, x)]
     st = strides(x.shape)
     ax = op.attrs["axis"] % len(x.shape)
     out = shape_of(op.results[0].type)

@@ -261,6 +261,24 @@ static void xc_matmul_f32(float* C, const float* A, const float* B, int64_t nb, 
   });
 }
 
+// C + offc[b] = alpha * op(A + offa[b]) @ op(B + offb[b]) for b < nb, A, B and C with leading dimensions
+// lda, ldb and ldc (strided views: attention's heads read in place from the packed projection and
+// written into the merged heads' layout)
+static void xc_matmul_view_f32(float* C, const float* A, const float* B, int64_t nb, const int64_t* offa,
+                               const int64_t* offb, const int64_t* offc, int64_t M, int64_t N, int64_t K, bool ta,
+                               bool tb, int64_t lda, int64_t ldb, int64_t ldc, float alpha, void** pack) {
+  if (pack && alpha == 1.0f && nb > 0 && xc_sgemm_weight(pack, ta, tb, M, N, K, A + offa[0], lda, B, ldb, C + offc[0], ldc)) {
+    for (int64_t b = 1; b < nb; ++b)
+      xc_sgemm_weight(pack, ta, tb, M, N, K, A + offa[b], lda, B, ldb, C + offc[b], ldc);
+    return;
+  }
+  const bool per_batch = nb >= 2 * xc_num_threads() || (nb >= xc_num_threads() && M * N * K <= ((int64_t)1 << 22));
+  xc_parallel_for(per_batch ? nb : 1, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = per_batch ? b0 : 0; b < (per_batch ? b1 : nb); ++b)
+      xc_sgemm(ta, tb, M, N, K, alpha, A + offa[b], lda, B + offb[b], ldb, 0.0f, C + offc[b], ldc);
+  });
+}
+
 template <typename T>
 static void xc_matmul_any(T* C, const T* A, const T* B, int64_t nb, const int64_t* offa, const int64_t* offb,
                           int64_t M, int64_t N, int64_t K, bool ta, bool tb) {

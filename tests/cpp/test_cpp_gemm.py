@@ -31,9 +31,11 @@ def _check(fn, inputs):
 
 
 def _matmuls(src: str) -> list[tuple[int, int, int, int]]:
-    """(batches, M, N, K) of each xc_matmul_f32(C, A, B, nb, offa, offb, M, N, K, ta, tb) call."""
-    calls = [c.split(", ") for c in re.findall(r"xc_matmul_f32\((.*?)\);", src)]
-    return [(int(c[3]), int(c[6]), int(c[7]), int(c[8])) for c in calls]
+    """(batches, M, N, K) of each xc_matmul_f32(C, A, B, nb, offa, offb, M, N, K, ta, tb) call and
+    each xc_matmul_view_f32(C, A, B, nb, offa, offb, offc, M, N, K, ...) call."""
+    calls = [(c.split(", "), 6) for c in re.findall(r"xc_matmul_f32\((.*?)\);", src)]
+    calls += [(c.split(", "), 7) for c in re.findall(r"xc_matmul_view_f32\((.*?)\);", src)]
+    return [(int(c[3]), int(c[i]), int(c[i + 1]), int(c[i + 2])) for c, i in calls]
 
 
 def test_batches_sharing_b_are_one_gemm():

@@ -83,8 +83,12 @@ def _holds(buffer: int | str, need: int | str) -> bool:
     return isinstance(ratio, int) and ratio >= 1
 
 
-def plan_memory(program: Program, func: str = "main") -> MemoryPlan:
-    """Liveness and buffer reuse for the intermediates of `func` (see the module docstring)."""
+def plan_memory(program: Program, func: str = "main", views=frozenset(), into=None) -> MemoryPlan:
+    """Liveness and buffer reuse for the intermediates of `func` (see the module docstring). `views`:
+    ops a backend lowers to views of their operand (as it does VIEW ops); `into`: {value: the value
+    of its only reader that its producer writes instead} (that value then lives from the producer on)."""
+    into = into or {}
+    written = set(into.values())
     body = program.funcs[func].body
     plan = MemoryPlan()
     root: dict[Value, Value] = {}     # view result -> the intermediate it aliases
@@ -100,13 +104,16 @@ def plan_memory(program: Program, func: str = "main") -> MemoryPlan:
         if op.opdef.is_structural:
             pinned.update(op.results)
             continue
-        if op.opdef.has(Trait.VIEW) and op.operands:
+        if (op.opdef.has(Trait.VIEW) or op in views) and op.operands:
             for r in op.results:
                 root[r] = root.get(op.operands[0], op.operands[0])
                 plan.alias_of[r] = root[r]
             continue
         for r in op.results:
-            if isinstance(r.type, TensorType):
+            if r in into:
+                start[into[r]], root[r] = step, into[r]
+                end.setdefault(into[r], step)
+            elif isinstance(r.type, TensorType) and r not in written:
                 start[r] = step
                 end.setdefault(r, step)
     free: list[int] = []               # buffer indices whose occupant died
