@@ -357,7 +357,9 @@ class Compiled:
                 return None
             native.append(a.detach().numpy() if a.requires_grad else a.numpy())
         self.stats.calls += 1
-        return self._structure(entry.captured, [torch.from_numpy(o) for o in entry.runner(native)], "torch")
+        outs = entry.runner(native)   # (torch.from_numpy refuses negative strides: such a result is copied)
+        return self._structure(entry.captured, [torch.from_numpy(o if min(o.strides, default=0) >= 0 else o.copy())
+                                                for o in outs], "torch")
 
     def _plan_fast(self, entry, args, tensors, native, raw, outs) -> None:
         """Remember `entry` for _fast_call when this call was its plain case: every argument a CPU torch
@@ -368,7 +370,7 @@ class Compiled:
                 or self.target.array_kind != "numpy" or len(tensors) != len(args)
                 or any(type(t) is not torch.Tensor or t.device.type != "cpu" or t.dtype == torch.bfloat16
                        or n.dtype != t.numpy(force=True).dtype for t, n in zip(args, native))
-                or any(not isinstance(r, np.ndarray) or type(o) is not torch.Tensor
+                or any(not isinstance(r, np.ndarray) or type(o) is not torch.Tensor or min(r.strides, default=0) < 0
                        or o.dtype != torch.from_numpy(r).dtype for r, o in zip(raw, outs))):
             return
         self._fast_plan = (entry, [(t.shape, t.dtype) for t in args])
