@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.sizes import dim, max1, prod
-from xcomp.backends.cpp.views import apply_view, contiguous
+from xcomp.backends.cpp.views import apply_view, contiguous, is_contiguous
 from xcomp.ops.shape import PadMode, pad_widths
 
 # xc_dim kinds (templates/cpp/ops.h)
@@ -37,7 +37,8 @@ def as_view(op, x: Buf) -> Buf:
     """`op`'s result as a strided view of `x` (an op of `CppLowering.views`): no code."""
     off, view = apply_view(op, x.view if x.view is not None else contiguous(x.shape))
     t = op.results[0].type
-    return Buf(x.ptr if off == 0 else f"({x.ptr} + {off})", t.dtype, shape_of(t), view)
+    ptr = x.ptr if off == 0 else f"({x.ptr} + {off})"
+    return Buf(ptr, t.dtype, shape_of(t), None if is_contiguous(t.shape, view) else view)
 
 
 @rule("reshape")

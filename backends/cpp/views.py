@@ -6,7 +6,8 @@ is a strided view of that buffer whenever every matrix of the operand has one un
 then reads it with a leading dimension, a transpose flag and one offset per batch (ops_linalg), and
 the chain emits nothing. `absorbed_views(program)` picks the view ops of `@main` whose results reach
 only such operands (directly, through other absorbed views, or as the anchor operands of a matmul
-epilogue group); each of them lowers to a `Buf` with `strides` (ops_shape).
+epilogue group), and those whose result is contiguous anyway (a transpose of dims of size 1); each
+of them lowers to a `Buf` with `view` (ops_shape), or a plain `Buf` at an offset when contiguous.
 """
 from __future__ import annotations
 
@@ -124,9 +125,16 @@ def absorbed_views(program: Program) -> set:
     accepted: set = set()
     for op in reversed(body.ops):
         v = op.results[0] if op.results else None
-        if v in layout and uses.get(v) and all(_takes_view(top, inner, v, layout, accepted) for top, inner in uses[v]):
+        if v in layout and (is_contiguous(v.type.shape, layout[v]) or uses.get(v) and all(
+                _takes_view(top, inner, v, layout, accepted) for top, inner in uses[v])):
             accepted.add(op)
     return accepted
+
+
+def is_contiguous(shape, view: tuple) -> bool:
+    """Whether a view is C-contiguous storage of `shape` (from its offset on): a transpose that only
+    moves dims of size 1, a slice of the leading dim; then any reader may take it as it is."""
+    return simple_strides(view) == simple_strides(contiguous(tuple(shape)))
 
 
 def written_views(program: Program) -> dict:

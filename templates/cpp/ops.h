@@ -273,10 +273,15 @@ static void xc_matmul_view_f32(float* C, const float* A, const float* B, int64_t
     return;
   }
   const bool per_batch = nb >= 2 * xc_num_threads() || (nb >= xc_num_threads() && M * N * K <= ((int64_t)1 << 22));
-  xc_parallel_for(per_batch ? nb : 1, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = per_batch ? b0 : 0; b < (per_batch ? b1 : nb); ++b)
-      xc_sgemm(ta, tb, M, N, K, alpha, A + offa[b], lda, B + offb[b], ldb, 0.0f, C + offc[b], ldc);
-  });
+  if (per_batch) {  // whole products per pool chunk
+    xc_parallel_for(nb, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        xc_sgemm_small(ta, tb, M, N, K, alpha, A + offa[b], lda, B + offb[b], ldb, C + offc[b], ldc);
+    });
+    return;
+  }
+  for (int64_t b = 0; b < nb; ++b)
+    xc_sgemm(ta, tb, M, N, K, alpha, A + offa[b], lda, B + offb[b], ldb, 0.0f, C + offc[b], ldc);
 }
 
 template <typename T>
