@@ -42,6 +42,8 @@ def apply_view(op: Operation, view: tuple):
     dims which are not one run keeps them as parts (attention's batch x heads), and a later reshape
     that splits them again gives back single strides."""
     out = tuple(op.results[0].type.shape)
+    if 0 in out or any(n == 0 for d in view for n, _ in d):
+        return None                      # (empty: nothing to read)
     if op.name == "xc.transpose":
         return 0, tuple(view[p] for p in op.attrs["perm"])
     if op.name == "xc.slice":
