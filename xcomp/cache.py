@@ -13,7 +13,8 @@ recently used first when the namespace grows past `max_bytes`.
 
 Namespaces in use (`NAMESPACES`; `xcomp cache info|clear [--namespace N]`): `captures` (torch.export
 captures, `xcomp.frontends.capture_cache`), `programs` (optimized programs, `xcomp.program_cache`), `cpp` and `cpp-index` (C++ libraries and the program -> library
-index, `backends/cpp/build.py`), `coreml` (exported `.mlpackage`s) and `tuning` (the metal/cuda
+index, `backends/cpp/build.py`), `cpp-prebuilt` (the units' shared parts per toolchain,
+`backends/cpp/prebuilt.py`), `coreml` (exported `.mlpackage`s) and `tuning` (the metal/cuda
 tuner's kernel choices, `xcomp.tuning_cache`). Files may sit in subfolders of an entry (a Core ML
 package is a folder): the manifest lists every file by its path inside the entry.
 """
@@ -45,6 +46,7 @@ NAMESPACES = {
     "programs": "optimized programs (IR text, folded weights, pass records)",
     "cpp": "C++ shared libraries",
     "cpp-index": "IR text -> C++ library index",
+    "cpp-prebuilt": "the C++ units' shared parts per toolchain (precompiled prelude, GEMM and ops objects)",
     "coreml": "exported Core ML packages",
     "tuning": "kernel choices of the metal/cuda tuner",
 }

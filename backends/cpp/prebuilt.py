@@ -20,9 +20,10 @@ changes what a library computes, and the library's cache key (its source, runtim
 and flags) covers what it is built from.
 
 Making an entry takes ~2-3.5 s of CPU (the header and the GEMM object side by side, then the
-instantiations with the new header), so it runs in a background thread: `prepare` starts it when
-`xcomp.compile` checks that the cpp target can run, so it overlaps capture and the passes; a build
-waits for it then. A build that finds no entry and none being made starts one and goes on without it
+instantiations with the new header), so it runs in a background thread: `prepare` starts it from
+`CppTarget.prepare`, which `xcomp.compile` calls just before it captures with torch.export (a capture
+cache miss), so it overlaps capture and the passes; a build waits for it then. It starts there only once
+the cache holds a library already (into an empty cache the background work competed with capture). A build that finds no entry and none being made starts one and goes on without it
 (later builds use it). Only GCC (clang's precompiled headers take other options); XCOMP_PREBUILT=0
 turns it off (units then build whole, as the exported project builds them).
 """
