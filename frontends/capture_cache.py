@@ -112,8 +112,8 @@ def _is_live(arr, t) -> bool:
 def _write(d: str, captured: Captured, fn, args: list) -> None:
     from torch.utils import _pytree
 
-    from xcomp.ir.parser import parse
     from xcomp.ir.printer import print_program
+    from xcomp.program_cache import round_trip_error
     program = captured.program
     if captured.rebuild is not None or not all(isinstance(n, str) for n in captured.notes):
         raise _NotStored("the capture restructures its outputs itself")
@@ -125,12 +125,9 @@ def _write(d: str, captured: Captured, fn, args: list) -> None:
             raise _NotStored(f"weight '{name}' is no parameter or buffer of the module")
         weights[name] = {"shape": list(t.shape), "dtype": str(t.dtype)}
     text = print_program(program)
-    try:
-        again = parse(text, program.weights)
-    except Exception as e:  # noqa: BLE001 - any failure to read back: not stored
-        raise _NotStored(f"the captured IR does not parse back ({type(e).__name__}: {e})") from None
-    if print_program(again) != text or sum(1 for _ in _values(again)) != sum(1 for _ in _values(program)):
-        raise _NotStored("the captured IR does not print back to the same text")
+    error = round_trip_error(text, program)
+    if error:
+        raise _NotStored(f"the captured IR {error}")
     try:
         out_spec = None if captured.out_spec is None else _pytree.treespec_dumps(captured.out_spec)
         info = {"weights": weights, "out_spec": out_spec, "source": captured.source,

@@ -2,6 +2,7 @@ import os
 import sys
 import warnings
 
+import pytest
 from hypothesis import settings
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -47,3 +48,11 @@ def pytest_terminal_summary(terminalreporter, config):
             totals[name] = totals.get(name, 0) + int(f.read() or 0)
     for name, count in sorted(totals.items()):
         terminalreporter.write_line(f"{name}: {count}")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A fresh, empty compile cache (XCOMP_CACHE_DIR) for tests that count its entries or damage them."""
+    monkeypatch.setenv("XCOMP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("XCOMP_CACHE", raising=False)
+    return tmp_path / "cache"

@@ -42,13 +42,6 @@ def x(*shape, dtype=torch.float32):
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("XCOMP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("XCOMP_CACHE", raising=False)
-    return tmp_path / "cache"
-
-
-@pytest.fixture
 def exports(monkeypatch):
     """The torch.export captures taken (the frontend's `capture_module` calls)."""
     calls = []

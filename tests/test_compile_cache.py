@@ -47,13 +47,6 @@ X = np.random.default_rng(1).standard_normal((4, 8)).astype(np.float32)
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("XCOMP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("XCOMP_CACHE", raising=False)
-    return tmp_path / "cache"
-
-
-@pytest.fixture
 def pipeline_runs(monkeypatch):
     """How many times a pass pipeline ran (xcomp.api.optimize, which the cache calls on a miss)."""
     import xcomp.api as api

@@ -188,16 +188,25 @@ def _values(program: Program):
         yield from block(program.funcs[name].body)
 
 
-def _write(d: str, captured: Program, optimized: Program, report, text: str) -> None:
+def round_trip_error(text: str, program: Program) -> str | None:
+    """Why `text` (the printed `program`) cannot stand for it in a cache entry, or None: it must parse
+    back, print to the same text and hold as many values (their hints are stored by position)."""
     from xcomp.ir.parser import parse
     from xcomp.ir.printer import print_program
-    from xcomp.serialize import write_safetensors
     try:
-        again = parse(text, optimized.weights)
+        again = parse(text, program.weights)
     except Exception as e:  # noqa: BLE001 - any failure to read back: not stored
-        raise _NotStored(f"the optimized IR does not parse back ({type(e).__name__}: {e})") from None
-    if print_program(again) != text or sum(1 for _ in _values(again)) != sum(1 for _ in _values(optimized)):
-        raise _NotStored("the optimized IR does not print back to the same text")
+        return f"does not parse back ({type(e).__name__}: {e})"
+    if print_program(again) != text or sum(1 for _ in _values(again)) != sum(1 for _ in _values(program)):
+        return "does not print back to the same text"
+    return None
+
+
+def _write(d: str, captured: Program, optimized: Program, report, text: str) -> None:
+    from xcomp.serialize import write_safetensors
+    error = round_trip_error(text, optimized)
+    if error:
+        raise _NotStored(f"the optimized IR {error}")
     derived = {n: w for n, w in optimized.weights.items() if captured.weights.get(n) is not w}
     with open(os.path.join(d, PROGRAM), "w") as f:
         f.write(text)

@@ -406,6 +406,8 @@ def auto_order(cpu: str) -> tuple[str, ...]:
     model = rest.split("|")[0].lower()
     x86 = arch.lower() in ("x86_64", "amd64", "i686", "i386")
     return _AUTO_ORDER_OTHER_X86 if x86 and model.strip() and "intel" not in model else _AUTO_ORDER
+
+
 _HINTS = {"mkl": "pip install mkl (x86-64 Linux)", "openblas": "pip install scipy-openblas32",
           "accelerate": "macOS only"}
 

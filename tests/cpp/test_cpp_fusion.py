@@ -8,23 +8,12 @@ import torch
 import torch.nn.functional as F
 
 import xcomp
+from cpp_source import run_body as _body
 from helpers import assert_close
 from xcomp.backends import get_target
-from xcomp.backends.cpp.emit import emit_program
 
 pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
                                 reason="needs a C++ compiler")
-
-
-def _optimized(fn, inputs):
-    p = xcomp.optimize(xcomp.capture(fn, inputs), "cpp")
-    return p[0] if isinstance(p, tuple) else p
-
-
-def _body(fn, inputs) -> str:
-    """The generated xc_run body."""
-    src = emit_program(_optimized(fn, inputs)).source
-    return src[src.index("int xc_run("):src.index("const char* xc_error")]
 
 
 def _check(fn, inputs):

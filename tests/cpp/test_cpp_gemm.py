@@ -9,18 +9,12 @@ import pytest
 import torch
 
 import xcomp
+from cpp_source import run_body as _body
 from helpers import assert_close
 from xcomp.backends import get_target
-from xcomp.backends.cpp.emit import emit_program
 
 pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
                                 reason="needs a C++ compiler")
-
-
-def _body(fn, inputs) -> str:
-    p = xcomp.optimize(xcomp.capture(fn, inputs), "cpp")
-    src = emit_program(p[0] if isinstance(p, tuple) else p).source
-    return src[src.index("int xc_run("):src.index("const char* xc_error")]
 
 
 def _check(fn, inputs):
