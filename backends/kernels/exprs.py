@@ -241,6 +241,7 @@ CPP: dict[str, Entry] = {**COMMON, "xc.lgamma": _call1("lgamma"), "xc.erfc": _ca
                          "xc.i0": "xc_bessel_i({0}, 0, false)", "xc.i1": "xc_bessel_i({0}, 1, false)",
                          "xc.i0e": "xc_bessel_i({0}, 0, true)", "xc.i1e": "xc_bessel_i({0}, 1, true)",
                          "xc.digamma": "xc_digamma({0})", "xc.rsqrt": "(1.0f / std::sqrt({0}))",
+                         "xc.sigmoid": "xc_vsigmoid({0})",
                          "xc.abs:int": "({0} < 0 ? -{0} : {0})",
                          "xc.bitwise_not:int": "xc_not({0})",
                          "xc.logical_not:int": "(!{0})",

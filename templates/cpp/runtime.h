@@ -96,7 +96,7 @@ static inline uint16_t xc_f32_to_f16(float f) {
 
 // -- vectorizable float math --------------------------------------------------------------------
 // Branch-free, inline, so that GCC/Clang vectorize loops calling them (libm's expf/tanhf/erff are
-// scalar calls). Accuracy (tests/cpp/test_cpp_runtime.py): xc_vexp <= 2 ulp, xc_vtanh <= 3 ulp,
+// scalar calls). Accuracy (tests/cpp/test_cpp_runtime.py): xc_vexp <= 2 ulp, xc_vtanh <= 3 ulp, xc_vsigmoid <= 3 ulp,
 // xc_verf <= 2e-7 absolute (<= 3 ulp below 0.5); NaN, +-inf, overflow to inf and underflow to 0 as libm.
 static inline float xc_vexp(float x) {
   const float c = x < -104.0f ? -104.0f : (x > 89.0f || x != x ? 89.0f : x);  // (fminf is a libm call)
@@ -129,8 +129,14 @@ static inline float xc_vtanh(float x) {
   const float a = fabsf(x), z = x * x;
   const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
                         1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-  const float big = copysignf(1.0f - 2.0f / (xc_vexp(2.0f * a) + 1.0f), x);
+  const float e = xc_vexp_nonpos(-2.0f * a);                 // in (0, 0.29] here: no overflow to guard
+  const float big = copysignf(1.0f - 2.0f * e / (1.0f + e), x);
   return a < 0.625f ? small : big;
+}
+// 1 / (1 + exp(-x)) as e / (1 + e) or 1 / (1 + e) with e = exp(-|x|) <= 1 (xc_vexp_nonpos: no clamps).
+static inline float xc_vsigmoid(float x) {
+  const float e = xc_vexp_nonpos(-fabsf(x));
+  return (x < 0.0f ? e : 1.0f) / (1.0f + e);
 }
 static inline float xc_verf(float x) {
   const float a = fabsf(x), z = x * x;

@@ -170,6 +170,7 @@ extern "C" void xc_destroy(void* m) { xc_aligned_free(m); }
 extern "C" void probe_exp(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_vexp(x[i]); }
 extern "C" void probe_exp_nonpos(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_vexp_nonpos(x[i]); }
 extern "C" void probe_tanh(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_vtanh(x[i]); }
+extern "C" void probe_sigmoid(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_vsigmoid(x[i]); }
 extern "C" void probe_erf(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = xc_verf(x[i]); }
 """
 
