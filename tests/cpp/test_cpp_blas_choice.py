@@ -11,16 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 from xcomp.backends.cpp import toolchain as tc
 from xcomp.backends.cpp.build import build, build_info
 from xcomp.backends.cpp.emit import emit_program
 from xcomp.backends.cpp.runtime import load
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 def _mlp(k: int, n: int) -> torch.nn.Module:

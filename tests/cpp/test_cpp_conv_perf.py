@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 # (input shape, weight shape, conv kwargs)
 CONV = [

@@ -8,16 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
 from xcomp import GuardError, XcompError
-from xcomp.backends import get_target
 from xcomp.backends.cpp.emit import emit_program
 from xcomp.backends.cpp.sizes import NeedsStaticSizes, Sz, cpp, dim, prod
 from xcomp.zoo import encoder_layer, gpt_block
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 FAST = [1, 2, 7, 16, 33, 64]              # the default tier's lengths
 SLOW = [1, 2, 7, 16, 33, 100, 257, 512]   # the 8 lengths, 1 to 512

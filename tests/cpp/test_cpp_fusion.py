@@ -8,12 +8,10 @@ import torch
 import torch.nn.functional as F
 
 import xcomp
-from cpp_source import run_body as _body
+from cpp_source import needs_cpp, run_body as _body
 from helpers import assert_close
-from xcomp.backends import get_target
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 def _check(fn, inputs):

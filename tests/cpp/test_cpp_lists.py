@@ -6,15 +6,13 @@ elements whose size is symbolic (one library for every length)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 from xcomp.interpreter import interpret
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 L = "!xc.list<tensor<3xf32>>"
 

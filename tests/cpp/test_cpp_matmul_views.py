@@ -11,12 +11,10 @@ import pytest
 import torch
 
 import xcomp
-from cpp_source import run_body as _body
+from cpp_source import needs_cpp, run_body as _body
 from helpers import assert_close
-from xcomp.backends import get_target
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 def _check(fn, inputs):

@@ -12,12 +12,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 from ops import test_reduction_linalg_nn as RL  # noqa: E402
 from ops import test_shape_indexing_factory as SIF  # noqa: E402

@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 from xcomp.backends.cpp import build as cpp_build
 from xcomp.backends.cpp import prebuilt
 from xcomp.backends.cpp.emit import emit_program, prelude
 from xcomp.backends.cpp.runtime import load
 from xcomp.backends.cpp.toolchain import toolchain
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 def _attention_scores(x, w):

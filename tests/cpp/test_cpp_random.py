@@ -4,17 +4,15 @@ in the default tier: each one is a compile."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
 from test_random_programs import programs
-from xcomp.backends import get_target
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 @settings(deadline=None, max_examples=12, suppress_health_check=[HealthCheck.too_slow])

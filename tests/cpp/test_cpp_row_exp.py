@@ -8,13 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 from xcomp.backends.cpp.emit import emit_program
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 def _source(fn, inputs) -> str:

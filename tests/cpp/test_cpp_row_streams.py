@@ -3,17 +3,15 @@ many parts of the row (fused.ROW_STREAMS), with a tail for lengths they do not d
 transcendental values keep one. Checked on the source and against torch eager."""
 from __future__ import annotations
 
-import pytest
 import torch
 
+from cpp_source import needs_cpp
 import xcomp
 from helpers import assert_close
-from xcomp.backends import get_target
 from xcomp.backends.cpp.emit import emit_program
 from xcomp.backends.cpp.fused import ROW_STREAMS
 
-pytestmark = pytest.mark.skipif(get_target("cpp").unavailable_reason() is not None,
-                                reason="needs a C++ compiler")
+pytestmark = needs_cpp
 
 
 def test_norm_and_max_reductions_run_as_streams_with_a_tail():
