@@ -424,7 +424,7 @@ def _conv_epilogue(lw, op, anchor, anchor_args, g, args, used, block) -> list[Bu
     def per_tile(result: Buf, call: str) -> None:
         name = lw.fresh("epi")
         emit_elementwise(lw, g, tuple(outs[0].shape), [result] + ins, outs,
-                         f"epilogue of xc.conv, run by the kernel per block of output rows",
+                         "epilogue of xc.conv, run by the kernel per block of output rows",
                          callback=(name, f"{call}, {name});"))
         fused.append(name)
 
@@ -471,7 +471,7 @@ def _blocked_matmul_epilogue(lw, op, anchor, anchor_args, g, args, used, block, 
             f"xc_sgemm({'true' if ta else 'false'}, {'true' if tb else 'false'}, rn, {N}, {K}, 1.0f, "
             f"{a.ptr} + {'rb' if ta else f'rb * {K}'}, {M if ta else K}, {b.ptr}, {K if tb else N}, 0.0f, "
             f"{tile.ptr}, {N});")
-    emit_elementwise(lw, g, (M, N), ins, outs, f"epilogue of xc.matmul on rows [rb, rb + rn)", block=("rb", "rn"))
+    emit_elementwise(lw, g, (M, N), ins, outs, "epilogue of xc.matmul on rows [rb, rb + rn)", block=("rb", "rn"))
     lw.depth -= 1
     lw.emit("}")
     return outs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xcomp.backends.cpp.fused import cindex
 from xcomp.backends.cpp.lower import Buf, rule, shape_of
-from xcomp.backends.cpp.ops_shape import strides
+from xcomp.backends.cpp.views import strides
 from xcomp.backends.cpp.sizes import broadcast_shapes, broadcast_strides, ir_dims, prod
 from xcomp.ir.types import DType, TensorType
 from xcomp.ops.indexing import ScatterReduce, index_result_shape

@@ -12,8 +12,7 @@ import numpy as np
 
 from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.sizes import Sz, broadcast_shapes, prod
-from xcomp.backends.cpp.ops_shape import strides
-from xcomp.backends.cpp.views import gemm_layout, rows_collapse, simple_strides, written_strides
+from xcomp.backends.cpp.views import gemm_layout, rows_collapse, simple_strides, strides, written_strides
 from xcomp.ir.types import DType
 from xcomp.ops.linalg import conv_geometry
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from xcomp.backends.cpp.fused import emit_block
 from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.sizes import ir_dims, prod
-from xcomp.backends.cpp.ops_shape import AFFINE, strides
+from xcomp.backends.cpp.ops_shape import AFFINE
+from xcomp.backends.cpp.views import strides
 from xcomp.errors import LoweringError
 from xcomp.ir.core import Block, Operation
 from xcomp.ir.types import TensorType

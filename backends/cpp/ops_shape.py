@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from xcomp.backends.cpp.lower import Buf, rule, shape_of
 from xcomp.backends.cpp.sizes import dim, max1, prod
-from xcomp.backends.cpp.views import apply_view, contiguous, is_contiguous
+from xcomp.backends.cpp.views import apply_view, contiguous, is_contiguous, strides
 from xcomp.ops.shape import PadMode, pad_widths
 
 # xc_dim kinds (templates/cpp/ops.h)
 AFFINE, WRAP, REFLECT, CLAMP = 0, 1, 2, 3
-
-
-def strides(shape) -> list[int]:
-    out, acc = [0] * len(shape), 1
-    for i in range(len(shape) - 1, -1, -1):
-        out[i] = acc
-        acc *= shape[i]
-    return out
 
 
 def remap(lw, op, x: Buf, dims: list[tuple], fill=0) -> list[Buf]:

@@ -161,16 +161,17 @@ def written_views(program: Program) -> dict:
 def written_strides(t: Operation) -> tuple:
     """Element strides, in the transpose `t`'s result, of each dim of its operand."""
     perm = list(t.attrs["perm"])
-    zs = contiguous_strides(tuple(t.results[0].type.shape))
+    zs = strides(t.results[0].type.shape)
     return tuple(zs[perm.index(k)] for k in range(len(perm)))
 
 
-def contiguous_strides(shape) -> tuple:
+def strides(shape) -> list[int]:
+    """Element strides of a C-contiguous array of `shape`."""
     out, acc = [0] * len(shape), 1
     for i in range(len(shape) - 1, -1, -1):
         out[i] = acc
         acc *= shape[i]
-    return tuple(out)
+    return out
 
 
 def _uses(program: Program) -> dict:
